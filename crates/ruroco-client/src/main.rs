@@ -1,0 +1,3 @@
+//! ruroco-client (not yet implemented).
+
+fn main() {}

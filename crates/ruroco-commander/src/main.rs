@@ -1,0 +1,3 @@
+//! ruroco-commander (not yet implemented).
+
+fn main() {}

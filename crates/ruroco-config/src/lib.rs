@@ -1,0 +1,2 @@
+//! Shared configuration file (not yet implemented).
+#![forbid(unsafe_code)]

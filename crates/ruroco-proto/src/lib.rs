@@ -1,0 +1,28 @@
+//! ruroco protocol version 1, without I/O.
+//!
+//! This crate owns every byte format the server and client agree on: key strings, the
+//! 58-byte plaintext, the 94-byte datagram with AES-256-GCM-SIV seal/open, the BLAKE2b-64
+//! command hash, and the validation decision that turns `(now, source, bytes, state)` into
+//! "forward this commander message" or exactly one rejection reason.
+//!
+//! It must never open a socket, read a file or look at a clock: `now` is always an
+//! argument, so every rule can be tested with fixed inputs and fuzzed.
+#![forbid(unsafe_code)]
+
+mod datagram;
+mod hash;
+mod key;
+mod plaintext;
+mod rate;
+mod validate;
+
+pub use datagram::{open, seal, seal_with_iv, DATAGRAM_LEN, IV_LEN, TAG_LEN};
+pub use hash::command_hash;
+pub use key::{Key, KeyError, KeyId, KEY_ID_LEN, KEY_LEN, KEY_STRING_BYTES};
+pub use plaintext::{Plaintext, PLAINTEXT_LEN, PROTOCOL_VERSION};
+pub use rate::RateLimiter;
+pub use ruroco_ipc::CommanderMessage;
+pub use validate::{decide, Accepted, FloorTable, Keyring, Policy, Reason};
+
+/// Nanoseconds per second, for converting configured seconds into counter units.
+pub const NANOS_PER_SEC: u128 = 1_000_000_000;

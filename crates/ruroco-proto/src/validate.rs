@@ -1,0 +1,225 @@
+//! The validation decision: the server's whole judgement of one datagram, as pure code.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use ruroco_ipc::{normalize_ip, CommanderMessage};
+
+use crate::datagram::{open_parts, split};
+use crate::key::{Key, KeyId};
+use crate::plaintext::PROTOCOL_VERSION;
+use crate::NANOS_PER_SEC;
+
+/// Why a datagram was dropped. Variants are in the order the checks run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// Not exactly 94 bytes.
+    Size,
+    /// The key id is not among the loaded keys.
+    UnknownKey,
+    /// AES-GCM-SIV open failed: wrong key or tampered bytes.
+    Auth,
+    /// Authenticated, but a protocol version other than 1.
+    Version,
+    /// Counter at or below the stored floor for this key.
+    Replay,
+    /// Counter further ahead of the server clock than the allowed skew.
+    Future,
+    /// The datagram names a server address that is not one of ours.
+    DstIp,
+    /// Strict mode, and the claimed source differs from the real one.
+    SrcIp,
+    /// Authenticated and valid, but over the per-source or global rate limit.
+    Rate,
+}
+
+impl Reason {
+    /// Every reason, in check order.
+    pub const ALL: [Reason; 9] = [
+        Reason::Size,
+        Reason::UnknownKey,
+        Reason::Auth,
+        Reason::Version,
+        Reason::Replay,
+        Reason::Future,
+        Reason::DstIp,
+        Reason::SrcIp,
+        Reason::Rate,
+    ];
+
+    /// The reason's name as it appears in logs and counters.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Size => "size",
+            Reason::UnknownKey => "unknown_key",
+            Reason::Auth => "auth",
+            Reason::Version => "version",
+            Reason::Replay => "replay",
+            Reason::Future => "future",
+            Reason::DstIp => "dst_ip",
+            Reason::SrcIp => "src_ip",
+            Reason::Rate => "rate",
+        }
+    }
+
+    /// Whether the datagram proved knowledge of a key before it was dropped. Anything
+    /// unauthenticated may come from a spoofed source.
+    pub fn is_authenticated(self) -> bool {
+        !matches!(self, Reason::Size | Reason::UnknownKey | Reason::Auth)
+    }
+}
+
+/// The loaded keys, looked up by their public id.
+#[derive(Debug, Default)]
+pub struct Keyring {
+    keys: HashMap<KeyId, Key>,
+}
+
+impl Keyring {
+    /// An empty keyring.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a key. If a loaded key has the same id or the same secret, the key is not
+    /// added and the id of the key it clashes with is returned.
+    pub fn insert(&mut self, key: Key) -> Result<(), KeyId> {
+        if self.keys.contains_key(&key.id()) {
+            return Err(key.id());
+        }
+        if let Some(known) = self.keys.values().find(|known| known.same_secret(&key)) {
+            return Err(known.id());
+        }
+        self.keys.insert(key.id(), key);
+        Ok(())
+    }
+
+    /// The key with this id, if loaded.
+    pub fn get(&self, id: &KeyId) -> Option<&Key> {
+        self.keys.get(id)
+    }
+
+    /// Ids of all loaded keys.
+    pub fn ids(&self) -> impl Iterator<Item = KeyId> + '_ {
+        self.keys.keys().copied()
+    }
+
+    /// Number of loaded keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no key is loaded.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// The replay floor of every key: the highest counter accepted (or the start time).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FloorTable {
+    floors: HashMap<KeyId, u128>,
+}
+
+impl FloorTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The floor for `id`, if one is known.
+    pub fn get(&self, id: &KeyId) -> Option<u128> {
+        self.floors.get(id).copied()
+    }
+
+    /// Sets the floor for `id` (callers only ever raise it).
+    pub fn set(&mut self, id: KeyId, floor: u128) {
+        self.floors.insert(id, floor);
+    }
+
+    /// Gives every id without a floor the floor `now`, so that no datagram made before
+    /// the server started is accepted. Existing (higher or lower) floors are kept.
+    pub fn seed(&mut self, ids: impl IntoIterator<Item = KeyId>, now: u128) {
+        for id in ids {
+            self.floors.entry(id).or_insert(now);
+        }
+    }
+
+    /// All floors, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (KeyId, u128)> + '_ {
+        self.floors.iter().map(|(id, floor)| (*id, *floor))
+    }
+}
+
+/// What the server is configured to accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// This server's addresses; a datagram's dst_ip must be one of them.
+    pub ips: Vec<IpAddr>,
+    /// How far ahead of `now` a counter may be, in seconds.
+    pub max_clock_skew_secs: u64,
+}
+
+/// A datagram that passed every check: forward `message`, after persisting `counter` as
+/// the new floor of `key_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    /// The key that sealed the datagram.
+    pub key_id: KeyId,
+    /// The datagram's counter: the floor to store before forwarding.
+    pub counter: u128,
+    /// What the commander should receive.
+    pub message: CommanderMessage,
+}
+
+/// Judges one datagram received from `source` at `now` (nanoseconds since the epoch).
+///
+/// Runs the checks of protocol v1 in order and returns the first failing one. It does not
+/// move the floor: the caller commits `Accepted::counter` once it is durably stored. The
+/// rate limit is the caller's, after this, so that it counts only datagrams that passed.
+pub fn decide(
+    keys: &Keyring,
+    floors: &FloorTable,
+    policy: &Policy,
+    now: u128,
+    source: IpAddr,
+    bytes: &[u8],
+) -> Result<Accepted, Reason> {
+    let parts = split(bytes).ok_or(Reason::Size)?;
+    let key = keys.get(&parts.key_id).ok_or(Reason::UnknownKey)?;
+    let plain = open_parts(key, &parts).ok_or(Reason::Auth)?;
+    if plain.version != PROTOCOL_VERSION {
+        return Err(Reason::Version);
+    }
+    // A key without a floor was never seeded; refusing it keeps the check fail-closed.
+    match floors.get(&parts.key_id) {
+        Some(floor) if plain.counter > floor => {}
+        _ => return Err(Reason::Replay),
+    }
+    let skew = u128::from(policy.max_clock_skew_secs).saturating_mul(NANOS_PER_SEC);
+    if plain.counter > now.saturating_add(skew) {
+        return Err(Reason::Future);
+    }
+    let dst = normalize_ip(plain.dst_ip);
+    if !policy.ips.iter().any(|ip| normalize_ip(*ip) == dst) {
+        return Err(Reason::DstIp);
+    }
+    let source = normalize_ip(source);
+    let claimed = plain.src_ip.map(normalize_ip);
+    if let Some(claimed) = claimed {
+        if plain.strict && claimed != source {
+            return Err(Reason::SrcIp);
+        }
+    }
+    Ok(Accepted {
+        key_id: parts.key_id,
+        counter: plain.counter,
+        message: CommanderMessage {
+            cmd_hash: plain.cmd_hash,
+            ip: claimed.unwrap_or(source),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,172 @@
+use super::*;
+use crate::{seal_with_iv, Plaintext};
+
+const NOW: u128 = 1_800_000_000 * NANOS_PER_SEC;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+struct Setup {
+    keys: Keyring,
+    floors: FloorTable,
+    policy: Policy,
+    key: Key,
+}
+
+fn setup() -> Setup {
+    let key = Key::from_parts(KeyId(*b"unittest"), &[9; 32]);
+    let mut keys = Keyring::new();
+    keys.insert(Key::from_parts(KeyId(*b"unittest"), &[9; 32]))
+        .unwrap();
+    let mut floors = FloorTable::new();
+    floors.seed(keys.ids(), NOW - NANOS_PER_SEC);
+    let policy = Policy {
+        ips: vec![ip("192.0.2.10"), ip("2001:db8::10")],
+        max_clock_skew_secs: 60,
+    };
+    Setup {
+        keys,
+        floors,
+        policy,
+        key,
+    }
+}
+
+fn plain(counter: u128) -> Plaintext {
+    Plaintext {
+        version: 1,
+        cmd_hash: 77,
+        counter,
+        strict: true,
+        src_ip: None,
+        dst_ip: ip("192.0.2.10"),
+    }
+}
+
+fn run(s: &Setup, pt: &Plaintext, source: &str) -> Result<Accepted, Reason> {
+    let packet = seal_with_iv(&s.key, [1; 12], pt);
+    decide(&s.keys, &s.floors, &s.policy, NOW, ip(source), &packet)
+}
+
+#[test]
+fn valid_datagram_forwards_the_real_source() {
+    let s = setup();
+    let got = run(&s, &plain(NOW), "203.0.113.5").unwrap();
+    assert_eq!(
+        got.message,
+        CommanderMessage {
+            cmd_hash: 77,
+            ip: ip("203.0.113.5")
+        }
+    );
+    assert_eq!(got.counter, NOW);
+}
+
+#[test]
+fn equal_to_floor_is_a_replay_and_one_above_is_not() {
+    let s = setup();
+    let floor = NOW - NANOS_PER_SEC;
+    assert_eq!(run(&s, &plain(floor), "203.0.113.5"), Err(Reason::Replay));
+    assert!(run(&s, &plain(floor + 1), "203.0.113.5").is_ok());
+}
+
+#[test]
+fn unseeded_key_is_refused() {
+    let mut s = setup();
+    s.floors = FloorTable::new();
+    assert_eq!(run(&s, &plain(NOW), "203.0.113.5"), Err(Reason::Replay));
+}
+
+#[test]
+fn skew_bounds_the_future() {
+    let s = setup();
+    let edge = NOW + 60 * NANOS_PER_SEC;
+    assert!(run(&s, &plain(edge), "203.0.113.5").is_ok());
+    assert_eq!(
+        run(&s, &plain(edge + 1), "203.0.113.5"),
+        Err(Reason::Future)
+    );
+}
+
+#[test]
+fn dst_ip_must_be_ours_mapped_or_not() {
+    let s = setup();
+    let mut pt = plain(NOW);
+    pt.dst_ip = ip("192.0.2.11");
+    assert_eq!(run(&s, &pt, "203.0.113.5"), Err(Reason::DstIp));
+    pt.dst_ip = ip("::ffff:192.0.2.10");
+    assert!(run(&s, &pt, "203.0.113.5").is_ok());
+    pt.dst_ip = ip("2001:db8::10");
+    assert!(run(&s, &pt, "203.0.113.5").is_ok());
+}
+
+#[test]
+fn strict_claim_must_match_and_permissive_forwards_the_claim() {
+    let s = setup();
+    let mut pt = plain(NOW);
+    pt.src_ip = Some(ip("198.51.100.7"));
+    assert_eq!(run(&s, &pt, "203.0.113.5"), Err(Reason::SrcIp));
+    assert_eq!(
+        run(&s, &pt, "::ffff:198.51.100.7").unwrap().message.ip,
+        ip("198.51.100.7")
+    );
+    pt.strict = false;
+    assert_eq!(
+        run(&s, &pt, "203.0.113.5").unwrap().message.ip,
+        ip("198.51.100.7")
+    );
+}
+
+#[test]
+fn version_is_checked_after_authentication() {
+    let s = setup();
+    let mut pt = plain(NOW);
+    pt.version = 2;
+    assert_eq!(run(&s, &pt, "203.0.113.5"), Err(Reason::Version));
+}
+
+#[test]
+fn keyring_refuses_same_id_or_same_secret() {
+    let mut keys = Keyring::new();
+    keys.insert(Key::from_parts(KeyId([1; 8]), &[1; 32]))
+        .unwrap();
+    assert!(keys
+        .insert(Key::from_parts(KeyId([1; 8]), &[2; 32]))
+        .is_err());
+    assert!(keys
+        .insert(Key::from_parts(KeyId([3; 8]), &[1; 32]))
+        .is_err());
+    assert!(keys
+        .insert(Key::from_parts(KeyId([3; 8]), &[3; 32]))
+        .is_ok());
+    assert_eq!(keys.len(), 2);
+}
+
+#[test]
+fn seeding_keeps_higher_floors() {
+    let mut floors = FloorTable::new();
+    floors.set(KeyId([1; 8]), NOW + 5);
+    floors.seed([KeyId([1; 8]), KeyId([2; 8])], NOW);
+    assert_eq!(floors.get(&KeyId([1; 8])), Some(NOW + 5));
+    assert_eq!(floors.get(&KeyId([2; 8])), Some(NOW));
+}
+
+#[test]
+fn reason_names_are_the_spec_names() {
+    let names: Vec<_> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "size",
+            "unknown_key",
+            "auth",
+            "version",
+            "replay",
+            "future",
+            "dst_ip",
+            "src_ip",
+            "rate"
+        ]
+    );
+}

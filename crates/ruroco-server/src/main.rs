@@ -1,0 +1,3 @@
+//! ruroco-server (not yet implemented).
+
+fn main() {}
