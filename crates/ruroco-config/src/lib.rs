@@ -1,2 +1,179 @@
-//! Shared configuration file (not yet implemented).
+//! `config.toml`: one file, read by both the server and the commander.
+//!
+//! Each program uses its own keys and ignores the other's, but a key that neither knows is
+//! an error naming it, so a typo is never silently ignored. This crate only parses and
+//! checks values; it never opens sockets and links no cryptography.
 #![forbid(unsafe_code)]
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Where both programs look for `config.toml` unless told otherwise.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/ruroco/config.toml";
+/// Default `config_dir`: keys, and by default the socket and the replay floors.
+pub const DEFAULT_CONFIG_DIR: &str = "/etc/ruroco";
+/// Default per-source limit, authenticated datagrams per second.
+pub const DEFAULT_MAX_REQUESTS_PER_SECOND: u32 = 2;
+/// Default limit for all sources together, authenticated datagrams per second.
+pub const DEFAULT_MAX_REQUESTS_PER_SECOND_GLOBAL: u32 = 100;
+/// Default allowed lead of a datagram's counter over the server clock.
+pub const DEFAULT_MAX_CLOCK_SKEW_SECONDS: u64 = 3600;
+/// Default owner and group of the commander's socket: the server's user.
+pub const DEFAULT_SOCKET_OWNER: &str = "ruroco";
+/// Upper bound for either rate limit: beyond it the limit is no limit.
+pub const MAX_RATE_LIMIT: u32 = 100_000;
+
+/// The whole file. Field names are the file's keys.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This server's public addresses (required by the server).
+    pub ips: Option<Vec<IpAddr>>,
+    /// UDP address to bind when nothing more specific is given.
+    pub address: Option<String>,
+    /// Directory of the `*.key` files.
+    #[serde(default = "default_config_dir")]
+    pub config_dir: PathBuf,
+    /// Directory of the replay floors (default: `config_dir`).
+    pub blocklist_dir: Option<PathBuf>,
+    /// Directory of the commander socket (default: `config_dir`).
+    pub socket_dir: Option<PathBuf>,
+    /// Authenticated datagrams per second from one source.
+    #[serde(default = "default_per_source")]
+    pub max_requests_per_second: u32,
+    /// Authenticated datagrams per second from all sources together.
+    #[serde(default = "default_global")]
+    pub max_requests_per_second_global: u32,
+    /// How far ahead of the server clock a counter may be, in seconds.
+    #[serde(default = "default_skew")]
+    pub max_clock_skew_seconds: u64,
+    /// Owner of the commander socket; empty leaves it unchanged.
+    #[serde(default = "default_owner")]
+    pub socket_user: String,
+    /// Group of the commander socket; empty leaves it unchanged.
+    #[serde(default = "default_owner")]
+    pub socket_group: String,
+    /// Whether the commander runs commands for non-routable client addresses.
+    #[serde(default)]
+    pub allow_non_routable_ips: bool,
+}
+
+fn default_config_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_CONFIG_DIR)
+}
+fn default_per_source() -> u32 {
+    DEFAULT_MAX_REQUESTS_PER_SECOND
+}
+fn default_global() -> u32 {
+    DEFAULT_MAX_REQUESTS_PER_SECOND_GLOBAL
+}
+fn default_skew() -> u64 {
+    DEFAULT_MAX_CLOCK_SKEW_SECONDS
+}
+fn default_owner() -> String {
+    DEFAULT_SOCKET_OWNER.to_owned()
+}
+
+/// Why `config.toml` could not be used. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key or a value of the wrong type.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// The parser's description, naming the key and position.
+        message: String,
+    },
+    /// A required key is absent.
+    #[error("invalid config file {path}: missing required key `{key}`")]
+    Missing {
+        /// The config file.
+        path: PathBuf,
+        /// The missing key.
+        key: &'static str,
+    },
+    /// A key has a value outside its allowed range.
+    #[error("invalid config file {path}: key `{key}` {problem}")]
+    Value {
+        /// The config file.
+        path: PathBuf,
+        /// The key at fault.
+        key: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+impl Config {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and checks `text`; `path` is only used to name the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().replace('\n', " | "),
+        })?;
+        let value_error = |key, problem: &str| ConfigError::Value {
+            path: path.to_owned(),
+            key,
+            problem: problem.to_owned(),
+        };
+        for (key, value) in [
+            ("max_requests_per_second", config.max_requests_per_second),
+            (
+                "max_requests_per_second_global",
+                config.max_requests_per_second_global,
+            ),
+        ] {
+            if value == 0 || value > MAX_RATE_LIMIT {
+                return Err(value_error(
+                    key,
+                    &format!("must be between 1 and {MAX_RATE_LIMIT}, got {value}"),
+                ));
+            }
+        }
+        if config.ips.as_ref().is_some_and(Vec::is_empty) {
+            return Err(value_error("ips", "must list at least one address"));
+        }
+        Ok(config)
+    }
+
+    /// The server's addresses; a missing `ips` is an error naming the key.
+    pub fn required_ips(&self, path: &Path) -> Result<&[IpAddr], ConfigError> {
+        self.ips.as_deref().ok_or_else(|| ConfigError::Missing {
+            path: path.to_owned(),
+            key: "ips",
+        })
+    }
+
+    /// Where the replay floors are kept.
+    pub fn blocklist_dir(&self) -> &Path {
+        self.blocklist_dir.as_deref().unwrap_or(&self.config_dir)
+    }
+
+    /// The commander's socket.
+    pub fn socket_path(&self) -> PathBuf {
+        ruroco_ipc::socket_path(self.socket_dir.as_deref(), &self.config_dir)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,3 +1,117 @@
-//! ruroco-server (not yet implemented).
+//! `ruroco-server`: the internet-facing daemon.
+//!
+//! It owns the UDP socket (see `socket`), the keys, the replay floors and the rate limits,
+//! and does only I/O around `ruroco_proto::decide`. It never sends a byte back to the
+//! network, never runs a command itself, and only talks to the commander through its Unix
+//! socket. `unsafe` is confined to `signal` and `activation`.
+#![deny(unsafe_code)]
 
-fn main() {}
+mod activation;
+mod floors;
+mod forward;
+mod keys;
+mod logbook;
+mod server;
+mod signal;
+mod socket;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Parser;
+use ruroco_config::{Config, DEFAULT_CONFIG_PATH};
+use ruroco_proto::{Policy, RateLimiter};
+
+use crate::floors::FloorStore;
+use crate::forward::Forwarder;
+use crate::logbook::Logbook;
+use crate::server::{now_nanos, Server};
+
+/// Receive one encrypted UDP datagram per command, authenticate and validate it, and hand
+/// the command to ruroco-commander. Never replies.
+#[derive(Debug, Parser)]
+#[command(name = "ruroco-server", version, about, long_about = None)]
+struct Cli {
+    /// Path of config.toml.
+    #[arg(short, long, value_name = "PATH", default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    /// UDP address to listen on (wins over RUROCO_LISTEN_ADDRESS, socket activation and
+    /// the config file).
+    #[arg(long, value_name = "ADDR")]
+    address: Option<String>,
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    match start(cli).and_then(|mut server| server.run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUROCO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .with_env_filter(filter)
+        .init();
+}
+
+fn start(cli: Cli) -> anyhow::Result<Server> {
+    let config = Config::load(&cli.config)?;
+    let ips = config.required_ips(&cli.config)?.to_vec();
+    let keys = keys::load_keys(&config.config_dir)?;
+    let mut floors = FloorStore::load(config.blocklist_dir())?;
+    floors.seed(keys.ids(), now_nanos())?;
+
+    let source = socket::resolve(
+        cli.address,
+        socket::SocketEnv::from_process(),
+        std::process::id(),
+        config.address.clone(),
+    )?;
+    let socket = socket::open(&source)?;
+    signal::install_signal_handlers().context("cannot install signal handlers")?;
+    let local = socket
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".into());
+    let forwarder = Forwarder::new(config.socket_path());
+    tracing::info!(
+        "ruroco-server {} listening on {local} ({source}), {} key(s), floors in {}, commander at {}",
+        env!("CARGO_PKG_VERSION"),
+        keys.len(),
+        floors.path().display(),
+        forwarder.socket().display(),
+        source = match &source {
+            socket::SocketSource::Bind { origin, .. } => origin,
+            socket::SocketSource::Activation => &"socket activation",
+        },
+    );
+    Ok(Server {
+        socket,
+        keys,
+        floors,
+        policy: Policy {
+            ips,
+            max_clock_skew_secs: config.max_clock_skew_seconds,
+        },
+        limiter: RateLimiter::new(
+            config.max_requests_per_second,
+            config.max_requests_per_second_global,
+        ),
+        forwarder,
+        started: Instant::now(),
+        logbook: Logbook::new(0),
+    })
+}

@@ -1,0 +1,96 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("/x/config.toml"))
+}
+
+#[test]
+fn defaults() {
+    let c = parse("ips = [\"192.0.2.1\"]").unwrap();
+    assert_eq!(c.config_dir, Path::new("/etc/ruroco"));
+    assert_eq!(c.blocklist_dir(), Path::new("/etc/ruroco"));
+    assert_eq!(c.socket_path(), Path::new("/etc/ruroco/ruroco.socket"));
+    assert_eq!(c.max_requests_per_second, 2);
+    assert_eq!(c.max_requests_per_second_global, 100);
+    assert_eq!(c.max_clock_skew_seconds, 3600);
+    assert_eq!(c.socket_user, "ruroco");
+    assert_eq!(c.socket_group, "ruroco");
+    assert!(!c.allow_non_routable_ips);
+}
+
+#[test]
+fn every_key_is_known() {
+    let c = parse(
+        r#"
+        ips = ["192.0.2.1", "2001:db8::1"]
+        address = "[::]:80"
+        config_dir = "/etc/r"
+        blocklist_dir = "/var/lib/r"
+        socket_dir = "/run/r"
+        max_requests_per_second = 5
+        max_requests_per_second_global = 50
+        max_clock_skew_seconds = 10
+        socket_user = ""
+        socket_group = "adm"
+        allow_non_routable_ips = true
+        "#,
+    )
+    .unwrap();
+    assert_eq!(c.blocklist_dir(), Path::new("/var/lib/r"));
+    assert_eq!(c.socket_path(), Path::new("/run/r/ruroco.socket"));
+    assert_eq!(c.ips.unwrap().len(), 2);
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let err = parse("ips = [\"192.0.2.1\"]\nmax_request_per_second = 3").unwrap_err();
+    match &err {
+        ConfigError::Parse { message, .. } => {
+            assert!(message.contains("max_request_per_second"), "{err}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("/x/config.toml"));
+}
+
+#[test]
+fn wrong_type_is_a_parse_error_naming_the_key() {
+    let err = parse("ips = [\"192.0.2.1\"]\nmax_clock_skew_seconds = \"ten\"").unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::Parse { message, .. } if message.contains("max_clock_skew_seconds")),
+        "{err}"
+    );
+    let err = parse("ips = [\"not an ip\"]").unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::Parse { message, .. } if message.contains("ips")),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_ips_is_named_by_the_server_view() {
+    let c = parse("").unwrap();
+    let err = c.required_ips(Path::new("/x/config.toml")).unwrap_err();
+    assert!(matches!(err, ConfigError::Missing { key: "ips", .. }));
+}
+
+#[test]
+fn out_of_range_values_are_refused() {
+    let err = parse("max_requests_per_second = 0").unwrap_err();
+    assert!(matches!(
+        err,
+        ConfigError::Value {
+            key: "max_requests_per_second",
+            ..
+        }
+    ));
+    let err = parse("ips = []").unwrap_err();
+    assert!(matches!(err, ConfigError::Value { key: "ips", .. }));
+}
+
+#[test]
+fn unreadable_file_is_named() {
+    let err = Config::load(Path::new("/nonexistent/ruroco/config.toml")).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }));
+    assert!(err.to_string().contains("/nonexistent/ruroco/config.toml"));
+}

@@ -1,0 +1,178 @@
+//! Counters per rejection reason, and log lines about bad traffic kept to a bounded rate.
+//!
+//! Each (source, reason) pair may log a few lines per window; further ones are counted and
+//! summed up in one "suppressed" line when the window ends. At most `MAX_TRACKED` pairs are
+//! tracked per window; beyond that, lines are only counted. So whatever arrives on the wire,
+//! the log grows by at most `MAX_TRACKED * (LINES_PER_WINDOW + 1) + 2` lines per window and
+//! the table never exceeds `MAX_TRACKED` entries.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use ruroco_proto::{KeyId, Reason};
+
+/// Length of a logging window, in seconds.
+pub(crate) const WINDOW_SECS: u64 = 60;
+/// Lines one (source, reason) pair may log per window.
+pub(crate) const LINES_PER_WINDOW: u32 = 3;
+/// Distinct (source, reason) pairs tracked per window.
+pub(crate) const MAX_TRACKED: usize = 256;
+
+#[derive(Debug, Default)]
+struct Entry {
+    logged: u32,
+    suppressed: u64,
+}
+
+/// Rejection counters and the log limiter. `now` is monotonic seconds, passed in.
+#[derive(Debug)]
+pub(crate) struct Logbook {
+    counts: [u64; Reason::ALL.len()],
+    accepted: u64,
+    reported: ([u64; Reason::ALL.len()], u64),
+    window_start: u64,
+    lines: HashMap<(IpAddr, Reason), Entry>,
+    untracked: u64,
+}
+
+impl Logbook {
+    pub(crate) fn new(now: u64) -> Self {
+        Self {
+            counts: [0; Reason::ALL.len()],
+            accepted: 0,
+            reported: ([0; Reason::ALL.len()], 0),
+            window_start: now,
+            lines: HashMap::new(),
+            untracked: 0,
+        }
+    }
+
+    /// Counts and (if the budget allows) logs one rejected datagram.
+    pub(crate) fn rejected(
+        &mut self,
+        now: u64,
+        source: IpAddr,
+        reason: Reason,
+        key: Option<KeyId>,
+    ) {
+        self.tick(now);
+        if let Some(count) = self.counts.get_mut(reason as usize) {
+            *count = count.saturating_add(1);
+        }
+        let tracked = self.lines.len();
+        let entry = match self.lines.get_mut(&(source, reason)) {
+            Some(entry) => entry,
+            None if tracked >= MAX_TRACKED => {
+                self.untracked = self.untracked.saturating_add(1);
+                return;
+            }
+            None => self.lines.entry((source, reason)).or_default(),
+        };
+        if entry.logged >= LINES_PER_WINDOW {
+            entry.suppressed = entry.suppressed.saturating_add(1);
+            return;
+        }
+        entry.logged += 1;
+        let reason = reason.as_str();
+        match key {
+            Some(key) => {
+                tracing::warn!("rejected datagram from {source} reason={reason} key={key}")
+            }
+            None => tracing::warn!("rejected datagram from {source} reason={reason}"),
+        }
+    }
+
+    /// Counts one accepted datagram.
+    pub(crate) fn accepted(&mut self) {
+        self.accepted = self.accepted.saturating_add(1);
+    }
+
+    /// The count for one reason.
+    pub(crate) fn count(&self, reason: Reason) -> u64 {
+        self.counts.get(reason as usize).copied().unwrap_or(0)
+    }
+
+    /// Ends the window if it is over: summaries of what was suppressed, and the counters
+    /// if they changed.
+    pub(crate) fn tick(&mut self, now: u64) {
+        if now.saturating_sub(self.window_start) < WINDOW_SECS {
+            return;
+        }
+        self.flush();
+        self.window_start = now;
+    }
+
+    /// Writes the summaries and counters now (also used at shutdown).
+    pub(crate) fn flush(&mut self) {
+        for ((source, reason), entry) in self.lines.drain() {
+            if entry.suppressed > 0 {
+                tracing::warn!(
+                    "suppressed {} further log lines for reason={} from {source}",
+                    entry.suppressed,
+                    reason.as_str()
+                );
+            }
+        }
+        if self.untracked > 0 {
+            tracing::warn!(
+                "suppressed {} further log lines about bad datagrams from too many distinct sources",
+                self.untracked
+            );
+            self.untracked = 0;
+        }
+        if self.reported != (self.counts, self.accepted) {
+            self.reported = (self.counts, self.accepted);
+            tracing::info!("{}", self.summary());
+        }
+    }
+
+    /// One line with every counter.
+    pub(crate) fn summary(&self) -> String {
+        let mut line = format!("counters: accepted={}", self.accepted);
+        for reason in Reason::ALL {
+            line.push_str(&format!(" {}={}", reason.as_str(), self.count(reason)));
+        }
+        line
+    }
+
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.lines.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_every_rejection_but_tracks_a_bounded_table() {
+        let mut book = Logbook::new(0);
+        for n in 0..100_000u32 {
+            book.rejected(1, IpAddr::from(n.to_be_bytes()), Reason::Auth, None);
+        }
+        assert_eq!(book.count(Reason::Auth), 100_000);
+        assert_eq!(book.tracked(), MAX_TRACKED);
+        assert_eq!(book.untracked, 100_000 - MAX_TRACKED as u64);
+        book.tick(WINDOW_SECS + 1);
+        assert_eq!(book.tracked(), 0);
+        assert_eq!(book.untracked, 0);
+        assert_eq!(
+            book.count(Reason::Auth),
+            100_000,
+            "counters outlive windows"
+        );
+    }
+
+    #[test]
+    fn one_source_logs_a_few_lines_then_is_suppressed() {
+        let mut book = Logbook::new(0);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..50 {
+            book.rejected(1, ip, Reason::Size, None);
+        }
+        let entry = book.lines.get(&(ip, Reason::Size)).unwrap();
+        assert_eq!(entry.logged, LINES_PER_WINDOW);
+        assert_eq!(entry.suppressed, 50 - u64::from(LINES_PER_WINDOW));
+    }
+}

@@ -1,0 +1,39 @@
+//! SIGTERM and SIGINT flip one atomic flag; the main loop polls it between datagrams.
+
+// The handler must be installed with `sigaction`, which is unsafe.
+#![allow(unsafe_code)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::libc::c_int;
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+
+static SHUTDOWN_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether SIGTERM or SIGINT has arrived.
+pub(crate) fn shutdown_requested() -> bool {
+    SHUTDOWN_REQUESTED.load(Ordering::SeqCst)
+}
+
+extern "C" fn handle_signal(_sig: c_int) {
+    // Async-signal context: a single atomic store and nothing else.
+    SHUTDOWN_REQUESTED.store(true, Ordering::SeqCst);
+}
+
+/// Points SIGTERM (15) and SIGINT (2) at the flag-setting handler.
+///
+/// `SA_RESTART` is left off so a blocking receive returns `EINTR` at once and the flag
+/// is seen without waiting for the one-second receive timeout.
+pub(crate) fn install_signal_handlers() -> nix::Result<()> {
+    let action = SigAction::new(
+        SigHandler::Handler(handle_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for signal in [Signal::SIGTERM, Signal::SIGINT] {
+        // SAFETY: `handle_signal` only performs an atomic store, which is
+        // async-signal-safe, and the previous handler is not needed (it is discarded).
+        unsafe { sigaction(signal, &action) }?;
+    }
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! Integration tests of the real `ruroco-server` binary over loopback.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    unreachable_pub,
+    dead_code
+)]
+
+mod pipeline;
+mod shutdown;
+mod socket;
+mod startup;
+mod util;

@@ -1,0 +1,359 @@
+//! The datagram pipeline: every rejection reason, replay floors, rate limits, floods.
+
+use std::net::{IpAddr, UdpSocket};
+use std::time::Duration;
+
+use ruroco_proto::{command_hash, seal, Key, Plaintext, NANOS_PER_SEC};
+
+use crate::util::{now_nanos, Fixture, Inbox, Running};
+
+const QUIET: Duration = Duration::from_millis(300);
+
+fn plain(counter: u128) -> Plaintext {
+    Plaintext {
+        version: 1,
+        cmd_hash: command_hash("default"),
+        counter,
+        strict: true,
+        src_ip: None,
+        dst_ip: "127.0.0.1".parse().unwrap(),
+    }
+}
+
+/// Sends `bytes`, expects the rejection line for `reason` and no forwarded command.
+fn expect_rejected(server: &Running, inbox: &Inbox, bytes: &[u8], reason: &str) {
+    let needle = format!("reason={reason}");
+    let before = server.count_log(&needle);
+    server.send(bytes);
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while server.count_log(&needle) == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {needle} line\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    inbox.assert_empty(QUIET, reason);
+}
+
+#[test]
+fn every_rejection_reason_forwards_nothing() {
+    let fx = Fixture::with_config("max_clock_skew_seconds = 60\nmax_requests_per_second = 1");
+    let inbox = fx.inbox();
+    let server = fx.start();
+    let now = now_nanos();
+
+    expect_rejected(&server, &inbox, &[0u8; 93], "size");
+    expect_rejected(&server, &inbox, &[0u8; 95], "size");
+    expect_rejected(&server, &inbox, &[], "size");
+    let stranger = Key::generate().unwrap();
+    expect_rejected(
+        &server,
+        &inbox,
+        &seal(&stranger, &plain(now)).unwrap(),
+        "unknown_key",
+    );
+    let mut tampered = fx.packet_with(plain(now));
+    tampered[60] ^= 0x01;
+    expect_rejected(&server, &inbox, &tampered, "auth");
+    expect_rejected(
+        &server,
+        &inbox,
+        &fx.packet_with(Plaintext {
+            version: 2,
+            ..plain(now)
+        }),
+        "version",
+    );
+    // Made before the server started: below the seeded floor.
+    expect_rejected(
+        &server,
+        &inbox,
+        &fx.packet_with(plain(now - 10 * NANOS_PER_SEC)),
+        "replay",
+    );
+    expect_rejected(
+        &server,
+        &inbox,
+        &fx.packet_with(plain(now_nanos() + 120 * NANOS_PER_SEC)),
+        "future",
+    );
+    let wrong_dst = Plaintext {
+        dst_ip: "192.0.2.1".parse().unwrap(),
+        ..plain(now_nanos())
+    };
+    expect_rejected(&server, &inbox, &fx.packet_with(wrong_dst), "dst_ip");
+    let wrong_src = Plaintext {
+        src_ip: Some("192.0.2.9".parse().unwrap()),
+        ..plain(now_nanos())
+    };
+    expect_rejected(&server, &inbox, &fx.packet_with(wrong_src), "src_ip");
+
+    // One valid datagram goes through; the identical bytes again are a replay.
+    let valid = fx.packet_with(plain(now_nanos()));
+    server.send(&valid);
+    let msg = inbox
+        .recv(Duration::from_secs(3))
+        .expect("valid datagram forwarded");
+    assert_eq!(msg.cmd_hash, command_hash("default"));
+    assert_eq!(msg.ip, "127.0.0.1".parse::<IpAddr>().unwrap());
+    expect_rejected(&server, &inbox, &valid, "replay");
+    // A second fresh datagram in the same second is over the per-source limit of 1.
+    expect_rejected(&server, &inbox, &fx.packet_with(plain(now_nanos())), "rate");
+
+    let log = server.stop();
+    let counters = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("counters:"))
+        .expect("counters at shutdown");
+    for want in [
+        "accepted=1",
+        "size=3",
+        "unknown_key=1",
+        "auth=1",
+        "version=1",
+        "replay=2",
+        "future=1",
+        "dst_ip=1",
+        "src_ip=1",
+        "rate=1",
+    ] {
+        assert!(
+            counters.contains(&format!(" {want}")),
+            "{want} missing in {counters}"
+        );
+    }
+}
+
+#[test]
+fn permissive_claim_is_forwarded_and_strict_matching_claim_too() {
+    let fx = Fixture::new();
+    let inbox = fx.inbox();
+    let server = fx.start();
+    let claim: IpAddr = "198.51.100.7".parse().unwrap();
+    server.send(&fx.packet_with(Plaintext {
+        strict: false,
+        src_ip: Some(claim),
+        ..plain(now_nanos())
+    }));
+    assert_eq!(inbox.recv(Duration::from_secs(3)).unwrap().ip, claim);
+    let own: IpAddr = "127.0.0.1".parse().unwrap();
+    server.send(&fx.packet_with(Plaintext {
+        src_ip: Some(own),
+        ..plain(now_nanos())
+    }));
+    assert_eq!(inbox.recv(Duration::from_secs(3)).unwrap().ip, own);
+}
+
+#[test]
+fn replay_after_restart_is_rejected() {
+    let fx = Fixture::new();
+    let inbox = fx.inbox();
+    let packet = fx.packet("default", now_nanos() + 2 * NANOS_PER_SEC);
+    let server = fx.start();
+    server.send(&packet);
+    assert!(inbox.recv(Duration::from_secs(3)).is_some());
+    server.stop();
+    let server = fx.start();
+    expect_rejected(&server, &inbox, &packet, "replay");
+    // A lower counter that is still after the restart's "now" is refused too: the stored
+    // floor, higher than now, wins over seeding.
+    expect_rejected(
+        &server,
+        &inbox,
+        &fx.packet("default", now_nanos()),
+        "replay",
+    );
+}
+
+#[test]
+fn floor_that_cannot_be_written_stops_forwarding() {
+    let fx = Fixture::new();
+    let inbox = fx.inbox();
+    let server = fx.start();
+    // A directory where the temp file must go makes the write fail, even for root.
+    let blocker = fx.path().join(".blocklist.toml.tmp");
+    std::fs::create_dir(&blocker).unwrap();
+    let packet = fx.packet("default", now_nanos());
+    server.send(&packet);
+    assert!(
+        server.wait_log("not forwarded", Duration::from_secs(3)),
+        "{}",
+        server.log_text()
+    );
+    inbox.assert_empty(QUIET, "floor not persisted");
+    // Once the disk works again, the same datagram is accepted: the old floor was kept.
+    std::fs::remove_dir(&blocker).unwrap();
+    server.send(&packet);
+    assert!(
+        inbox.recv(Duration::from_secs(3)).is_some(),
+        "{}",
+        server.log_text()
+    );
+}
+
+#[test]
+fn absent_commander_is_logged_and_the_server_keeps_serving() {
+    let fx = Fixture::new();
+    let server = fx.start();
+    server.send(&fx.packet("default", now_nanos()));
+    assert!(
+        server.wait_log("commander not reachable", Duration::from_secs(3)),
+        "{}",
+        server.log_text()
+    );
+    let inbox = fx.inbox();
+    server.send(&fx.packet("default", now_nanos() + 1));
+    assert!(
+        inbox.recv(Duration::from_secs(3)).is_some(),
+        "{}",
+        server.log_text()
+    );
+}
+
+#[test]
+fn never_sends_a_byte_back() {
+    let fx = Fixture::with_config("max_requests_per_second = 1");
+    let inbox = fx.inbox();
+    let server = fx.start();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(server.addr).unwrap();
+    let valid = fx.packet("default", now_nanos());
+    let datagrams: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0; 94],
+        vec![0xff; 1500],
+        valid.to_vec(),
+        valid.to_vec(),
+        fx.packet("default", now_nanos()).to_vec(),
+        b"GET / HTTP/1.0\r\n\r\n".to_vec(),
+    ];
+    for d in &datagrams {
+        sock.send(d).unwrap();
+    }
+    assert!(inbox.recv(Duration::from_secs(3)).is_some());
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    match sock.recv(&mut buf) {
+        Ok(n) => panic!("server answered with {n} bytes"),
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "unexpected error {e}"
+        ),
+    }
+}
+
+#[test]
+fn junk_from_the_clients_own_address_does_not_use_its_budget() {
+    let fx =
+        Fixture::with_config("max_requests_per_second = 2\nmax_requests_per_second_global = 2");
+    let inbox = fx.inbox();
+    let server = fx.start();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let stranger = Key::generate().unwrap();
+    for n in 0..2000u32 {
+        let junk = match n % 3 {
+            0 => vec![1u8; 94],
+            1 => seal(&stranger, &plain(now_nanos())).unwrap().to_vec(),
+            _ => {
+                let mut p = fx.packet("default", now_nanos());
+                p[70] ^= 0x80;
+                p.to_vec()
+            }
+        };
+        sock.send_to(&junk, server.addr).unwrap();
+    }
+    let base = now_nanos();
+    sock.send_to(&fx.packet("default", base), server.addr)
+        .unwrap();
+    sock.send_to(&fx.packet("default", base + 1), server.addr)
+        .unwrap();
+    assert!(
+        inbox.recv(Duration::from_secs(5)).is_some(),
+        "{}",
+        server.log_text()
+    );
+    assert!(
+        inbox.recv(Duration::from_secs(5)).is_some(),
+        "{}",
+        server.log_text()
+    );
+}
+
+#[test]
+fn valid_datagrams_survive_a_garbage_flood_from_many_sources() {
+    const VALID: usize = 20;
+    const GARBAGE: usize = 100_000;
+    let fx = Fixture::new();
+    let inbox = fx.inbox();
+    let server = fx.start();
+    // 256 spoof-like sources across 127.0.0.0/8, one real client.
+    let junk_socks: Vec<UdpSocket> = (0..256u32)
+        .map(|n| {
+            UdpSocket::bind(format!(
+                "127.{}.{}.{}:0",
+                1 + n % 200,
+                n / 7 % 250,
+                1 + n % 250
+            ))
+            .unwrap()
+        })
+        .collect();
+    let stranger = Key::generate().unwrap();
+    let junk_kinds = [
+        vec![0u8; 93],
+        vec![7u8; 94],
+        seal(&stranger, &plain(now_nanos())).unwrap().to_vec(),
+    ];
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut sent_valid = 0;
+    let per_valid = GARBAGE / VALID;
+    for n in 0..GARBAGE {
+        let sock = &junk_socks[n % junk_socks.len()];
+        let junk = &junk_kinds[n % junk_kinds.len()];
+        // A full receive buffer drops datagrams; that is the kernel's doing, not the
+        // server's, so the sender backs off briefly instead of overrunning it.
+        while sock.send_to(junk, server.addr).is_err() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if n % 200 == 199 {
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        if n % per_valid == per_valid / 2 {
+            // Per-source limit is 2/s: the valid datagrams come from distinct addresses.
+            let valid_sock = UdpSocket::bind(format!("127.0.9.{}:0", sent_valid + 1)).unwrap();
+            valid_sock
+                .send_to(&fx.packet("default", now_nanos()), server.addr)
+                .unwrap();
+            sent_valid += 1;
+        }
+    }
+    assert_eq!(sent_valid, VALID);
+    drop(client);
+    let mut got = 0;
+    while got < VALID {
+        match inbox.recv(Duration::from_secs(10)) {
+            Some(_) => got += 1,
+            None => break,
+        }
+    }
+    let log = server.stop();
+    assert_eq!(
+        got,
+        VALID,
+        "{}",
+        log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+    );
+    // The log stayed bounded: at most a few lines per tracked source.
+    assert!(
+        log.lines().count() < 2000,
+        "{} log lines",
+        log.lines().count()
+    );
+}

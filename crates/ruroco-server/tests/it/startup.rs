@@ -1,0 +1,110 @@
+//! Start-up refusals: each names the file and the field or key at fault.
+
+use std::process::Command;
+
+use crate::util::{Fixture, BIN};
+
+/// Runs the server expecting it to refuse to start; returns stderr.
+fn refuses(mut cmd: Command) -> String {
+    let out = cmd.args(["--address", "127.0.0.1:0"]).output().unwrap();
+    assert!(!out.status.success(), "server started but should not have");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn with_config(fx: &Fixture, text: &str) -> String {
+    std::fs::write(&fx.config, text).unwrap();
+    refuses(fx.command())
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let fx = Fixture::new();
+    let err = with_config(
+        &fx,
+        &format!(
+            "ips = [\"127.0.0.1\"]\nconfig_dir = \"{}\"\nmax_request_per_second = 3\n",
+            fx.path().display()
+        ),
+    );
+    assert!(
+        err.contains("max_request_per_second") && err.contains("config.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wrong_type_is_named() {
+    let fx = Fixture::new();
+    let err = with_config(
+        &fx,
+        "ips = [\"127.0.0.1\"]\nmax_clock_skew_seconds = \"soon\"\n",
+    );
+    assert!(
+        err.contains("max_clock_skew_seconds") && err.contains("config.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_ips_is_named() {
+    let fx = Fixture::new();
+    let err = with_config(&fx, &format!("config_dir = \"{}\"\n", fx.path().display()));
+    assert!(
+        err.contains("`ips`") && err.contains("config.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unreadable_config_is_named() {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--config", "/nonexistent/ruroco/config.toml"]);
+    let err = refuses(cmd);
+    assert!(err.contains("/nonexistent/ruroco/config.toml"), "{err}");
+}
+
+#[test]
+fn no_keys_is_refused() {
+    let fx = Fixture::new();
+    std::fs::remove_file(fx.path().join("client.key")).unwrap();
+    let err = refuses(fx.command());
+    assert!(
+        err.contains("no key files") && err.contains(&fx.path().display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn invalid_key_file_is_named() {
+    let fx = Fixture::new();
+    std::fs::write(fx.path().join("broken.key"), "not base64 !!!").unwrap();
+    let err = refuses(fx.command());
+    assert!(
+        err.contains("broken.key") && err.contains("base64"),
+        "{err}"
+    );
+}
+
+#[test]
+fn duplicate_key_files_are_named() {
+    let fx = Fixture::new();
+    std::fs::copy(fx.path().join("client.key"), fx.path().join("copy.key")).unwrap();
+    let err = refuses(fx.command());
+    assert!(
+        err.contains("copy.key") && err.contains("client.key"),
+        "{err}"
+    );
+}
+
+#[test]
+fn key_material_never_reaches_the_log() {
+    let fx = Fixture::new();
+    let server = fx.start();
+    let log = server.stop();
+    let key = fx.key.to_key_string();
+    assert!(!log.contains(key.as_str()));
+    assert!(
+        log.contains(&fx.key.id().to_string()),
+        "the public id is logged: {log}"
+    );
+}
