@@ -6,9 +6,11 @@
 //! and the commander's dependency tree stays free of both.
 #![forbid(unsafe_code)]
 
+mod hash;
 mod ip;
 mod message;
 
+pub use hash::command_hash;
 pub use ip::{from_mapped_bytes, is_routable, normalize_ip, to_mapped_bytes};
 pub use message::{CommanderMessage, MessageError, MESSAGE_LEN};
 

@@ -10,18 +10,16 @@
 #![forbid(unsafe_code)]
 
 mod datagram;
-mod hash;
 mod key;
 mod plaintext;
 mod rate;
 mod validate;
 
 pub use datagram::{open, seal, seal_with_iv, DATAGRAM_LEN, IV_LEN, TAG_LEN};
-pub use hash::command_hash;
 pub use key::{Key, KeyError, KeyId, KEY_ID_LEN, KEY_LEN, KEY_STRING_BYTES};
 pub use plaintext::{Plaintext, PLAINTEXT_LEN, PROTOCOL_VERSION};
 pub use rate::RateLimiter;
-pub use ruroco_ipc::CommanderMessage;
+pub use ruroco_ipc::{command_hash, CommanderMessage};
 pub use validate::{decide, Accepted, FloorTable, Keyring, Policy, Reason};
 
 /// Nanoseconds per second, for converting configured seconds into counter units.

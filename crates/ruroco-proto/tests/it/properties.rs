@@ -82,3 +82,15 @@ proptest! {
         prop_assert!(got.is_err());
     }
 }
+
+proptest! {
+    /// The hand-written BLAKE2b-64 (kept crypto-free for the commander) agrees with the
+    /// RustCrypto implementation for any name, across block boundaries.
+    #[test]
+    fn command_hash_matches_rustcrypto_blake2b(name in ".{0,300}") {
+        use blake2::digest::consts::U8;
+        use blake2::{Blake2b, Digest};
+        let want = u64::from_be_bytes(Blake2b::<U8>::digest(name.as_bytes()).into());
+        prop_assert_eq!(ruroco_proto::command_hash(&name), want);
+    }
+}
