@@ -25,10 +25,7 @@ fn activated(
         ))
         .arg(server.get_program())
         .args(server.get_args())
-        .env_remove("RUROCO_LISTEN_ADDRESS")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
+        .env_remove("RUROCO_LISTEN_ADDRESS");
     if let Some(fd) = fd {
         // SAFETY: runs in the child between fork and exec and only calls dup2/fcntl,
         // which are async-signal-safe; `fd` is open in the parent for the whole spawn.

@@ -1,20 +1,19 @@
 //! Shared test harness: temp dirs, the real server binary, a commander-side inbox, and
 //! datagrams sealed with the real protocol crate.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use ruroco_proto::{command_hash, seal, CommanderMessage, Key, Plaintext};
+pub use ruroco_testkit::Daemon;
 use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ruroco-server");
@@ -68,10 +67,7 @@ impl Fixture {
             .env_remove("LISTEN_PID")
             .env_remove("LISTEN_FDS")
             .env_remove("RUROCO_LISTEN_ADDRESS")
-            .env_remove("RUROCO_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .env_remove("RUROCO_LOG");
         cmd
     }
 
@@ -104,12 +100,23 @@ impl Fixture {
     }
 }
 
-/// A running server process with its captured log.
+/// A running server: the daemon plus the address it listens on.
 pub struct Running {
-    pub child: Child,
+    pub daemon: Daemon,
     pub addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
-    reader: Option<JoinHandle<()>>,
+}
+
+impl std::ops::Deref for Running {
+    type Target = Daemon;
+    fn deref(&self) -> &Daemon {
+        &self.daemon
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Daemon {
+        &mut self.daemon
+    }
 }
 
 impl Running {
@@ -119,133 +126,19 @@ impl Running {
     }
 
     /// Spawns and waits for the "listening on" line; on failure returns the log and status.
-    pub fn try_spawn(mut cmd: Command) -> Result<Running, (String, Option<ExitStatus>)> {
-        let mut child = cmd.spawn().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = Arc::clone(&log);
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut running = Running {
-            child,
-            addr: "0.0.0.0:0".parse().unwrap(),
-            log,
-            reader: Some(reader),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(addr) = running.listening_addr() {
-                running.addr = addr;
-                return Ok(running);
-            }
-            if let Ok(Some(status)) = running.child.try_wait() {
-                running.join_reader();
-                return Err((running.log_text(), Some(status)));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Err((running.log_text(), None))
+    pub fn try_spawn(cmd: Command) -> Result<Running, (String, Option<ExitStatus>)> {
+        let daemon = Daemon::try_spawn(cmd, "listening on ")?;
+        let line = daemon.find_log("listening on ").unwrap_or_default();
+        let addr = listening_addr(&line).unwrap_or_else(|| panic!("no address in {line}"));
+        Ok(Running { daemon, addr })
     }
 
-    fn listening_addr(&self) -> Option<SocketAddr> {
-        let log = self.log.lock().unwrap();
-        let line = log.iter().find(|l| l.contains("listening on "))?;
-        let rest = line.split("listening on ").nth(1)?;
-        let addr = rest.split_whitespace().next()?;
-        let addr: SocketAddr = addr.parse().ok()?;
-        // A wildcard bind is reached through loopback.
-        Some(match addr.ip() {
-            IpAddr::V6(ip) if ip.is_unspecified() => {
-                SocketAddr::new("::1".parse().unwrap(), addr.port())
-            }
-            IpAddr::V4(ip) if ip.is_unspecified() => {
-                SocketAddr::new("127.0.0.1".parse().unwrap(), addr.port())
-            }
-            _ => addr,
-        })
+    pub fn stop(self) -> String {
+        self.daemon.stop()
     }
 
-    pub fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    /// Waits until a log line contains `needle`.
-    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.log.lock().unwrap().iter().any(|l| l.contains(needle)) {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    pub fn count_log(&self, needle: &str) -> usize {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains(needle))
-            .count()
-    }
-
-    pub fn signal(&self, signal: Signal) {
-        kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
-    }
-
-    /// Waits for exit, up to `timeout`.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                self.join_reader();
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// SIGTERM, then the full log once the server has exited cleanly.
-    pub fn stop(mut self) -> String {
-        self.signal(Signal::SIGTERM);
-        let status = self
-            .wait_exit(Duration::from_secs(5))
-            .expect("server did not stop");
-        assert!(
-            status.success(),
-            "exit status {status:?}\n{}",
-            self.log_text()
-        );
-        self.log_text()
-    }
-
-    /// For a server already signalled: waits for a clean exit and returns the log.
-    pub fn stop_after_signal(mut self) -> String {
-        let status = self
-            .wait_exit(Duration::from_secs(5))
-            .expect("server did not stop");
-        assert!(
-            status.success(),
-            "exit status {status:?}\n{}",
-            self.log_text()
-        );
-        self.log_text()
-    }
-
-    fn join_reader(&mut self) {
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
+    pub fn stop_after_signal(self) -> String {
+        self.daemon.stop_after_signal()
     }
 
     /// Sends raw bytes from a fresh loopback socket.
@@ -260,13 +153,20 @@ impl Running {
     }
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+/// The address in the server's "listening on ADDR" line; a wildcard bind is reached
+/// through loopback.
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let rest = line.split("listening on ").nth(1)?;
+    let addr: SocketAddr = rest.split_whitespace().next()?.parse().ok()?;
+    Some(match addr.ip() {
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new("::1".parse().unwrap(), addr.port())
         }
-    }
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new("127.0.0.1".parse().unwrap(), addr.port())
+        }
+        _ => addr,
+    })
 }
 
 /// The commander's side of the socket, played by the test: collects raw messages.

@@ -1,0 +1,111 @@
+//! The commander's Unix socket: one per host, owned by the server's user, mode 0o204.
+
+use std::fs::{File, OpenOptions, Permissions};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use nix::unistd::{Group, User};
+
+/// Owner may write (connect); nobody else may. Nothing ever reads the socket file.
+pub(crate) const SOCKET_MODE: u32 = 0o204;
+
+/// The bound socket plus the lock proving this process owns it.
+#[derive(Debug)]
+pub(crate) struct CommanderSocket {
+    pub(crate) listener: UnixListener,
+    pub(crate) path: PathBuf,
+    _lock: File,
+}
+
+impl CommanderSocket {
+    /// Creates the directory, takes the lock (refusing if another commander holds it),
+    /// replaces a stale socket file, binds, and sets mode and ownership.
+    pub(crate) fn bind(path: &Path, user: &str, group: &str) -> anyhow::Result<Self> {
+        // Resolve names first: an unknown user must stop us before anything changes.
+        let uid = lookup_user(user)?;
+        let gid = lookup_group(group)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create socket directory {}", dir.display()))?;
+        let lock_path = lock_path(path);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("cannot open lock file {}", lock_path.display()))?;
+        if lock.try_lock().is_err() {
+            bail!(
+                "another ruroco-commander is already running for socket {} (lock {} is held); not starting",
+                path.display(),
+                lock_path.display()
+            );
+        }
+        match std::fs::remove_file(path) {
+            Ok(()) => tracing::info!("removed stale socket {}", path.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot remove stale socket {}", path.display()))
+            }
+        }
+        let listener = UnixListener::bind(path)
+            .with_context(|| format!("cannot bind socket {}", path.display()))?;
+        std::fs::set_permissions(path, Permissions::from_mode(SOCKET_MODE))
+            .with_context(|| format!("cannot set mode {SOCKET_MODE:o} on {}", path.display()))?;
+        if uid.is_some() || gid.is_some() {
+            std::os::unix::fs::chown(path, uid, gid).with_context(|| {
+                format!(
+                    "cannot change owner of {} to {user}:{group}",
+                    path.display()
+                )
+            })?;
+        }
+        listener
+            .set_nonblocking(true)
+            .with_context(|| format!("cannot make socket {} non-blocking", path.display()))?;
+        Ok(Self {
+            listener,
+            path: path.to_owned(),
+            _lock: lock,
+        })
+    }
+
+    /// Stops accepting: closes the listener and removes the socket file.
+    pub(crate) fn close(self) {
+        drop(self.listener);
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            tracing::warn!("cannot remove socket {}: {e}", self.path.display());
+        }
+    }
+}
+
+fn lock_path(socket: &Path) -> PathBuf {
+    let mut name = socket.file_name().unwrap_or_default().to_owned();
+    name.push(".lock");
+    socket.with_file_name(name)
+}
+
+fn lookup_user(name: &str) -> anyhow::Result<Option<u32>> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    match User::from_name(name) {
+        Ok(Some(user)) => Ok(Some(user.uid.as_raw())),
+        Ok(None) => bail!("socket_user `{name}` does not exist (config key socket_user; empty leaves the owner unchanged)"),
+        Err(e) => bail!("cannot look up socket_user `{name}`: {e}"),
+    }
+}
+
+fn lookup_group(name: &str) -> anyhow::Result<Option<u32>> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    match Group::from_name(name) {
+        Ok(Some(group)) => Ok(Some(group.gid.as_raw())),
+        Ok(None) => bail!("socket_group `{name}` does not exist (config key socket_group; empty leaves the group unchanged)"),
+        Err(e) => bail!("cannot look up socket_group `{name}`: {e}"),
+    }
+}

@@ -1,0 +1,189 @@
+//! What runs, for whom, and for how long.
+
+use std::time::Duration;
+
+use crate::util::Fixture;
+
+const WRITE_IP: &str = r#"default = "echo \"$RUROCO_IP\" >> {dir}/ran""#;
+
+#[test]
+fn command_runs_with_the_client_ip_v4_and_v6() {
+    let fx = Fixture::new(WRITE_IP, "");
+    let cmd = fx.start();
+    fx.send("default", "8.8.8.8");
+    assert_eq!(
+        fx.wait_file("ran", Duration::from_secs(5)).as_deref(),
+        Some("8.8.8.8\n"),
+        "{}",
+        cmd.log_text()
+    );
+    fx.send("default", "2606:4700::1111");
+    assert!(
+        cmd.wait_log_count("succeeded", 2, Duration::from_secs(5)),
+        "{}",
+        cmd.log_text()
+    );
+    let ran = std::fs::read_to_string(fx.path().join("ran")).unwrap();
+    assert_eq!(ran, "8.8.8.8\n2606:4700::1111\n");
+    assert!(
+        cmd.log_text()
+            .contains("command default for 8.8.8.8 succeeded"),
+        "{}",
+        cmd.log_text()
+    );
+}
+
+#[test]
+fn output_and_exit_status_are_logged() {
+    let fx = Fixture::new(
+        r#"default = "echo out-text; echo err-text >&2; exit 4""#,
+        "",
+    );
+    let cmd = fx.start();
+    fx.send("default", "9.9.9.9");
+    assert!(
+        cmd.wait_log("failed", Duration::from_secs(5)),
+        "{}",
+        cmd.log_text()
+    );
+    let line = cmd.find_log("failed").unwrap();
+    for want in ["9.9.9.9", "exit status: 4", "out-text", "err-text"] {
+        assert!(line.contains(want), "{want} missing: {line}");
+    }
+}
+
+#[test]
+fn timeout_kills_sleep_and_its_children() {
+    let fx = Fixture::new(
+        r#"default = { cmd = "sleep 100 & echo $! > {dir}/child.pid; sleep 100", timeout_sec = 1 }"#,
+        "",
+    );
+    let cmd = fx.start();
+    fx.send("default", "8.8.8.8");
+    let pid: i32 = fx
+        .wait_file("child.pid", Duration::from_secs(5))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        cmd.wait_log("timed out", Duration::from_secs(5)),
+        "{}",
+        cmd.log_text()
+    );
+    // The background child is gone (or a zombie awaiting its new parent's reaping).
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => break,
+            Ok(stat) if stat.split(") ").nth(1).is_some_and(|s| s.starts_with('Z')) => break,
+            Ok(stat) => assert!(
+                std::time::Instant::now() < deadline,
+                "child {pid} survived: {stat}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn two_slow_commands_run_side_by_side() {
+    let fx = Fixture::new(
+        r#"
+        a = "echo start-a >> {dir}/events; sleep 1; echo end-a >> {dir}/events"
+        b = "echo start-b >> {dir}/events; sleep 1; echo end-b >> {dir}/events"
+        "#,
+        "",
+    );
+    let cmd = fx.start();
+    fx.send("a", "8.8.8.8");
+    fx.send("b", "8.8.4.4");
+    assert!(
+        cmd.wait_log_count("succeeded", 2, Duration::from_secs(10)),
+        "{}",
+        cmd.log_text()
+    );
+    let events = std::fs::read_to_string(fx.path().join("events")).unwrap();
+    let order: Vec<&str> = events.lines().collect();
+    // Both started before either ended: the second did not wait for the first.
+    assert_eq!(order.len(), 4, "{events}");
+    assert!(
+        order[..2].iter().all(|e| e.starts_with("start")),
+        "{events}"
+    );
+}
+
+#[test]
+fn unknown_hash_runs_nothing() {
+    let fx = Fixture::new(WRITE_IP, "");
+    let cmd = fx.start();
+    fx.send("not-configured", "8.8.8.8");
+    assert!(
+        cmd.wait_log("unknown command hash", Duration::from_secs(5)),
+        "{}",
+        cmd.log_text()
+    );
+    assert_eq!(fx.wait_file("ran", Duration::from_millis(300)), None);
+}
+
+#[test]
+fn non_routable_ip_is_refused_by_default() {
+    let fx = Fixture::new(WRITE_IP, "");
+    let cmd = fx.start();
+    for ip in ["127.0.0.1", "10.1.2.3", "fe80::1", "::1", "192.0.2.4"] {
+        fx.send("default", ip);
+    }
+    assert!(
+        cmd.wait_log_count("non-routable", 5, Duration::from_secs(5)),
+        "{}",
+        cmd.log_text()
+    );
+    assert_eq!(fx.wait_file("ran", Duration::from_millis(300)), None);
+}
+
+#[test]
+fn non_routable_ip_is_allowed_by_the_flag() {
+    let fx = Fixture::new(WRITE_IP, "allow_non_routable_ips = true");
+    let cmd = fx.start();
+    fx.send("default", "127.0.0.1");
+    assert_eq!(
+        fx.wait_file("ran", Duration::from_secs(5)).as_deref(),
+        Some("127.0.0.1\n"),
+        "{}",
+        cmd.log_text()
+    );
+}
+
+#[test]
+fn malformed_messages_run_nothing() {
+    let fx = Fixture::new(WRITE_IP, "");
+    let cmd = fx.start();
+    let valid = ruroco_ipc::CommanderMessage {
+        cmd_hash: ruroco_ipc::command_hash("default"),
+        ip: "8.8.8.8".parse().unwrap(),
+    }
+    .encode();
+    fx.send_raw(&valid[..10]);
+    fx.send_raw(&[]);
+    let mut long = valid.to_vec();
+    long.extend_from_slice(&[0; 8]);
+    fx.send_raw(&long);
+    assert!(
+        cmd.wait_log_count("rejected", 2, Duration::from_secs(5)),
+        "{}",
+        cmd.log_text()
+    );
+    assert!(
+        cmd.wait_log("oversized", Duration::from_secs(5)),
+        "{}",
+        cmd.log_text()
+    );
+    assert_eq!(fx.wait_file("ran", Duration::from_millis(300)), None);
+    // Still serving afterwards.
+    fx.send_raw(&valid);
+    assert!(
+        fx.wait_file("ran", Duration::from_secs(5)).is_some(),
+        "{}",
+        cmd.log_text()
+    );
+}

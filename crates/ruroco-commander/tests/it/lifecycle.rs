@@ -1,0 +1,178 @@
+//! Socket set-up, start-up refusals and shutdown.
+
+use std::process::Command;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::util::{Daemon, Fixture};
+
+fn stat(path: &std::path::Path) -> String {
+    let out = Command::new("stat")
+        .args(["-c", "%a %U %G %F"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn refuses(cmd: Command) -> String {
+    let (log, status) = Daemon::try_spawn(cmd, "listening on")
+        .err()
+        .expect("must refuse to start");
+    assert!(!status.expect("exits").success());
+    log
+}
+
+#[test]
+fn socket_mode_and_owner_unchanged_when_empty() {
+    let fx = Fixture::new("x = \"true\"", "");
+    let _cmd = fx.start();
+    let me = String::from_utf8(Command::new("id").args(["-un"]).output().unwrap().stdout).unwrap();
+    let group =
+        String::from_utf8(Command::new("id").args(["-gn"]).output().unwrap().stdout).unwrap();
+    assert_eq!(
+        stat(&fx.socket()),
+        format!("204 {} {} socket", me.trim(), group.trim())
+    );
+}
+
+#[test]
+fn socket_owner_from_config() {
+    // Needs root to chown; as any other user the commander must refuse instead.
+    let group = String::from_utf8(
+        Command::new("id")
+            .args(["-gn", "nobody"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let group = group.trim();
+    let fx = Fixture::new(
+        "x = \"true\"",
+        &format!("socket_user = \"nobody\"\nsocket_group = \"{group}\""),
+    );
+    if nix::unistd::geteuid().is_root() {
+        let _cmd = fx.start();
+        assert_eq!(stat(&fx.socket()), format!("204 nobody {group} socket"));
+    } else {
+        let log = refuses(fx.command());
+        assert!(log.contains("cannot change owner"), "{log}");
+    }
+}
+
+#[test]
+fn unknown_socket_user_is_a_startup_error() {
+    let fx = Fixture::new(
+        "x = \"true\"",
+        "socket_user = \"no-such-user-ruroco\"\nsocket_group = \"\"",
+    );
+    let log = refuses(fx.command());
+    assert!(
+        log.contains("socket_user") && log.contains("no-such-user-ruroco"),
+        "{log}"
+    );
+    assert!(!fx.socket().exists());
+}
+
+#[test]
+fn socket_directory_is_created_and_stale_socket_replaced() {
+    let fx = Fixture::new("x = \"true\"", "");
+    let dir = fx.path().join("run/sub");
+    std::fs::write(
+        &fx.config,
+        format!(
+            "config_dir = \"{}\"\nsocket_dir = \"{}\"\nsocket_user = \"\"\nsocket_group = \"\"\n",
+            fx.path().display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    // A stale socket left by a crashed commander: bound, then its listener dropped.
+    drop(std::os::unix::net::UnixListener::bind(dir.join("ruroco.socket")).unwrap());
+    let cmd = fx.start();
+    assert!(
+        cmd.log_text().contains("removed stale socket"),
+        "{}",
+        cmd.log_text()
+    );
+    assert!(stat(&dir.join("ruroco.socket")).starts_with("204 "));
+}
+
+#[test]
+fn second_instance_is_refused_and_the_first_keeps_working() {
+    let fx = Fixture::new(r#"default = "echo \"$RUROCO_IP\" >> {dir}/ran""#, "");
+    let first = fx.start();
+    let log = refuses(fx.command());
+    assert!(log.contains("already running"), "{log}");
+    fx.send("default", "8.8.8.8");
+    assert!(
+        fx.wait_file("ran", Duration::from_secs(5)).is_some(),
+        "{}",
+        first.log_text()
+    );
+}
+
+#[test]
+fn malformed_commands_file_names_file_and_entry() {
+    let fx = Fixture::new("broken = { cmd = 5 }", "");
+    let log = refuses(fx.command());
+    assert!(
+        log.contains("commands.toml") && log.contains("`broken`"),
+        "{log}"
+    );
+}
+
+#[test]
+fn unreadable_commands_file_is_named() {
+    let fx = Fixture::new("x = \"true\"", "");
+    std::fs::remove_file(&fx.commands).unwrap();
+    let log = refuses(fx.command());
+    assert!(
+        log.contains("cannot read commands file") && log.contains("commands.toml"),
+        "{log}"
+    );
+}
+
+#[test]
+fn world_readable_commands_file_is_warned_about() {
+    let fx = Fixture::new("x = \"true\"", "");
+    std::fs::set_permissions(
+        &fx.commands,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let cmd = fx.start();
+    assert!(cmd.log_text().contains("mode 644"), "{}", cmd.log_text());
+}
+
+#[test]
+fn sigterm_waits_for_running_commands_and_removes_the_socket() {
+    let fx = Fixture::new(r#"default = "sleep 1; echo done > {dir}/finished""#, "");
+    let mut cmd = fx.start();
+    fx.send("default", "8.8.8.8");
+    assert!(cmd.wait_log("running command default", Duration::from_secs(5)));
+    cmd.signal(Signal::SIGTERM);
+    let status = cmd.wait_exit(Duration::from_secs(10)).expect("stopped");
+    assert!(status.success(), "{status:?}\n{}", cmd.log_text());
+    assert_eq!(
+        std::fs::read_to_string(fx.path().join("finished")).unwrap(),
+        "done\n"
+    );
+    assert!(!fx.socket().exists(), "socket file left behind");
+}
+
+#[test]
+fn sigint_stops_an_idle_commander() {
+    let fx = Fixture::new("x = \"true\"", "");
+    let mut cmd = fx.start();
+    cmd.signal(Signal::SIGINT);
+    let status = cmd
+        .wait_exit(Duration::from_secs(3))
+        .expect("stopped within 3 s");
+    assert!(status.success());
+    assert!(!fx.socket().exists());
+}

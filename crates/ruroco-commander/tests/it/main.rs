@@ -1,0 +1,13 @@
+//! Integration tests of the real `ruroco-commander` binary with real `sh`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    unreachable_pub,
+    dead_code
+)]
+
+mod execution;
+mod lifecycle;
+mod util;

@@ -1,0 +1,167 @@
+//! Test support for ruroco's integration tests: a real daemon process whose log is
+//! captured line by line, waited on with timeouts, signalled and stopped by its own pid.
+//!
+//! Test-only: panics on misuse are the point here, so the panic lints are relaxed.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// A running daemon with its stderr captured.
+pub struct Daemon {
+    pub child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Daemon {
+    /// Spawns `cmd` (stderr piped) and waits until a log line contains `ready`.
+    pub fn spawn(cmd: Command, ready: &str) -> Daemon {
+        Self::try_spawn(cmd, ready)
+            .unwrap_or_else(|(log, status)| panic!("daemon did not start ({status:?}):\n{log}"))
+    }
+
+    /// Like [`Daemon::spawn`], but a daemon that exits (or never gets ready) is returned
+    /// as its log and exit status.
+    pub fn try_spawn(
+        mut cmd: Command,
+        ready: &str,
+    ) -> Result<Daemon, (String, Option<ExitStatus>)> {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&log);
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut daemon = Daemon {
+            child,
+            log,
+            reader: Some(reader),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if daemon.count_log(ready) > 0 {
+                return Ok(daemon);
+            }
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                daemon.join_reader();
+                return Err((daemon.log_text(), Some(status)));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Err((daemon.log_text(), None))
+    }
+
+    /// The first log line containing `needle`.
+    pub fn find_log(&self, needle: &str) -> Option<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.contains(needle))
+            .cloned()
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    pub fn count_log(&self, needle: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    /// Waits until a log line contains `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        self.wait_log_count(needle, 1, timeout)
+    }
+
+    /// Waits until at least `n` log lines contain `needle`.
+    pub fn wait_log_count(&self, needle: &str, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.count_log(needle) >= n {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(i32::try_from(self.child.id()).unwrap())
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        kill(self.pid(), signal).unwrap();
+    }
+
+    /// Waits for exit, up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                self.join_reader();
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGTERM, then the full log once the daemon has exited with status 0.
+    pub fn stop(self) -> String {
+        self.signal(Signal::SIGTERM);
+        self.stop_after_signal()
+    }
+
+    /// For a daemon already signalled: waits for a clean exit and returns the log.
+    pub fn stop_after_signal(mut self) -> String {
+        let status = self
+            .wait_exit(Duration::from_secs(10))
+            .expect("daemon did not stop");
+        assert!(
+            status.success(),
+            "exit status {status:?}\n{}",
+            self.log_text()
+        );
+        self.log_text()
+    }
+
+    fn join_reader(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
