@@ -1,0 +1,264 @@
+//! The client on its own: keys, flags, errors, the counter.
+
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use ruroco_proto::{open, Key};
+
+use crate::util::{client, stderr};
+
+#[test]
+fn gen_prints_a_fresh_valid_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = client(&["gen"], dir.path());
+    let b = client(&["gen"], dir.path());
+    assert!(a.status.success());
+    let a = String::from_utf8(a.stdout).unwrap();
+    let b = String::from_utf8(b.stdout).unwrap();
+    assert_ne!(a, b);
+    assert!(Key::parse(&a).is_ok());
+    assert_eq!(a.trim().len(), 56, "base64 of 40 bytes");
+}
+
+/// Sends to a local UDP socket standing in for a server and returns what arrived.
+fn capture(
+    args: &[&str],
+    conf: &std::path::Path,
+    key: &Key,
+) -> (std::process::Output, Vec<ruroco_proto::Plaintext>) {
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sink.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let addr = sink.local_addr().unwrap().to_string();
+    let key_file = conf.join("k.key");
+    std::fs::create_dir_all(conf).unwrap();
+    std::fs::write(&key_file, key.to_key_string().as_bytes()).unwrap();
+    let mut all = vec!["send", "-a", &addr, "-k", key_file.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = client(&all, conf);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while let Ok(n) = sink.recv(&mut buf) {
+        got.push(open(key, &buf[..n]).expect("datagram opens with the key"));
+    }
+    (out, got)
+}
+
+#[test]
+fn send_builds_the_datagram_from_the_flags() {
+    let conf = tempfile::tempdir().unwrap();
+    let key = Key::generate().unwrap();
+    let (out, got) = capture(
+        &["-c", "open_port", "-i", "203.0.113.7", "-e"],
+        conf.path(),
+        &key,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(got.len(), 1);
+    let pt = got[0];
+    assert_eq!(pt.cmd_hash, ruroco_proto::command_hash("open_port"));
+    assert_eq!(pt.src_ip, Some("203.0.113.7".parse().unwrap()));
+    assert!(!pt.strict);
+    assert_eq!(pt.dst_ip, "127.0.0.1".parse::<std::net::IpAddr>().unwrap());
+    // The counter file holds the value sent; the next send is one higher.
+    let stored = std::fs::read(conf.path().join("counter")).unwrap();
+    assert_eq!(u128::from_be_bytes(stored.try_into().unwrap()), pt.counter);
+    let (_, again) = capture(&[], conf.path(), &key);
+    assert_eq!(again[0].counter, pt.counter + 1);
+    assert!(again[0].strict && again[0].src_ip.is_none());
+}
+
+#[test]
+fn ip_must_be_a_single_address() {
+    let conf = tempfile::tempdir().unwrap();
+    let key = Key::generate().unwrap();
+    for bad in ["1.2.3.4,5.6.7.8", "example.com", "1.2.3.4/24"] {
+        let (out, got) = capture(&["-i", bad], conf.path(), &key);
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("--ip must be a single IP address"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(got.is_empty(), "nothing is sent on an error");
+    }
+}
+
+#[test]
+fn key_file_errors_name_the_file() {
+    let conf = tempfile::tempdir().unwrap();
+    let missing = conf.path().join("missing.key");
+    let out = client(
+        &["send", "-a", "127.0.0.1:9", "-k", missing.to_str().unwrap()],
+        conf.path(),
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("cannot read key file") && stderr(&out).contains("missing.key"));
+    let bad = conf.path().join("bad.key");
+    std::fs::write(&bad, "not base64 !!!").unwrap();
+    let out = client(
+        &["send", "-a", "127.0.0.1:9", "-k", bad.to_str().unwrap()],
+        conf.path(),
+    );
+    assert!(
+        stderr(&out).contains("invalid key file") && stderr(&out).contains("bad.key"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn unresolvable_host_is_a_clear_error() {
+    let conf = tempfile::tempdir().unwrap();
+    let key = conf.path().join("k.key");
+    std::fs::write(&key, Key::generate().unwrap().to_key_string().as_bytes()).unwrap();
+    let out = client(
+        &[
+            "send",
+            "-a",
+            "no-such-host.invalid",
+            "-k",
+            key.to_str().unwrap(),
+        ],
+        conf.path(),
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cannot resolve `no-such-host.invalid`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn localhost_gets_one_datagram_per_family_unless_restricted() {
+    let conf = tempfile::tempdir().unwrap();
+    let key_file = conf.path().join("k.key");
+    let key = Key::generate().unwrap();
+    std::fs::write(&key_file, key.to_key_string().as_bytes()).unwrap();
+    // One listener per family on the same port.
+    let v6 = UdpSocket::bind("[::1]:0").unwrap();
+    let port = v6.local_addr().unwrap().port();
+    let Ok(v4) = UdpSocket::bind(("127.0.0.1", port)) else {
+        return;
+    };
+    for s in [&v4, &v6] {
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+    }
+    let resolves_both = std::net::ToSocketAddrs::to_socket_addrs(&("localhost", port))
+        .map(|a| {
+            a.map(|a| a.is_ipv4())
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+                == 2
+        })
+        .unwrap_or(false);
+    if !resolves_both {
+        eprintln!("localhost does not resolve to both families here; only -4 is checked");
+    }
+    let address = format!("localhost:{port}");
+    let out = client(
+        &[
+            "send",
+            "-a",
+            &address,
+            "-k",
+            key_file.to_str().unwrap(),
+            "-4",
+        ],
+        conf.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut buf = [0u8; 128];
+    assert!(v4.recv(&mut buf).is_ok());
+    assert!(v6.recv(&mut buf).is_err(), "-4 sent over IPv6");
+    if resolves_both {
+        let out = client(
+            &[
+                "send",
+                "-a",
+                &address,
+                "-k",
+                key_file.to_str().unwrap(),
+                "-d",
+                "10",
+            ],
+            conf.path(),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let n = v4.recv(&mut buf).unwrap();
+        let a = open(&key, &buf[..n]).unwrap();
+        let n = v6.recv(&mut buf).unwrap();
+        let b = open(&key, &buf[..n]).unwrap();
+        assert_eq!(
+            b.counter,
+            a.counter + 1,
+            "each datagram has its own counter value"
+        );
+        assert_eq!(b.dst_ip, "::1".parse::<std::net::IpAddr>().unwrap());
+    }
+}
+
+#[test]
+fn corrupt_counter_points_to_reseed_and_reseed_fixes_it() {
+    let conf = tempfile::tempdir().unwrap();
+    std::fs::write(conf.path().join("counter"), b"junk").unwrap();
+    let key = Key::generate().unwrap();
+    let (out, got) = capture(&[], conf.path(), &key);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("ruroco-client reseed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(got.is_empty());
+    assert_eq!(
+        std::fs::read(conf.path().join("counter")).unwrap(),
+        b"junk",
+        "never silently reset"
+    );
+    let out = client(&["reseed"], conf.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (out, got) = capture(&[], conf.path(), &key);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(got.len(), 1);
+}
+
+#[test]
+fn a_second_client_waits_for_the_lock() {
+    let conf = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(conf.path()).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(conf.path().join("counter.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let key = Key::generate().unwrap();
+    let handle = {
+        let path = conf.path().to_owned();
+        std::thread::spawn(move || capture(&[], &path, &key))
+    };
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(!handle.is_finished(), "client did not wait for the lock");
+    lock.unlock().unwrap();
+    let (out, _) = handle.join().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn help_has_examples() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["gen", "send", "reseed"] {
+        let out = client(&[sub, "--help"], dir.path());
+        assert!(out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Example"),
+            "{sub}"
+        );
+    }
+    let out = client(&["--version"], dir.path());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ruroco-client "));
+}

@@ -1,0 +1,14 @@
+//! Integration tests of the real `ruroco-client`, alone and in full round trips with the
+//! real server and commander on loopback.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    unreachable_pub,
+    dead_code
+)]
+
+mod cli;
+mod roundtrip;
+mod util;

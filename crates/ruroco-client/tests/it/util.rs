@@ -1,0 +1,150 @@
+//! A complete local installation in a temp dir: key, config, commands, commander, server.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub use ruroco_testkit::Daemon;
+use tempfile::TempDir;
+
+pub const CLIENT: &str = env!("CARGO_BIN_EXE_ruroco-client");
+
+/// A sibling binary of this workspace, built by `cargo test --workspace`.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not built; run the tests with `cargo test --workspace`",
+        path.display()
+    );
+    path
+}
+
+/// Server and commander running in a temp dir, unprivileged, on loopback.
+pub struct Stack {
+    pub dir: TempDir,
+    pub client_dir: PathBuf,
+    pub key_file: PathBuf,
+    pub server: Daemon,
+    pub commander: Daemon,
+    pub addr: SocketAddr,
+}
+
+impl Stack {
+    /// `config_extra` is appended to config.toml.
+    pub fn start(config_extra: &str) -> Stack {
+        Self::start_on(config_extra, "127.0.0.1:0")
+    }
+
+    /// Like [`Stack::start`], with the server listening on `listen`.
+    pub fn start_on(config_extra: &str, listen: &str) -> Stack {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        let server_dir = dir.path().join("server");
+        std::fs::create_dir(&server_dir).unwrap();
+        let key = client(&["gen"], dir.path());
+        assert!(key.status.success());
+        let key_text = String::from_utf8(key.stdout).unwrap();
+        let key_file = dir.path().join("client.key");
+        std::fs::write(&key_file, &key_text).unwrap();
+        std::fs::write(server_dir.join("client.key"), &key_text).unwrap();
+        std::fs::write(
+            server_dir.join("config.toml"),
+            format!(
+                "ips = [\"127.0.0.1\", \"::1\"]\nconfig_dir = \"{}\"\nsocket_user = \"\"\nsocket_group = \"\"\nallow_non_routable_ips = true\n{config_extra}\n",
+                server_dir.display()
+            ),
+        )
+        .unwrap();
+        let commands = server_dir.join("commands.toml");
+        std::fs::write(
+            &commands,
+            format!(
+                "[commands]\ndefault = \"echo \\\"$RUROCO_IP\\\" >> {d}/default.out\"\nother = \"echo \\\"$RUROCO_IP\\\" >> {d}/other.out\"\n"
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new(workspace_bin("ruroco-commander"));
+        cmd.arg("--config")
+            .arg(server_dir.join("config.toml"))
+            .arg("--commands")
+            .arg(&commands);
+        let commander = Daemon::spawn(cmd, "listening on");
+        let mut cmd = Command::new(workspace_bin("ruroco-server"));
+        cmd.arg("--config")
+            .arg(server_dir.join("config.toml"))
+            .args(["--address", listen])
+            .env_remove("LISTEN_PID")
+            .env_remove("LISTEN_FDS");
+        let server = Daemon::spawn(cmd, "listening on");
+        let line = server.find_log("listening on ").unwrap();
+        let addr = line
+            .split("listening on ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let client_dir = dir.path().join("client-conf");
+        Stack {
+            dir,
+            client_dir,
+            key_file,
+            server,
+            commander,
+            addr,
+        }
+    }
+
+    /// Runs `ruroco-client send` against the server with extra arguments.
+    pub fn send(&self, extra: &[&str]) -> Output {
+        self.send_to(&self.addr.to_string(), extra)
+    }
+
+    pub fn send_to(&self, address: &str, extra: &[&str]) -> Output {
+        let mut args = vec!["send", "-a", address, "-k", self.key_file.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        client(&args, &self.client_dir)
+    }
+
+    /// Lines the `name` command wrote, once there are `n` of them (up to `timeout`).
+    pub fn wait_runs(&self, name: &str, n: usize, timeout: Duration) -> Vec<String> {
+        let path = self.dir.path().join(format!("{name}.out"));
+        let deadline = Instant::now() + timeout;
+        loop {
+            let lines: Vec<String> = std::fs::read_to_string(&path)
+                .map(|t| t.lines().map(str::to_owned).collect())
+                .unwrap_or_default();
+            if lines.len() >= n || Instant::now() >= deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        format!(
+            "--- server\n{}\n--- commander\n{}",
+            self.server.log_text(),
+            self.commander.log_text()
+        )
+    }
+}
+
+/// Runs the client with `RUROCO_CONF_DIR` = `conf`.
+pub fn client(args: &[&str], conf: &Path) -> Output {
+    Command::new(CLIENT)
+        .args(args)
+        .env("RUROCO_CONF_DIR", conf)
+        .output()
+        .unwrap()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
