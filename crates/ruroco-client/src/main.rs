@@ -5,6 +5,7 @@
 //! gives none.
 #![forbid(unsafe_code)]
 
+mod cli;
 mod counter;
 mod target;
 
@@ -14,68 +15,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
 use ruroco_proto::{command_hash, seal, Key, Plaintext, PROTOCOL_VERSION};
 use zeroize::Zeroizing;
 
+use crate::cli::{Cli, Cmd, SendArgs};
 use crate::counter::{now_nanos, Counter};
 use crate::target::Family;
-
-/// Trigger a pre-configured command on a ruroco server with one encrypted UDP datagram.
-#[derive(Debug, Parser)]
-#[command(name = "ruroco-client", version, about, long_about = None)]
-struct Cli {
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Debug, Subcommand)]
-enum Cmd {
-    /// Print a new key (40 random bytes from the OS, base64).
-    #[command(
-        after_help = "Examples:\n  ruroco-client gen > ~/.config/ruroco/server.key\n  ruroco-client gen | ssh root@server 'umask 077; cat > /etc/ruroco/laptop.key'"
-    )]
-    Gen,
-    /// Send one command to a server.
-    #[command(
-        after_help = "Examples:\n  ruroco-client send -a example.com -k ~/.config/ruroco/server.key\n  ruroco-client send -a example.com:34020 -k server.key -c open_ssh\n  ruroco-client send -a [2001:db8::1]:80 -k server.key -c deploy -6\n  ruroco-client send -a example.com -k server.key -c open_ssh -i 203.0.113.7 --permissive"
-    )]
-    Send(SendArgs),
-    /// Set the counter to the current time (after a corrupt counter file, or when the
-    /// server rejects datagrams as replays).
-    #[command(
-        after_help = "Example:\n  ruroco-client reseed\n  RUROCO_CONF_DIR=/etc/ruroco-ci ruroco-client reseed"
-    )]
-    Reseed,
-}
-
-#[derive(Debug, Args)]
-struct SendArgs {
-    /// Server to send to: HOST[:PORT] (port 80 if omitted; [IPv6]:PORT).
-    #[arg(short, long, value_name = "HOST[:PORT]")]
-    address: String,
-    /// File holding the key (from `ruroco-client gen`).
-    #[arg(short, long, value_name = "PATH")]
-    key_file: PathBuf,
-    /// Name of the command to run, as in the server's commands.toml.
-    #[arg(short, long, value_name = "NAME", default_value = "default")]
-    command: String,
-    /// Let the server act for the --ip address even if the datagram comes from elsewhere.
-    #[arg(short = 'e', long)]
-    permissive: bool,
-    /// The IP address the command should act for (default: the address the server sees).
-    #[arg(short, long, value_name = "IP")]
-    ip: Option<String>,
-    /// Send over IPv4 only.
-    #[arg(short = '4', long, conflicts_with = "ipv6")]
-    ipv4: bool,
-    /// Send over IPv6 only.
-    #[arg(short = '6', long)]
-    ipv6: bool,
-    /// Pause between the IPv4 and the IPv6 datagram, in milliseconds.
-    #[arg(short = 'd', long, value_name = "MS", default_value_t = 50)]
-    send_delay_ms: u64,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

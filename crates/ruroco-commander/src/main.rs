@@ -6,6 +6,7 @@
 //! fixed-size message from a socket only the server's user can write to.
 #![forbid(unsafe_code)]
 
+mod cli;
 mod commands;
 mod executor;
 mod socket;
@@ -13,7 +14,6 @@ mod socket;
 use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,32 +22,18 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use ruroco_config::{Config, DEFAULT_CONFIG_PATH};
+use ruroco_config::Config;
 use ruroco_ipc::{is_routable, CommanderMessage, MESSAGE_LEN};
 
+use crate::cli::Cli;
 use crate::commands::Commands;
 use crate::executor::Executor;
 use crate::socket::CommanderSocket;
 
-/// Default path of the command set.
-const DEFAULT_COMMANDS_PATH: &str = "/etc/ruroco/commands.toml";
 /// How long the loop waits for a connection before checking the stop flag again.
 const ACCEPT_POLL_MS: u16 = 1000;
 /// How long a connection may take to deliver its message.
 const READ_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Run the configured command for each message ruroco-server sends over the local Unix
-/// socket. Runs as root; has no keys and no network access.
-#[derive(Debug, Parser)]
-#[command(name = "ruroco-commander", version, about, long_about = None)]
-struct Cli {
-    /// Path of config.toml (shared with ruroco-server).
-    #[arg(short, long, value_name = "PATH", default_value = DEFAULT_CONFIG_PATH)]
-    config: PathBuf,
-    /// Path of commands.toml.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_COMMANDS_PATH)]
-    commands: PathBuf,
-}
 
 fn main() -> ExitCode {
     init_logging();

@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 mod activation;
+mod cli;
 mod floors;
 mod forward;
 mod keys;
@@ -15,33 +16,19 @@ mod server;
 mod signal;
 mod socket;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use ruroco_config::{Config, DEFAULT_CONFIG_PATH};
+use ruroco_config::Config;
 use ruroco_proto::{Policy, RateLimiter};
 
+use crate::cli::Cli;
 use crate::floors::FloorStore;
 use crate::forward::Forwarder;
 use crate::logbook::Logbook;
 use crate::server::{now_nanos, Server};
-
-/// Receive one encrypted UDP datagram per command, authenticate and validate it, and hand
-/// the command to ruroco-commander. Never replies.
-#[derive(Debug, Parser)]
-#[command(name = "ruroco-server", version, about, long_about = None)]
-struct Cli {
-    /// Path of config.toml.
-    #[arg(short, long, value_name = "PATH", default_value = DEFAULT_CONFIG_PATH)]
-    config: PathBuf,
-    /// UDP address to listen on (wins over RUROCO_LISTEN_ADDRESS, socket activation and
-    /// the config file).
-    #[arg(long, value_name = "ADDR")]
-    address: Option<String>,
-}
 
 fn main() -> ExitCode {
     init_logging();

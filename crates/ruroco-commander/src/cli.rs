@@ -1,0 +1,23 @@
+//! The command line of `ruroco-commander`. Kept free of other modules so the man page and
+//! shell completions are generated from this very definition.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use ruroco_config::DEFAULT_CONFIG_PATH;
+
+/// Default path of the command set.
+pub(crate) const DEFAULT_COMMANDS_PATH: &str = "/etc/ruroco/commands.toml";
+
+/// Run the configured command for each message ruroco-server sends over the local Unix
+/// socket. Runs as root; has no keys and no network access.
+#[derive(Debug, Parser)]
+#[command(name = "ruroco-commander", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// Path of config.toml (shared with ruroco-server).
+    #[arg(short, long, value_name = "PATH", default_value = DEFAULT_CONFIG_PATH)]
+    pub(crate) config: PathBuf,
+    /// Path of commands.toml.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_COMMANDS_PATH)]
+    pub(crate) commands: PathBuf,
+}

@@ -1,0 +1,21 @@
+//! The command line of `ruroco-server`. Kept free of other modules so the man page and
+//! shell completions are generated from this very definition.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use ruroco_config::DEFAULT_CONFIG_PATH;
+
+/// Receive one encrypted UDP datagram per command, authenticate and validate it, and hand
+/// the command to ruroco-commander. Never replies.
+#[derive(Debug, Parser)]
+#[command(name = "ruroco-server", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// Path of config.toml.
+    #[arg(short, long, value_name = "PATH", default_value = DEFAULT_CONFIG_PATH)]
+    pub(crate) config: PathBuf,
+    /// UDP address to listen on (wins over RUROCO_LISTEN_ADDRESS, socket activation and
+    /// the config file).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) address: Option<String>,
+}

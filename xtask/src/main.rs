@@ -1,0 +1,120 @@
+//! `cargo run -p xtask -- assets DIR`: writes man pages (`DIR/man/*.1`) and shell
+//! completions (`DIR/completions/{bash,zsh,fish}/…`) for the three programs.
+//!
+//! The programs' `cli.rs` files are compiled in here by path, so what is generated is the
+//! very definition the binaries parse with: the documentation cannot drift from the code.
+#![forbid(unsafe_code)]
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../crates/ruroco-client/src/cli.rs"]
+mod client_cli;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../crates/ruroco-commander/src/cli.rs"]
+mod commander_cli;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../crates/ruroco-server/src/cli.rs"]
+mod server_cli;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::CommandFactory;
+use clap_complete::Shell;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [task, dir] if task == "assets" => {
+            let written = write_assets(Path::new(dir))?;
+            for path in written {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
+        _ => bail!("usage: cargo run -p xtask -- assets DIR"),
+    }
+}
+
+/// Every program's clap command, with its binary name.
+fn commands() -> Vec<clap::Command> {
+    vec![
+        client_cli::Cli::command(),
+        server_cli::Cli::command(),
+        commander_cli::Cli::command(),
+    ]
+}
+
+/// Writes man pages and completions under `dir`; returns the files written.
+fn write_assets(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let man_dir = dir.join("man");
+    std::fs::create_dir_all(&man_dir)
+        .with_context(|| format!("cannot create {}", man_dir.display()))?;
+    for cmd in commands() {
+        let name = cmd.get_name().to_owned();
+        let path = man_dir.join(format!("{name}.1"));
+        render_man(cmd.clone(), &path)?;
+        written.push(path);
+        // One page per subcommand too (ruroco-client-send(1), …), so every flag is documented.
+        for sub in cmd.get_subcommands() {
+            let sub_name = format!("{name}-{}", sub.get_name());
+            let path = man_dir.join(format!("{sub_name}.1"));
+            render_man(sub.clone().name(sub_name), &path)?;
+            written.push(path);
+        }
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let shell_dir = dir.join("completions").join(shell.to_string());
+            std::fs::create_dir_all(&shell_dir)
+                .with_context(|| format!("cannot create {}", shell_dir.display()))?;
+            let mut cmd = cmd.clone();
+            let path = clap_complete::generate_to(shell, &mut cmd, &name, &shell_dir)
+                .with_context(|| format!("cannot write {shell} completion for {name}"))?;
+            written.push(path);
+        }
+    }
+    Ok(written)
+}
+
+fn render_man(cmd: clap::Command, path: &Path) -> anyhow::Result<()> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd).render(&mut page)?;
+    std::fs::write(path, page).with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn man_pages_and_completions_cover_every_program_and_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_assets(dir.path()).unwrap();
+        // 3 programs x (man page + 3 shells) + the client's 3 subcommand pages.
+        assert_eq!(written.len(), 3 * 4 + 3);
+        let read = |rel: &str| std::fs::read_to_string(dir.path().join(rel)).unwrap();
+        let client = read("man/ruroco-client.1");
+        for flag in ["send", "gen", "reseed"] {
+            assert!(client.contains(flag), "{flag} missing in ruroco-client.1");
+        }
+        let send = read("man/ruroco-client-send.1");
+        for flag in ["key\\-file", "permissive", "send\\-delay\\-ms", "Examples"] {
+            assert!(
+                send.contains(flag),
+                "{flag} missing in ruroco-client-send.1"
+            );
+        }
+        assert!(read("man/ruroco-server.1").contains("address"));
+        assert!(read("man/ruroco-commander.1").contains("commands"));
+        assert!(read("completions/bash/ruroco-client.bash").contains("--send-delay-ms"));
+        assert!(read("completions/zsh/_ruroco-client").contains("--permissive"));
+        assert!(read("completions/fish/ruroco-client.fish").contains("key-file"));
+        assert!(read("completions/bash/ruroco-server.bash").contains("--config"));
+    }
+
+    #[test]
+    fn cli_definitions_are_consistent() {
+        for cmd in commands() {
+            cmd.debug_assert();
+        }
+    }
+}
