@@ -36,7 +36,7 @@ const ACCEPT_POLL_MS: u16 = 1000;
 const READ_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
-    init_logging();
+    ruroco_config::init_logging();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -45,18 +45,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging() {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUROCO_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .with_env_filter(filter)
-        .init();
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

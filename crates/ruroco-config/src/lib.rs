@@ -175,5 +175,24 @@ impl Config {
     }
 }
 
+/// Sets up the daemons' logging: one line per event on stderr, level from `RUROCO_LOG`
+/// (default `info`), colour only on a terminal, and no own timestamp when stderr goes to
+/// the systemd journal (`JOURNAL_STREAM` set), which stamps every line itself.
+pub fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUROCO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .with_env_filter(filter);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+}
+
 #[cfg(test)]
 mod tests;

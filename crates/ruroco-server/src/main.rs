@@ -31,7 +31,7 @@ use crate::logbook::Logbook;
 use crate::server::{now_nanos, Server};
 
 fn main() -> ExitCode {
-    init_logging();
+    ruroco_config::init_logging();
     let cli = Cli::parse();
     match start(cli).and_then(|mut server| server.run()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -40,18 +40,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging() {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUROCO_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .with_env_filter(filter)
-        .init();
 }
 
 fn start(cli: Cli) -> anyhow::Result<Server> {

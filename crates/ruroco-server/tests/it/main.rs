@@ -8,6 +8,7 @@
     dead_code
 )]
 
+mod packaging;
 mod pipeline;
 mod shutdown;
 mod socket;

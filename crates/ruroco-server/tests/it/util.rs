@@ -230,3 +230,26 @@ impl Drop for Inbox {
         }
     }
 }
+
+/// The repository's `packaging/` directory.
+pub fn packaging_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging")
+}
+
+/// An external tool the packaging tests need. Missing: a failure under CI (which
+/// installs it), a loud skip elsewhere.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{name} is not installed; .ci/run must install it"
+        );
+        eprintln!("SKIPPED: {name} is not installed");
+    }
+    found
+}
