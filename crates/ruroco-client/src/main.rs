@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Parser;
 use ruroco_proto::{command_hash, seal, Key, Plaintext, PROTOCOL_VERSION};
 use zeroize::Zeroizing;
@@ -84,7 +84,7 @@ fn send(args: &SendArgs, dir: &Path) -> anyhow::Result<()> {
         None => None,
     };
     if args.permissive && claimed.is_none() {
-        bail!("--permissive only makes sense with --ip");
+        eprintln!("note: --permissive has no effect without --ip");
     }
     let family = match (args.ipv4, args.ipv6) {
         (true, _) => Family::V4,

@@ -286,36 +286,46 @@ fn junk_from_the_clients_own_address_does_not_use_its_budget() {
     );
 }
 
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 #[test]
 fn valid_datagrams_survive_a_garbage_flood_from_many_sources() {
     const VALID: usize = 20;
     const GARBAGE: usize = 100_000;
+    const PER_SOURCE: usize = 50;
     let fx = Fixture::new();
     let inbox = fx.inbox();
     let server = fx.start();
-    // 256 spoof-like sources across 127.0.0.0/8, one real client.
-    let junk_socks: Vec<UdpSocket> = (0..256u32)
-        .map(|n| {
-            UdpSocket::bind(format!(
-                "127.{}.{}.{}:0",
-                1 + n % 200,
-                n / 7 % 250,
-                1 + n % 250
-            ))
-            .unwrap()
-        })
-        .collect();
     let stranger = Key::generate().unwrap();
     let junk_kinds = [
         vec![0u8; 93],
         vec![7u8; 94],
         seal(&stranger, &plain(now_nanos())).unwrap().to_vec(),
     ];
-    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut sent_valid = 0;
     let per_valid = GARBAGE / VALID;
+    let mut junk_sock = None;
+    let mut rss_early = 0;
     for n in 0..GARBAGE {
-        let sock = &junk_socks[n % junk_socks.len()];
+        // A new source address every PER_SOURCE datagrams: 2,000 distinct 127.x.y.z.
+        if n % PER_SOURCE == 0 {
+            let k = n / PER_SOURCE;
+            junk_sock = Some(
+                UdpSocket::bind(format!(
+                    "127.{}.{}.{}:0",
+                    1 + k / 250 % 250,
+                    1 + k % 250,
+                    2 + k % 200
+                ))
+                .unwrap(),
+            );
+        }
+        let sock = junk_sock.as_ref().unwrap();
         let junk = &junk_kinds[n % junk_kinds.len()];
         // A full receive buffer drops datagrams; that is the kernel's doing, not the
         // server's, so the sender backs off briefly instead of overrunning it.
@@ -324,6 +334,9 @@ fn valid_datagrams_survive_a_garbage_flood_from_many_sources() {
         }
         if n % 200 == 199 {
             std::thread::sleep(Duration::from_micros(500));
+        }
+        if n == GARBAGE / 10 {
+            rss_early = rss_kib(server.child.id());
         }
         if n % per_valid == per_valid / 2 {
             // Per-source limit is 2/s: the valid datagrams come from distinct addresses.
@@ -335,7 +348,6 @@ fn valid_datagrams_survive_a_garbage_flood_from_many_sources() {
         }
     }
     assert_eq!(sent_valid, VALID);
-    drop(client);
     let mut got = 0;
     while got < VALID {
         match inbox.recv(Duration::from_secs(10)) {
@@ -343,6 +355,7 @@ fn valid_datagrams_survive_a_garbage_flood_from_many_sources() {
             None => break,
         }
     }
+    let rss_late = rss_kib(server.child.id());
     let log = server.stop();
     assert_eq!(
         got,
@@ -350,10 +363,60 @@ fn valid_datagrams_survive_a_garbage_flood_from_many_sources() {
         "{}",
         log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
     );
+    // Memory stays flat: 90,000 more datagrams from 1,800 more sources add (almost) nothing.
+    assert!(
+        rss_late < rss_early + 2048,
+        "RSS grew from {rss_early} KiB to {rss_late} KiB"
+    );
     // The log stayed bounded: at most a few lines per tracked source.
     assert!(
-        log.lines().count() < 2000,
+        log.lines().count() < 1200,
         "{} log lines",
         log.lines().count()
     );
+    let counters = log.lines().rev().find(|l| l.contains("counters:")).unwrap();
+    assert!(
+        counters.contains(&format!("accepted={VALID} ")),
+        "{counters}"
+    );
+}
+
+#[test]
+fn stalled_commander_never_blocks_the_receive_loop() {
+    use nix::sys::socket::{
+        bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+    };
+    let fx = Fixture::with_config("max_requests_per_second = 100");
+    // A commander that listens but never accepts, with the smallest backlog.
+    let listener = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&listener),
+        &UnixAddr::new(&fx.path().join("ruroco.socket")).unwrap(),
+    )
+    .unwrap();
+    listen(&listener, Backlog::new(0).unwrap()).unwrap();
+    let server = fx.start();
+    let base = now_nanos();
+    for n in 0..4 {
+        server.send(&fx.packet("default", base + n));
+    }
+    assert!(
+        server.wait_log("backlog stayed full", Duration::from_secs(10)),
+        "{}",
+        server.log_text()
+    );
+    // Still serving: a junk datagram is seen and judged promptly.
+    server.send(&[0u8; 3]);
+    assert!(
+        server.wait_log("reason=size", Duration::from_secs(5)),
+        "{}",
+        server.log_text()
+    );
+    drop(listener);
 }
