@@ -5,16 +5,14 @@
 //! the counter until the datagram is sent, so concurrent clients never reuse a value and
 //! send in counter order (the server rejects anything at or below its floor).
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
+use ruroco_fs::LockFile;
 
 /// How long a client waits for another one to release the lock.
 pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(30);
-const LOCK_POLL: Duration = Duration::from_millis(5);
 /// After this long waiting, say so once.
 const LOCK_NOTICE: Duration = Duration::from_secs(2);
 
@@ -29,8 +27,7 @@ pub(crate) fn now_nanos() -> u128 {
 #[derive(Debug)]
 pub(crate) struct Counter {
     path: PathBuf,
-    dir: PathBuf,
-    _lock: File,
+    _lock: LockFile,
 }
 
 impl Counter {
@@ -39,35 +36,23 @@ impl Counter {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create config directory {}", dir.display()))?;
         let lock_path = dir.join("counter.lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .with_context(|| format!("cannot open lock file {}", lock_path.display()))?;
-        let started = Instant::now();
-        let mut told = false;
-        while lock.try_lock().is_err() {
-            let waited = started.elapsed();
-            if waited >= LOCK_WAIT {
-                bail!(
-                    "gave up after {} s waiting for {} (another ruroco-client is sending, or hung); try again",
-                    LOCK_WAIT.as_secs(),
-                    lock_path.display()
-                );
-            }
-            if !told && waited >= LOCK_NOTICE {
-                eprintln!(
-                    "waiting for another ruroco-client to finish ({})",
-                    lock_path.display()
-                );
-                told = true;
-            }
-            std::thread::sleep(LOCK_POLL);
-        }
+        let notice = || {
+            eprintln!(
+                "waiting for another ruroco-client to finish ({})",
+                lock_path.display()
+            )
+        };
+        let lock = LockFile::acquire_within(&lock_path, LOCK_WAIT, LOCK_NOTICE, notice)
+            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+        let Some(lock) = lock else {
+            bail!(
+                "gave up after {} s waiting for {} (another ruroco-client is sending, or hung); try again",
+                LOCK_WAIT.as_secs(),
+                lock_path.display()
+            );
+        };
         Ok(Self {
             path: dir.join("counter"),
-            dir: dir.to_owned(),
             _lock: lock,
         })
     }
@@ -104,19 +89,10 @@ impl Counter {
         Ok(next)
     }
 
-    /// Write temp, fsync, rename, fsync the directory.
+    /// Stores `value` atomically and durably.
     pub(crate) fn write(&self, value: u128) -> anyhow::Result<()> {
-        let tmp = self.dir.join(".counter.tmp");
-        let context = || format!("cannot write counter file {}", self.path.display());
-        let mut file = File::create(&tmp).with_context(context)?;
-        file.write_all(&value.to_be_bytes()).with_context(context)?;
-        file.sync_all().with_context(context)?;
-        drop(file);
-        std::fs::rename(&tmp, &self.path).with_context(context)?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .with_context(context)?;
-        Ok(())
+        ruroco_fs::write_durably(&self.path, &value.to_be_bytes())
+            .with_context(|| format!("cannot write counter file {}", self.path.display()))
     }
 }
 

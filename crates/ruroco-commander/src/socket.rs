@@ -1,12 +1,13 @@
 //! The commander's Unix socket: one per host, owned by the server's user, mode 0o204.
 
-use std::fs::{File, OpenOptions, Permissions};
+use std::fs::Permissions;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use nix::unistd::{Group, User};
+use ruroco_fs::LockFile;
 
 /// Owner may write (connect); nobody else may. Nothing ever reads the socket file.
 pub(crate) const SOCKET_MODE: u32 = 0o204;
@@ -16,7 +17,7 @@ pub(crate) const SOCKET_MODE: u32 = 0o204;
 pub(crate) struct CommanderSocket {
     pub(crate) listener: UnixListener,
     pub(crate) path: PathBuf,
-    _lock: File,
+    _lock: LockFile,
 }
 
 impl CommanderSocket {
@@ -30,19 +31,15 @@ impl CommanderSocket {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create socket directory {}", dir.display()))?;
         let lock_path = lock_path(path);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
+        let lock = LockFile::try_acquire(&lock_path)
             .with_context(|| format!("cannot open lock file {}", lock_path.display()))?;
-        if lock.try_lock().is_err() {
+        let Some(lock) = lock else {
             bail!(
                 "another ruroco-commander is already running for socket {} (lock {} is held); not starting",
                 path.display(),
                 lock_path.display()
             );
-        }
+        };
         match std::fs::remove_file(path) {
             Ok(()) => tracing::info!("removed stale socket {}", path.display()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

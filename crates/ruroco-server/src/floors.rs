@@ -1,8 +1,6 @@
 //! The replay floors on disk: one u128 per key id, written atomically and durably.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -23,8 +21,6 @@ struct FloorFile {
 #[derive(Debug)]
 pub(crate) struct FloorStore {
     path: PathBuf,
-    tmp: PathBuf,
-    dir: PathBuf,
     table: FloorTable,
 }
 
@@ -51,12 +47,7 @@ impl FloorStore {
                     .with_context(|| format!("cannot read replay floor file {}", path.display()))
             }
         }
-        Ok(Self {
-            tmp: dir.join(format!(".{FLOOR_FILE}.tmp")),
-            dir: dir.to_owned(),
-            path,
-            table,
-        })
+        Ok(Self { path, table })
     }
 
     pub(crate) fn table(&self) -> &FloorTable {
@@ -90,7 +81,7 @@ impl FloorStore {
         Ok(())
     }
 
-    /// Write temp, fsync, rename over, fsync the directory.
+    /// Replaces the file atomically and durably.
     fn write(&self, table: &FloorTable) -> anyhow::Result<()> {
         let mut sorted: Vec<_> = table.iter().collect();
         sorted.sort();
@@ -100,16 +91,8 @@ impl FloorStore {
         for (id, floor) in sorted {
             text.push_str(&format!("\"{id}\" = \"{floor}\"\n"));
         }
-        let context = || format!("cannot write replay floor file {}", self.path.display());
-        let mut file = File::create(&self.tmp).with_context(context)?;
-        file.write_all(text.as_bytes()).with_context(context)?;
-        file.sync_all().with_context(context)?;
-        drop(file);
-        std::fs::rename(&self.tmp, &self.path).with_context(context)?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .with_context(context)?;
-        Ok(())
+        ruroco_fs::write_durably(&self.path, text.as_bytes())
+            .with_context(|| format!("cannot write replay floor file {}", self.path.display()))
     }
 }
 

@@ -99,8 +99,23 @@ fn every_rejection_reason_forwards_nothing() {
     assert_eq!(msg.cmd_hash, command_hash("default"));
     assert_eq!(msg.ip, "127.0.0.1".parse::<IpAddr>().unwrap());
     expect_rejected(&server, &inbox, &valid, "replay");
-    // A second fresh datagram in the same second is over the per-source limit of 1.
-    expect_rejected(&server, &inbox, &fx.packet_with(plain(now_nanos())), "rate");
+    // Three fresh datagrams back to back against a limit of 1 per second span at most two
+    // one-second windows, so at least one is over the limit; exactly the others go through.
+    let base = now_nanos();
+    for n in 0..3 {
+        server.send(&fx.packet_with(plain(base + n)));
+    }
+    assert!(
+        server.wait_log("reason=rate", Duration::from_secs(3)),
+        "{}",
+        server.log_text()
+    );
+    let mut forwarded = 0;
+    while inbox.recv(QUIET).is_some() {
+        forwarded += 1;
+    }
+    let limited = server.count_log("reason=rate");
+    assert_eq!(forwarded + limited, 3, "{}", server.log_text());
 
     let log = server.stop();
     let counters = log
@@ -108,8 +123,10 @@ fn every_rejection_reason_forwards_nothing() {
         .rev()
         .find(|l| l.contains("counters:"))
         .expect("counters at shutdown");
+    let accepted = format!("accepted={}", 1 + forwarded);
+    let rate = format!("rate={limited}");
     for want in [
-        "accepted=1",
+        accepted.as_str(),
         "size=3",
         "unknown_key=1",
         "auth=1",
@@ -118,7 +135,7 @@ fn every_rejection_reason_forwards_nothing() {
         "future=1",
         "dst_ip=1",
         "src_ip=1",
-        "rate=1",
+        rate.as_str(),
     ] {
         assert!(
             counters.contains(&format!(" {want}")),

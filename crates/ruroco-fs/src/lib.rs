@@ -1,0 +1,147 @@
+//! The two file-system mechanisms ruroco's correctness rests on.
+//!
+//! - [`write_durably`]: replace a small file so that after a crash it holds either the old
+//!   or the new contents, and once the call returns the new contents survive power loss
+//!   (write temp, fsync, rename, fsync the directory). The server's replay floors and the
+//!   client's counter depend on it: a value must be on disk before the datagram that
+//!   relies on it moves on.
+//! - [`LockFile`]: an exclusive `flock` on a side file, released when dropped or when the
+//!   process dies, so a crashed holder never leaves a stale lock behind.
+//!
+//! No cryptography and no network: every program may use it.
+#![forbid(unsafe_code)]
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Replaces `path` with `bytes` atomically and durably.
+///
+/// The temporary file is `.<name>.tmp` next to `path`; on error `path` is untouched.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = parent_dir(path);
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
+    let mut file = File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    File::open(dir)?.sync_all()
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// An exclusive lock on a file, held until drop.
+#[derive(Debug)]
+pub struct LockFile {
+    _file: File,
+    path: PathBuf,
+}
+
+impl LockFile {
+    /// Takes the lock if it is free; `Ok(None)` if another process holds it.
+    pub fn try_acquire(path: &Path) -> io::Result<Option<LockFile>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(LockFile {
+                _file: file,
+                path: path.to_owned(),
+            })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    /// Waits up to `timeout` for the lock, polling; `on_wait` is called once if the lock is
+    /// still busy after `notice_after`. `Ok(None)` when the time ran out.
+    pub fn acquire_within(
+        path: &Path,
+        timeout: Duration,
+        notice_after: Duration,
+        on_wait: impl FnOnce(),
+    ) -> io::Result<Option<LockFile>> {
+        const POLL: Duration = Duration::from_millis(5);
+        let started = Instant::now();
+        let mut on_wait = Some(on_wait);
+        loop {
+            if let Some(lock) = Self::try_acquire(path)? {
+                return Ok(Some(lock));
+            }
+            let waited = started.elapsed();
+            if waited >= timeout {
+                return Ok(None);
+            }
+            if waited >= notice_after {
+                if let Some(notify) = on_wait.take() {
+                    notify();
+                }
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// The lock file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_durably_replaces_whole_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("value");
+        write_durably(&path, b"first").unwrap();
+        write_durably(&path, b"2").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"2");
+        assert!(!dir.path().join(".value.tmp").exists());
+    }
+
+    #[test]
+    fn failed_write_leaves_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("value");
+        write_durably(&path, b"old").unwrap();
+        // A directory where the temp file must go makes the write fail, even for root.
+        std::fs::create_dir(dir.path().join(".value.tmp")).unwrap();
+        assert!(write_durably(&path, b"new").is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+    }
+
+    #[test]
+    fn lock_is_exclusive_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lock");
+        let held = LockFile::try_acquire(&path).unwrap().unwrap();
+        assert!(LockFile::try_acquire(&path).unwrap().is_none());
+        let mut told = false;
+        let waited =
+            LockFile::acquire_within(&path, Duration::from_millis(50), Duration::ZERO, || {
+                told = true
+            })
+            .unwrap();
+        assert!(waited.is_none());
+        assert!(told);
+        drop(held);
+        assert!(LockFile::try_acquire(&path).unwrap().is_some());
+    }
+}
