@@ -20,6 +20,8 @@ pub(crate) const MAX_RUNNING: usize = 16;
 pub(crate) const MAX_IN_FLIGHT: usize = 256;
 /// Output kept per stream for the log; the rest is read and discarded.
 pub(crate) const OUTPUT_LIMIT: usize = 4096;
+/// How long to wait for output after the command ended or was killed.
+const OUTPUT_GRACE: Duration = Duration::from_secs(1);
 /// How often a running command is checked.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -156,15 +158,25 @@ pub(crate) fn execute(spec: &CommandSpec, ip: IpAddr) -> (Outcome, String, Strin
         Err(e) => return (Outcome::SpawnFailed(e), String::new(), String::new()),
     };
     let group = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
-    let (tx, rx) = mpsc::channel();
-    let readers = [
-        child.stdout.take().map(|s| spawn_reader(s, 0, tx.clone())),
-        child.stderr.take().map(|s| spawn_reader(s, 1, tx.clone())),
+    let (done_tx, done_rx) = mpsc::channel();
+    let captured = [
+        Arc::new(Mutex::new(Captured::default())),
+        Arc::new(Mutex::new(Captured::default())),
     ];
-    drop(tx);
+    let [out_sink, err_sink] = captured.clone();
+    let readers = [
+        child
+            .stdout
+            .take()
+            .map(|s| spawn_reader(s, out_sink, done_tx.clone())),
+        child
+            .stderr
+            .take()
+            .map(|s| spawn_reader(s, err_sink, done_tx.clone())),
+    ];
+    drop(done_tx);
 
     let mut status = None;
-    let mut outputs = [String::new(), String::new()];
     let mut open_streams = readers.iter().flatten().count();
     let mut timed_out = false;
     while status.is_none() || open_streams > 0 {
@@ -172,10 +184,7 @@ pub(crate) fn execute(spec: &CommandSpec, ip: IpAddr) -> (Outcome, String, Strin
             status = child.try_wait().ok().flatten();
         }
         if open_streams > 0 {
-            if let Ok((index, text)) = rx.recv_timeout(POLL) {
-                if let Some(slot) = outputs.get_mut(index) {
-                    *slot = text;
-                }
+            if done_rx.recv_timeout(POLL).is_ok() {
                 open_streams -= 1;
             }
         } else {
@@ -194,15 +203,24 @@ pub(crate) fn execute(spec: &CommandSpec, ip: IpAddr) -> (Outcome, String, Strin
     if status.is_none() {
         status = child.wait().ok();
     }
-    for reader in readers.into_iter().flatten() {
-        let _ = reader.join();
-    }
-    while let Ok((index, text)) = rx.try_recv() {
-        if let Some(slot) = outputs.get_mut(index) {
-            *slot = text;
+    // Output still open now is held by a process that left the group (setsid): wait a
+    // little, then leave its reader thread behind rather than hang this one.
+    let grace = Instant::now() + OUTPUT_GRACE;
+    while open_streams > 0 {
+        if done_rx
+            .recv_timeout(grace.saturating_duration_since(Instant::now()))
+            .is_err()
+        {
+            tracing::warn!(
+                "command {} left a process outside its process group holding its output open",
+                spec.name
+            );
+            break;
         }
+        open_streams -= 1;
     }
-    let [stdout, stderr] = outputs;
+    drop(readers);
+    let [stdout, stderr] = captured.map(|c| c.lock().map(|c| c.text()).unwrap_or_default());
     let outcome = match (timed_out, status) {
         (false, Some(status)) => Outcome::Exited(status),
         _ => Outcome::TimedOut,
@@ -210,32 +228,46 @@ pub(crate) fn execute(spec: &CommandSpec, ip: IpAddr) -> (Outcome, String, Strin
     (outcome, stdout, stderr)
 }
 
+/// What a reader has kept of one output stream so far.
+#[derive(Debug, Default)]
+struct Captured {
+    kept: Vec<u8>,
+    dropped: usize,
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        let mut text = String::from_utf8_lossy(&self.kept).trim_end().to_owned();
+        if self.dropped > 0 {
+            text.push_str(&format!(" [... {} more bytes]", self.dropped));
+        }
+        text
+    }
+}
+
+/// Reads `stream` to its end, keeping the first [`OUTPUT_LIMIT`] bytes in `sink`, and
+/// signals `done` at the end. Partial output stays readable while it runs.
 fn spawn_reader(
     mut stream: impl Read + Send + 'static,
-    index: usize,
-    tx: mpsc::Sender<(usize, String)>,
+    sink: Arc<Mutex<Captured>>,
+    done: mpsc::Sender<()>,
 ) -> thread::JoinHandle<()> {
     thread::spawn(move || {
-        let mut kept = Vec::with_capacity(256);
         let mut buf = [0u8; 4096];
-        let mut dropped = 0usize;
         loop {
             match stream.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     let chunk = buf.get(..n).unwrap_or_default();
-                    let room = OUTPUT_LIMIT.saturating_sub(kept.len());
+                    let Ok(mut captured) = sink.lock() else { break };
+                    let room = OUTPUT_LIMIT.saturating_sub(captured.kept.len());
                     let (keep, rest) = chunk.split_at(room.min(chunk.len()));
-                    kept.extend_from_slice(keep);
-                    dropped += rest.len();
+                    captured.kept.extend_from_slice(keep);
+                    captured.dropped += rest.len();
                 }
             }
         }
-        let mut text = String::from_utf8_lossy(&kept).trim_end().to_owned();
-        if dropped > 0 {
-            text.push_str(&format!(" [... {dropped} more bytes]"));
-        }
-        let _ = tx.send((index, text));
+        let _ = done.send(());
     })
 }
 
@@ -274,6 +306,29 @@ mod tests {
             "{}",
             &out[out.len() - 40..]
         );
+    }
+
+    #[test]
+    fn a_process_escaping_the_group_cannot_hang_the_executor() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("escaped.pid");
+        let cmd = format!(
+            "setsid sh -c 'echo $$ > {}; exec sleep 30' & sleep 0.2; echo started",
+            pid_file.display()
+        );
+        let started = Instant::now();
+        let (outcome, out, _) = execute(&spec(&cmd, 1), "192.0.2.1".parse().unwrap());
+        let elapsed = started.elapsed();
+        if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+            let pid = nix::unistd::Pid::from_raw(pid.trim().parse().unwrap());
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        }
+        assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+        assert!(
+            matches!(outcome, Outcome::Exited(s) if s.success()),
+            "{outcome:?}"
+        );
+        assert_eq!(out, "started", "partial output is kept");
     }
 
     #[test]

@@ -176,3 +176,25 @@ fn sigint_stops_an_idle_commander() {
     assert!(status.success());
     assert!(!fx.socket().exists());
 }
+
+#[test]
+fn help_and_version() {
+    let out = Command::new(crate::util::BIN)
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("ruroco-commander {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = Command::new(crate::util::BIN)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for flag in ["--config", "--commands", "/etc/ruroco/commands.toml"] {
+        assert!(help.contains(flag), "{flag} missing:\n{help}");
+    }
+}

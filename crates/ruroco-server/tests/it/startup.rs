@@ -108,3 +108,19 @@ fn key_material_never_reaches_the_log() {
         "the public id is logged: {log}"
     );
 }
+
+#[test]
+fn help_and_version() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("ruroco-server {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for flag in ["--config", "--address", "/etc/ruroco/config.toml"] {
+        assert!(help.contains(flag), "{flag} missing:\n{help}");
+    }
+}
