@@ -66,7 +66,7 @@ impl Commands {
             message,
         };
         let mut root: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            parse_error(e.to_string().trim_end().replace('\n', " | "))
+            parse_error(ruroco_config::describe_toml_error(text, &e))
         })?;
         if let Some(unknown) = root.keys().find(|k| *k != "commands") {
             return Err(parse_error(format!(

@@ -129,7 +129,7 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
-            message: e.to_string().trim_end().replace('\n', " | "),
+            message: describe_toml_error(text, &e),
         })?;
         let value_error = |key, problem: &str| ConfigError::Value {
             path: path.to_owned(),
@@ -172,6 +172,24 @@ impl Config {
     /// The commander's socket.
     pub fn socket_path(&self) -> PathBuf {
         ruroco_ipc::socket_path(self.socket_dir.as_deref(), &self.config_dir)
+    }
+}
+
+/// A TOML error on one line: position, the parser's message, and the offending line of
+/// `text` (which names the key even when the parser only points at a value).
+pub fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim().replace('\n', "; ");
+    let Some(span) = error.span() else {
+        return message.to_owned();
+    };
+    let before = text.get(..span.start).unwrap_or(text);
+    let line_no = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or_default().trim();
+    if line.is_empty() {
+        format!("line {line_no}, column {column}: {message}")
+    } else {
+        format!("line {line_no}, column {column}: {message} (in `{line}`)")
     }
 }
 

@@ -94,3 +94,13 @@ fn unreadable_file_is_named() {
     assert!(matches!(err, ConfigError::Read { .. }));
     assert!(err.to_string().contains("/nonexistent/ruroco/config.toml"));
 }
+
+#[test]
+fn parse_errors_are_one_line_with_position_and_key() {
+    let err = parse("ips = [\"192.0.2.1\"]\nmax_clock_skew_seconds = \"x\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains('\n'), "{err}");
+    assert!(err.contains("line 2, column 26"), "{err}");
+    assert!(err.contains("`max_clock_skew_seconds = \"x\"`"), "{err}");
+}
