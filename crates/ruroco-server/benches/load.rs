@@ -16,7 +16,7 @@
 )]
 
 use std::io::Read;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::os::unix::net::UnixListener;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -63,16 +63,7 @@ fn main() {
         .args(["--address", "127.0.0.1:0"])
         .env("RUROCO_LOG", "warn,ruroco_server=info");
     let server = Daemon::spawn(cmd, "listening on");
-    let line = server.find_log("listening on ").unwrap();
-    let addr: SocketAddr = line
-        .split("listening on ")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let addr = server.listening_addr().unwrap();
 
     // Valid datagrams, one at a time, each from its own source: send → commander message.
     listener.set_nonblocking(false).unwrap();

@@ -87,12 +87,32 @@ pub(crate) fn resolve(
     )
 }
 
+/// Receive buffer asked for, so bursts are absorbed instead of dropped by the kernel.
+/// The kernel caps it at `net.core.rmem_max` for unprivileged processes; under systemd,
+/// `ReceiveBuffer=` in ruroco.socket sets it without that cap.
+const RECEIVE_BUFFER: usize = 4 << 20;
+
 /// Binds or adopts the socket `source` names.
 pub(crate) fn open(source: &SocketSource) -> anyhow::Result<UdpSocket> {
-    match source {
+    let socket = match source {
         SocketSource::Bind { address, origin } => UdpSocket::bind(address.as_str())
-            .with_context(|| format!("cannot bind UDP socket to {address} (from {origin})")),
-        SocketSource::Activation => crate::activation::adopt_fd3(),
+            .with_context(|| format!("cannot bind UDP socket to {address} (from {origin})"))?,
+        SocketSource::Activation => crate::activation::adopt_fd3()?,
+    };
+    grow_receive_buffer(&socket);
+    Ok(socket)
+}
+
+/// Raises the receive buffer towards [`RECEIVE_BUFFER`]; never shrinks one set larger
+/// (by systemd, say). Best effort: a small buffer only costs datagrams under bursts.
+fn grow_receive_buffer(socket: &UdpSocket) {
+    use nix::sys::socket::{getsockopt, setsockopt, sockopt::RcvBuf};
+    // Linux reports twice the requested size (bookkeeping overhead included).
+    let current = getsockopt(socket, RcvBuf).unwrap_or(0) / 2;
+    if current < RECEIVE_BUFFER {
+        if let Err(e) = setsockopt(socket, RcvBuf, &RECEIVE_BUFFER) {
+            tracing::debug!("cannot raise the receive buffer: {e}");
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -74,6 +75,23 @@ impl Daemon {
             .iter()
             .find(|l| l.contains(needle))
             .cloned()
+    }
+
+    /// The address of the server's "listening on ADDR" line; a wildcard bind is given as
+    /// the loopback address of its family, which reaches it.
+    pub fn listening_addr(&self) -> Option<SocketAddr> {
+        let line = self.find_log("listening on ")?;
+        let rest = line.split("listening on ").nth(1)?;
+        let addr: SocketAddr = rest.split_whitespace().next()?.parse().ok()?;
+        Some(match addr.ip() {
+            IpAddr::V6(ip) if ip.is_unspecified() => {
+                SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
+            }
+            IpAddr::V4(ip) if ip.is_unspecified() => {
+                SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+            }
+            _ => addr,
+        })
     }
 
     pub fn log_text(&self) -> String {

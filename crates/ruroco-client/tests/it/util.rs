@@ -80,16 +80,7 @@ impl Stack {
             .env_remove("LISTEN_PID")
             .env_remove("LISTEN_FDS");
         let server = Daemon::spawn(cmd, "listening on");
-        let line = server.find_log("listening on ").unwrap();
-        let addr = line
-            .split("listening on ")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let addr = server.listening_addr().unwrap();
         let client_dir = dir.path().join("client-conf");
         Stack {
             dir,

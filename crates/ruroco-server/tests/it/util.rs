@@ -2,7 +2,7 @@
 //! datagrams sealed with the real protocol crate.
 
 use std::io::Read;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -128,8 +128,9 @@ impl Running {
     /// Spawns and waits for the "listening on" line; on failure returns the log and status.
     pub fn try_spawn(cmd: Command) -> Result<Running, (String, Option<ExitStatus>)> {
         let daemon = Daemon::try_spawn(cmd, "listening on ")?;
-        let line = daemon.find_log("listening on ").unwrap_or_default();
-        let addr = listening_addr(&line).unwrap_or_else(|| panic!("no address in {line}"));
+        let addr = daemon
+            .listening_addr()
+            .unwrap_or_else(|| panic!("no address in {}", daemon.log_text()));
         Ok(Running { daemon, addr })
     }
 
@@ -151,22 +152,6 @@ impl Running {
         let sock = UdpSocket::bind(bind).unwrap();
         sock.send_to(bytes, self.addr).unwrap();
     }
-}
-
-/// The address in the server's "listening on ADDR" line; a wildcard bind is reached
-/// through loopback.
-fn listening_addr(line: &str) -> Option<SocketAddr> {
-    let rest = line.split("listening on ").nth(1)?;
-    let addr: SocketAddr = rest.split_whitespace().next()?.parse().ok()?;
-    Some(match addr.ip() {
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::new("::1".parse().unwrap(), addr.port())
-        }
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::new("127.0.0.1".parse().unwrap(), addr.port())
-        }
-        _ => addr,
-    })
 }
 
 /// The commander's side of the socket, played by the test: collects raw messages.
@@ -252,4 +237,50 @@ pub fn tool(name: &str) -> Option<PathBuf> {
         eprintln!("SKIPPED: {name} is not installed");
     }
     found
+}
+
+/// The kernel's view of a UDP socket bound to `addr`: (bytes waiting in its receive
+/// queue, datagrams dropped because the queue was full), from /proc/net/udp{,6}.
+pub fn udp_queue(addr: SocketAddr) -> (u64, u64) {
+    let (table, local) = match addr {
+        SocketAddr::V4(a) => (
+            "/proc/net/udp",
+            format!(
+                "{:08X}:{:04X}",
+                u32::from_le_bytes(a.ip().octets()),
+                a.port()
+            ),
+        ),
+        SocketAddr::V6(a) => {
+            let words: String = a
+                .ip()
+                .octets()
+                .chunks(4)
+                .map(|w| format!("{:08X}", u32::from_le_bytes(w.try_into().unwrap())))
+                .collect();
+            ("/proc/net/udp6", format!("{words}:{:04X}", a.port()))
+        }
+    };
+    let text = std::fs::read_to_string(table).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(local.as_str()))
+        .unwrap_or_else(|| panic!("{addr} ({local}) not in {table}"));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let rx_queue = u64::from_str_radix(fields[4].split(':').nth(1).unwrap(), 16).unwrap();
+    let drops = fields.last().unwrap().parse().unwrap();
+    (rx_queue, drops)
+}
+
+/// Waits until the server has read everything queued for it (flow control for floods:
+/// loopback UDP drops silently when the receive buffer is full).
+pub fn wait_drained(addr: SocketAddr) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while udp_queue(addr).0 > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server stopped reading its socket"
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    }
 }
