@@ -34,6 +34,17 @@ fn now_nanos() -> u128 {
         .as_nanos()
 }
 
+fn plain(counter: u128) -> Plaintext {
+    Plaintext {
+        version: 1,
+        cmd_hash: command_hash("default"),
+        counter,
+        strict: true,
+        src_ip: None,
+        dst_ip: "127.0.0.1".parse().unwrap(),
+    }
+}
+
 fn counter(log: &str, name: &str) -> u64 {
     let line = log.lines().rev().find(|l| l.contains("counters:")).unwrap();
     let field = line
@@ -70,18 +81,7 @@ fn main() {
     let mut latencies = Vec::with_capacity(VALID);
     for n in 0..VALID {
         let sock = UdpSocket::bind(format!("127.0.{}.{}:0", 10 + n / 250, 1 + n % 250)).unwrap();
-        let datagram = seal(
-            &key,
-            &Plaintext {
-                version: 1,
-                cmd_hash: command_hash("default"),
-                counter: now_nanos(),
-                strict: true,
-                src_ip: None,
-                dst_ip: "127.0.0.1".parse().unwrap(),
-            },
-        )
-        .unwrap();
+        let datagram = seal(&key, &plain(now_nanos())).unwrap();
         let sent = Instant::now();
         sock.send_to(&datagram, addr).unwrap();
         let (mut stream, _) = listener.accept().unwrap();
@@ -99,30 +99,8 @@ fn main() {
 
     // A junk burst from 1,000 sources, as fast as one sender thread can go.
     let stranger = Key::generate().unwrap();
-    let unknown = seal(
-        &stranger,
-        &Plaintext {
-            version: 1,
-            cmd_hash: 1,
-            counter: 1,
-            strict: true,
-            src_ip: None,
-            dst_ip: "127.0.0.1".parse().unwrap(),
-        },
-    )
-    .unwrap();
-    let mut bad_tag = seal(
-        &key,
-        &Plaintext {
-            version: 1,
-            cmd_hash: 1,
-            counter: 1,
-            strict: true,
-            src_ip: None,
-            dst_ip: "127.0.0.1".parse().unwrap(),
-        },
-    )
-    .unwrap();
+    let unknown = seal(&stranger, &plain(1)).unwrap();
+    let mut bad_tag = seal(&key, &plain(1)).unwrap();
     bad_tag[40] ^= 1;
     let kinds: [&[u8]; 3] = [&[0u8; 60], &unknown, &bad_tag];
     let socks: Vec<UdpSocket> = (0..1000)

@@ -9,6 +9,16 @@ use crate::util::{stderr, Stack};
 const WAIT: Duration = Duration::from_secs(5);
 const QUIET: Duration = Duration::from_millis(500);
 
+/// After a quiet period, the `default` command has still run exactly once.
+fn assert_ran_once(stack: &Stack, context: &str) {
+    std::thread::sleep(QUIET);
+    assert_eq!(
+        stack.wait_runs("default", 2, Duration::ZERO).len(),
+        1,
+        "{context}"
+    );
+}
+
 #[test]
 fn command_runs_once_with_the_right_ip() {
     let stack = Stack::start("");
@@ -20,12 +30,7 @@ fn command_runs_once_with_the_right_ip() {
         "{}",
         stack.logs()
     );
-    std::thread::sleep(QUIET);
-    assert_eq!(
-        stack.wait_runs("default", 2, Duration::ZERO).len(),
-        1,
-        "ran more than once"
-    );
+    assert_ran_once(&stack, "ran more than once");
     assert!(stack.wait_runs("other", 1, Duration::ZERO).is_empty());
 }
 
@@ -118,12 +123,7 @@ fn replayed_datagram_runs_nothing() {
         "{}",
         stack.logs()
     );
-    std::thread::sleep(QUIET);
-    assert_eq!(
-        stack.wait_runs("default", 2, Duration::ZERO).len(),
-        1,
-        "the replay ran"
-    );
+    assert_ran_once(&stack, "the replay ran");
 }
 
 #[test]
