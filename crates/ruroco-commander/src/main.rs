@@ -14,6 +14,7 @@ mod socket;
 use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -75,7 +76,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             continue;
         }
         match socket.listener.accept() {
-            Ok((stream, _)) => handle(stream, &commands, &executor, config.allow_non_routable_ips),
+            Ok((stream, _)) => handle(
+                stream,
+                &socket.path,
+                &commands,
+                &executor,
+                config.allow_non_routable_ips,
+            ),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) => {
                 tracing::error!("accept on {} failed: {e}", socket.path.display());
@@ -94,11 +101,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Reads one message (exactly 24 bytes, then end of stream) and starts its command.
-fn handle(stream: UnixStream, commands: &Commands, executor: &Executor, allow_non_routable: bool) {
+fn handle(
+    stream: UnixStream,
+    socket: &Path,
+    commands: &Commands,
+    executor: &Executor,
+    allow_non_routable: bool,
+) {
     let bytes = match read_message(stream) {
         Ok(bytes) => bytes,
         Err(e) => {
-            tracing::warn!("could not read a message from the socket: {e}");
+            tracing::warn!("could not read a message from {}: {e}", socket.display());
             return;
         }
     };

@@ -136,12 +136,17 @@ fn localhost_gets_one_datagram_per_family_unless_restricted() {
     let key_file = conf.path().join("k.key");
     let key = Key::generate().unwrap();
     std::fs::write(&key_file, key.to_key_string().as_bytes()).unwrap();
-    // One listener per family on the same port.
-    let v6 = UdpSocket::bind("[::1]:0").unwrap();
-    let port = v6.local_addr().unwrap().port();
-    let Ok(v4) = UdpSocket::bind(("127.0.0.1", port)) else {
-        return;
-    };
+    // One listener per family on the same port: a port free on ::1 may be taken on
+    // 127.0.0.1, so try a few.
+    let (v4, v6, port) = (0..50)
+        .find_map(|_| {
+            let v6 = UdpSocket::bind("[::1]:0").unwrap();
+            let port = v6.local_addr().unwrap().port();
+            UdpSocket::bind(("127.0.0.1", port))
+                .ok()
+                .map(|v4| (v4, v6, port))
+        })
+        .expect("no port free on both 127.0.0.1 and ::1");
     for s in [&v4, &v6] {
         s.set_read_timeout(Some(Duration::from_millis(500)))
             .unwrap();

@@ -22,14 +22,8 @@ fn assert_ran_once(stack: &Stack, context: &str) {
 #[test]
 fn command_runs_once_with_the_right_ip() {
     let stack = Stack::start("");
-    let out = stack.send(&["-c", "default"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        stack.wait_runs("default", 1, WAIT),
-        ["127.0.0.1"],
-        "{}",
-        stack.logs()
-    );
+    stack.send_ok(&["-c", "default"]);
+    stack.expect_runs("default", &["127.0.0.1"]);
     assert_ran_once(&stack, "ran more than once");
     assert!(stack.wait_runs("other", 1, Duration::ZERO).is_empty());
 }
@@ -37,14 +31,8 @@ fn command_runs_once_with_the_right_ip() {
 #[test]
 fn ipv6_round_trip() {
     let stack = Stack::start_on("", "[::1]:0");
-    let out = stack.send(&["-6"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        stack.wait_runs("default", 1, WAIT),
-        ["::1"],
-        "{}",
-        stack.logs()
-    );
+    stack.send_ok(&["-6"]);
+    stack.expect_runs("default", &["::1"]);
     // -4 against an IPv6-only address is refused before anything is sent.
     let out = stack.send(&["-4"]);
     assert!(!out.status.success());
@@ -59,31 +47,18 @@ fn ipv6_round_trip() {
 fn claimed_ip_needs_permissive_unless_it_is_the_real_source() {
     let stack = Stack::start("max_requests_per_second = 100");
     // Strict with a claim that differs from the real source: rejected.
-    let out = stack.send(&["-i", "198.51.100.7"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    stack.send_ok(&["-i", "198.51.100.7"]);
     assert!(
         stack.server.wait_log("reason=src_ip", WAIT),
         "{}",
         stack.logs()
     );
     // Strict with the real source claimed: runs for it.
-    let out = stack.send(&["-i", "127.0.0.1"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        stack.wait_runs("default", 1, WAIT),
-        ["127.0.0.1"],
-        "{}",
-        stack.logs()
-    );
+    stack.send_ok(&["-i", "127.0.0.1"]);
+    stack.expect_runs("default", &["127.0.0.1"]);
     // Permissive: runs for the claimed address.
-    let out = stack.send(&["-i", "198.51.100.7", "--permissive"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        stack.wait_runs("default", 2, WAIT),
-        ["127.0.0.1", "198.51.100.7"],
-        "{}",
-        stack.logs()
-    );
+    stack.send_ok(&["-i", "198.51.100.7", "--permissive"]);
+    stack.expect_runs("default", &["127.0.0.1", "198.51.100.7"]);
 }
 
 #[test]

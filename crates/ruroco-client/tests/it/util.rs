@@ -97,6 +97,18 @@ impl Stack {
         self.send_to(&self.addr.to_string(), extra)
     }
 
+    /// Runs `send` and asserts the client succeeded (a dropped datagram is still success).
+    pub fn send_ok(&self, extra: &[&str]) {
+        let out = self.send(extra);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+
+    /// Asserts that the `name` command has run exactly for `ips`, in order.
+    pub fn expect_runs(&self, name: &str, ips: &[&str]) {
+        let runs = self.wait_runs(name, ips.len(), Duration::from_secs(5));
+        assert_eq!(runs, ips, "{}", self.logs());
+    }
+
     pub fn send_to(&self, address: &str, extra: &[&str]) -> Output {
         let mut args = vec!["send", "-a", address, "-k", self.key_file.to_str().unwrap()];
         args.extend_from_slice(extra);
