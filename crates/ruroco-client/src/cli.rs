@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Trigger a pre-configured command on a ruroco server with one encrypted UDP datagram.
 #[derive(Debug, Parser)]
@@ -42,8 +42,12 @@ pub(crate) struct SendArgs {
         help = "Server to send to: HOST[:PORT] (port 80 if omitted; [IPv6]:PORT)"
     )]
     pub(crate) address: String,
-    /// File holding the key (from `ruroco-client gen`).
-    #[arg(short, long, value_name = "PATH")]
+    #[arg(
+        short,
+        long,
+        value_name = "PATH",
+        help = "File holding the key (from `ruroco-client gen`). A key string is accepted too, as released clients do, but other local users can see it in `ps`"
+    )]
     pub(crate) key_file: PathBuf,
     /// Name of the command to run, as in the server's commands.toml.
     #[arg(short, long, value_name = "NAME", default_value = "default")]
@@ -63,4 +67,16 @@ pub(crate) struct SendArgs {
     /// Pause between the IPv4 and the IPv6 datagram, in milliseconds.
     #[arg(short = 'd', long, value_name = "MS", default_value_t = 50)]
     pub(crate) send_delay_ms: u64,
+    /// Datagram format: v1, or v0 for a server that still runs released ruroco 0.14.x.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = WireArg::V1)]
+    pub(crate) wire: WireArg,
+}
+
+/// The datagram formats, as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum WireArg {
+    /// Released ruroco 0.14.x: 93 bytes, AES-256-GCM.
+    V0,
+    /// Protocol v1: 94 bytes, AES-256-GCM-SIV.
+    V1,
 }

@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use ruroco_proto::{command_hash, seal, Key, Plaintext, PROTOCOL_VERSION};
+use ruroco_proto::{command_hash, seal, Key, Plaintext, Wire, PROTOCOL_VERSION};
 use zeroize::Zeroizing;
 
-use crate::cli::{Cli, Cmd, SendArgs};
+use crate::cli::{Cli, Cmd, SendArgs, WireArg};
 use crate::counter::{now_nanos, Counter};
 use crate::target::Family;
 
@@ -64,12 +64,38 @@ fn reseed(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_key(path: &Path) -> anyhow::Result<Key> {
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read key file {}", path.display()))?,
-    );
-    Key::parse(&text).with_context(|| format!("invalid key file {}", path.display()))
+/// `-k`: a readable file is a key file; anything else may be a key string, as released
+/// clients take it. A value that could be a key string is never echoed: it may be a
+/// secret. One with a character base64 never has (`.`, `~`, `-`, …) can only be a path.
+fn read_key(value: &Path) -> anyhow::Result<Key> {
+    let read_error = match std::fs::read_to_string(value) {
+        Ok(text) => {
+            let text = Zeroizing::new(text);
+            return Key::parse(&text)
+                .with_context(|| format!("invalid key file {}", value.display()));
+        }
+        Err(e) => e,
+    };
+    let as_string = Zeroizing::new(value.to_string_lossy().into_owned());
+    let base64_only = as_string
+        .trim()
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='));
+    if !base64_only {
+        return Err(read_error)
+            .with_context(|| format!("cannot read key file {}", value.display()));
+    }
+    match Key::parse(&as_string) {
+        Ok(key) => {
+            eprintln!(
+                "warning: the key was given on the command line, where other local users can see it (ps); put it in a file (mode 600) and pass its path with -k"
+            );
+            Ok(key)
+        }
+        Err(parse_error) => anyhow::bail!(
+            "-k/--key-file is neither a readable key file ({read_error}) nor a valid key string ({parse_error})"
+        ),
+    }
 }
 
 fn send(args: &SendArgs, dir: &Path) -> anyhow::Result<()> {
@@ -93,6 +119,10 @@ fn send(args: &SendArgs, dir: &Path) -> anyhow::Result<()> {
     };
     let targets = target::resolve(&args.address, family)?;
     let cmd_hash = command_hash(&args.command);
+    let wire = match args.wire {
+        WireArg::V0 => Wire::V0,
+        WireArg::V1 => Wire::V1,
+    };
     // Held until the last datagram is sent: concurrent clients send in counter order.
     let counter = Counter::lock(dir)?;
     for (n, target) in targets.iter().enumerate() {
@@ -107,8 +137,8 @@ fn send(args: &SendArgs, dir: &Path) -> anyhow::Result<()> {
             src_ip: claimed,
             dst_ip: target.ip(),
         };
-        let datagram =
-            seal(&key, &plaintext).context("cannot get random bytes from the operating system")?;
+        let datagram = seal(&key, wire, &plaintext)
+            .context("cannot get random bytes from the operating system")?;
         send_to(&datagram, *target)?;
         eprintln!("sent command `{}` to {target}", args.command);
     }

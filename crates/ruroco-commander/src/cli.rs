@@ -6,9 +6,6 @@ use std::path::PathBuf;
 use clap::Parser;
 use ruroco_config::DEFAULT_CONFIG_PATH;
 
-/// Default path of the command set.
-pub(crate) const DEFAULT_COMMANDS_PATH: &str = "/etc/ruroco/commands.toml";
-
 /// Run the configured command for each message ruroco-server sends over the local Unix
 /// socket. Runs as root; has no keys and no network access.
 #[derive(Debug, Parser)]
@@ -17,7 +14,10 @@ pub(crate) struct Cli {
     /// Path of config.toml (shared with ruroco-server).
     #[arg(short, long, value_name = "PATH", default_value = DEFAULT_CONFIG_PATH)]
     pub(crate) config: PathBuf,
-    /// Path of commands.toml.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_COMMANDS_PATH)]
-    pub(crate) commands: PathBuf,
+    #[arg(
+        long,
+        value_name = "PATH",
+        help = "Path of commands.toml [default: commands.toml next to config.toml; if there is none, the [commands] table of config.toml, as released ruroco 0.14.x keeps them]"
+    )]
+    pub(crate) commands: Option<PathBuf>,
 }

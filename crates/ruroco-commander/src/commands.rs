@@ -1,10 +1,14 @@
 //! `commands.toml`: `[commands]` with `name = "shell"` or `name = { cmd = "shell", timeout_sec = N }`.
+//!
+//! The released ruroco 0.14.x keeps the same table inside `config.toml`; [`locate`] decides
+//! which of the two files the commands come from.
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ruroco_config::Config;
 use ruroco_ipc::command_hash;
 
 /// Default time a command may run before its process group is killed.
@@ -34,6 +38,54 @@ pub(crate) enum CommandsError {
         name: String,
         problem: String,
     },
+    #[error("commands are defined twice: in {commands} and in the [commands] table of {config}; keep one of them")]
+    Both { commands: PathBuf, config: PathBuf },
+    #[error("no commands: {commands} does not exist and {config} has no [commands] table")]
+    None { commands: PathBuf, config: PathBuf },
+}
+
+/// Where the commands come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// A commands file.
+    File(PathBuf),
+    /// The `[commands]` table of this config file (released 0.14.x layout).
+    Config(PathBuf),
+}
+
+impl Source {
+    pub(crate) fn path(&self) -> &Path {
+        match self {
+            Source::File(path) | Source::Config(path) => path,
+        }
+    }
+}
+
+/// Picks the commands' file: `explicit` (from `--commands`) or else `commands.toml` next
+/// to `config_path` when it exists, otherwise the `[commands]` table of the config. A
+/// commands file together with a `[commands]` table is an error naming both.
+pub(crate) fn locate(
+    explicit: Option<&Path>,
+    config: &Config,
+    config_path: &Path,
+) -> Result<Source, CommandsError> {
+    let file = match explicit {
+        Some(path) => path.to_owned(),
+        None => config_path.with_file_name("commands.toml"),
+    };
+    let file_used = explicit.is_some() || file.exists();
+    match (file_used, config.commands.is_some()) {
+        (true, true) => Err(CommandsError::Both {
+            commands: file,
+            config: config_path.to_owned(),
+        }),
+        (true, false) => Ok(Source::File(file)),
+        (false, true) => Ok(Source::Config(config_path.to_owned())),
+        (false, false) => Err(CommandsError::None {
+            commands: file,
+            config: config_path.to_owned(),
+        }),
+    }
 }
 
 /// The commands, by the hash of their name.
@@ -43,6 +95,16 @@ pub(crate) struct Commands {
 }
 
 impl Commands {
+    /// Loads the commands from where [`locate`] says they are.
+    pub(crate) fn load_from(source: &Source, config: &Config) -> Result<Self, CommandsError> {
+        match source {
+            Source::File(path) => Self::load(path),
+            Source::Config(path) => {
+                Self::from_table(config.commands.clone().unwrap_or_default(), path)
+            }
+        }
+    }
+
     pub(crate) fn load(path: &Path) -> Result<Self, CommandsError> {
         let text = std::fs::read_to_string(path).map_err(|source| CommandsError::Read {
             path: path.to_owned(),
@@ -78,6 +140,11 @@ impl Commands {
             Some(_) => return Err(parse_error("`commands` must be a table".into())),
             None => return Err(parse_error("missing [commands] table".into())),
         };
+        Self::from_table(commands, path)
+    }
+
+    /// The entries of a `[commands]` table; `path` names the file it came from.
+    fn from_table(commands: toml::Table, path: &Path) -> Result<Self, CommandsError> {
         let mut by_hash: HashMap<u64, CommandSpec> = HashMap::new();
         for (name, value) in commands {
             let entry_error = |problem: &str| CommandsError::Entry {
@@ -186,6 +253,51 @@ mod tests {
                 other => panic!("{text}: {other:?}"),
             }
         }
+    }
+
+    fn config(text: &str) -> Config {
+        Config::parse(text, Path::new("/c/config.toml")).unwrap()
+    }
+
+    #[test]
+    fn commands_come_from_one_file_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("config.toml");
+        let next_to = dir.path().join("commands.toml");
+        let released = config("[commands]\ndefault = \"true\"\n");
+        let current = config("");
+        // Neither: an error naming both places.
+        let err = locate(None, &current, &config_path).unwrap_err();
+        assert!(matches!(err, CommandsError::None { .. }), "{err}");
+        // Only the [commands] table of config.toml (released layout).
+        assert_eq!(
+            locate(None, &released, &config_path).unwrap(),
+            Source::Config(config_path.clone())
+        );
+        let c = Commands::load_from(&Source::Config(config_path.clone()), &released).unwrap();
+        assert!(c.get(command_hash("default")).is_some());
+        // commands.toml next to config.toml wins when the config has no table.
+        std::fs::write(&next_to, "[commands]\n").unwrap();
+        assert_eq!(
+            locate(None, &current, &config_path).unwrap(),
+            Source::File(next_to.clone())
+        );
+        // Both: an error naming both files.
+        for explicit in [None, Some(next_to.as_path())] {
+            let err = locate(explicit, &released, &config_path).unwrap_err();
+            let text = err.to_string();
+            assert!(matches!(err, CommandsError::Both { .. }), "{text}");
+            assert!(
+                text.contains("commands.toml") && text.contains("config.toml"),
+                "{text}"
+            );
+        }
+        // An explicit path is used even before it exists (and then fails to load, naming it).
+        let elsewhere = dir.path().join("elsewhere.toml");
+        assert_eq!(
+            locate(Some(&elsewhere), &current, &config_path).unwrap(),
+            Source::File(elsewhere)
+        );
     }
 
     #[test]

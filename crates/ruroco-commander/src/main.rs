@@ -50,7 +50,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(&cli.config)?;
-    let commands = Commands::load(&cli.commands)?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let source = commands::locate(cli.commands.as_deref(), &config, &cli.config)?;
+    let commands = Commands::load_from(&source, &config)?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
@@ -62,11 +66,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         &config.socket_group,
     )?;
     tracing::info!(
-        "ruroco-commander {} listening on {} with {} command(s) from {}",
+        "ruroco-commander {} listening on {} with {} command(s) from {}{}",
         env!("CARGO_PKG_VERSION"),
         socket.path.display(),
         commands.len(),
-        cli.commands.display()
+        source.path().display(),
+        match source {
+            commands::Source::File(_) => "",
+            commands::Source::Config(_) => " ([commands] table, released 0.14.x layout)",
+        }
     );
     let executor = Executor::default();
     while !stop.load(Ordering::SeqCst) {

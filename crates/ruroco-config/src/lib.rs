@@ -1,7 +1,9 @@
 //! `config.toml`: one file, read by both the server and the commander.
 //!
 //! Each program uses its own keys and ignores the other's, but a key that neither knows is
-//! an error naming it, so a typo is never silently ignored. This crate only parses and
+//! an error naming it, so a typo is never silently ignored. Files of the released ruroco
+//! 0.14.x also load: their `ntp` key is ignored and their `[commands]` table is the
+//! commander's when there is no `commands.toml`; both produce [`Config::warnings`]. This crate only parses and
 //! checks values; it never opens sockets and links no cryptography.
 #![forbid(unsafe_code)]
 
@@ -26,7 +28,7 @@ pub const DEFAULT_SOCKET_OWNER: &str = "ruroco";
 pub const MAX_RATE_LIMIT: u32 = 100_000;
 
 /// The whole file. Field names are the file's keys.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// This server's public addresses (required by the server).
@@ -58,6 +60,19 @@ pub struct Config {
     /// Whether the commander runs commands for non-routable client addresses.
     #[serde(default)]
     pub allow_non_routable_ips: bool,
+    /// Whether the server accepts the released 93-byte v0 format besides protocol v1.
+    #[serde(default = "default_true")]
+    pub accept_v0: bool,
+    /// Released 0.14.x: where to get the time. Ignored; the system clock is used.
+    #[serde(default)]
+    pub ntp: Option<toml::Value>,
+    /// Released 0.14.x layout: the commands, when there is no `commands.toml`.
+    #[serde(default)]
+    pub commands: Option<toml::Table>,
+    /// What was accepted but deserves a word: ignored or clamped keys. Each program logs
+    /// these once at start.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 fn default_config_dir() -> PathBuf {
@@ -74,6 +89,9 @@ fn default_skew() -> u64 {
 }
 fn default_owner() -> String {
     DEFAULT_SOCKET_OWNER.to_owned()
+}
+fn default_true() -> bool {
+    true
 }
 
 /// Why `config.toml` could not be used. Every variant names the file.
@@ -127,7 +145,7 @@ impl Config {
 
     /// Parses and checks `text`; `path` is only used to name the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: describe_toml_error(text, &e),
         })?;
@@ -136,20 +154,39 @@ impl Config {
             key,
             problem: problem.to_owned(),
         };
+        let mut warnings = Vec::new();
         for (key, value) in [
-            ("max_requests_per_second", config.max_requests_per_second),
+            (
+                "max_requests_per_second",
+                &mut config.max_requests_per_second,
+            ),
             (
                 "max_requests_per_second_global",
-                config.max_requests_per_second_global,
+                &mut config.max_requests_per_second_global,
             ),
         ] {
-            if value == 0 || value > MAX_RATE_LIMIT {
+            if *value == 0 {
                 return Err(value_error(
                     key,
-                    &format!("must be between 1 and {MAX_RATE_LIMIT}, got {value}"),
+                    &format!("must be between 1 and {MAX_RATE_LIMIT}, got 0"),
                 ));
             }
+            // The released ruroco accepts any value; past the bound a limit is no limit.
+            if *value > MAX_RATE_LIMIT {
+                warnings.push(format!(
+                    "config file {}: key `{key}` = {value} is above the maximum {MAX_RATE_LIMIT}; using {MAX_RATE_LIMIT}",
+                    path.display()
+                ));
+                *value = MAX_RATE_LIMIT;
+            }
         }
+        if config.ntp.is_some() {
+            warnings.push(format!(
+                "config file {}: key `ntp` is ignored; the system clock is used (keep it synchronised)",
+                path.display()
+            ));
+        }
+        config.warnings = warnings;
         if config.ips.as_ref().is_some_and(Vec::is_empty) {
             return Err(value_error("ips", "must list at least one address"));
         }

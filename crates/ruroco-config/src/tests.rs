@@ -75,6 +75,53 @@ fn missing_ips_is_named_by_the_server_view() {
 }
 
 #[test]
+fn accept_v0_defaults_to_true() {
+    assert!(parse("").unwrap().accept_v0);
+    assert!(!parse("accept_v0 = false").unwrap().accept_v0);
+}
+
+/// The released 0.14.x layout, written from its field list: commands inside config.toml,
+/// an `ntp` key, no blocklist_dir or socket_dir.
+const RELEASED_LAYOUT: &str = r#"
+ips = ["192.0.2.1"]
+ntp = "system"
+config_dir = "/etc/ruroco"
+socket_user = "ruroco"
+socket_group = "ruroco"
+max_requests_per_second_global = 500000
+
+[commands]
+default = "touch /tmp/ruroco_test/start.test /tmp/ruroco_test/stop.test"
+open_ssh = "ufw allow from $RUROCO_IP to any port 22"
+"#;
+
+#[test]
+fn released_layout_loads_with_warnings() {
+    let c = parse(RELEASED_LAYOUT).unwrap();
+    let commands = c.commands.as_ref().unwrap();
+    assert_eq!(commands.len(), 2);
+    assert_eq!(c.max_requests_per_second_global, MAX_RATE_LIMIT);
+    assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    let clamp = c
+        .warnings
+        .iter()
+        .find(|w| w.contains("max_requests_per_second_global"))
+        .unwrap();
+    assert!(
+        clamp.contains("500000") && clamp.contains("100000"),
+        "{clamp}"
+    );
+    assert!(c.warnings.iter().any(|w| w.contains("`ntp`")));
+}
+
+#[test]
+fn current_layout_loads_without_warnings() {
+    let c = parse("ips = [\"192.0.2.1\"]\nblocklist_dir = \"/var/lib/ruroco\"\nsocket_dir = \"/run/ruroco\"\n").unwrap();
+    assert!(c.warnings.is_empty());
+    assert!(c.commands.is_none());
+}
+
+#[test]
 fn out_of_range_values_are_refused() {
     let err = parse("max_requests_per_second = 0").unwrap_err();
     assert!(matches!(

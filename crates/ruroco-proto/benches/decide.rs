@@ -1,7 +1,8 @@
 //! Cost of the server's per-datagram decision for each kind of traffic.
 //!
 //! `cargo bench -p ruroco-proto --bench decide` prints the time per datagram for junk of
-//! the wrong size, an unknown key id, a bad tag, a replay and a valid datagram.
+//! the wrong size, an unknown key id, a bad tag, a replay and a valid datagram of each
+//! format.
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use ruroco_proto::{
-    command_hash, decide, seal_with_iv, FloorTable, Key, KeyId, Keyring, Plaintext, Policy,
+    command_hash, decide, seal_with_iv, FloorTable, Key, KeyId, Keyring, Plaintext, Policy, Wire,
     NANOS_PER_SEC,
 };
 
@@ -34,6 +35,7 @@ fn bench_decide(c: &mut Criterion) {
     let policy = Policy {
         ips: vec!["192.0.2.1".parse().unwrap()],
         max_clock_skew_secs: 3600,
+        accept_v0: true,
     };
     let source: IpAddr = "203.0.113.9".parse().unwrap();
     let plain = |counter| Plaintext {
@@ -44,11 +46,12 @@ fn bench_decide(c: &mut Criterion) {
         src_ip: None,
         dst_ip: "192.0.2.1".parse().unwrap(),
     };
-    let valid = seal_with_iv(&key, [1; 12], &plain(NOW));
-    let replay = seal_with_iv(&key, [2; 12], &plain(NOW - 2 * NANOS_PER_SEC));
-    let mut bad_tag = valid;
+    let valid = seal_with_iv(&key, Wire::V1, [1; 12], &plain(NOW)).to_vec();
+    let valid_v0 = seal_with_iv(&key, Wire::V0, [1; 12], &plain(NOW)).to_vec();
+    let replay = seal_with_iv(&key, Wire::V1, [2; 12], &plain(NOW - 2 * NANOS_PER_SEC)).to_vec();
+    let mut bad_tag = valid.clone();
     bad_tag[30] ^= 1;
-    let mut unknown = valid;
+    let mut unknown = valid.clone();
     unknown[0] = 0xee;
     let wrong_size = [0u8; 60];
 
@@ -62,6 +65,7 @@ fn bench_decide(c: &mut Criterion) {
         ("bad_tag", &bad_tag[..]),
         ("replay", &replay[..]),
         ("valid", &valid[..]),
+        ("valid_v0", &valid_v0[..]),
     ] {
         group.bench_function(name, |b| {
             b.iter(|| decide(&keys, &floors, &policy, NOW, source, black_box(bytes)))

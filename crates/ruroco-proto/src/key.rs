@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use aes_gcm::Aes256Gcm;
 use aes_gcm_siv::aead::KeyInit;
 use aes_gcm_siv::Aes256GcmSiv;
 use base64::engine::general_purpose::STANDARD;
@@ -45,14 +46,16 @@ pub enum KeyError {
     WrongLength(usize),
 }
 
-/// A ruroco key: public id plus secret AES-256 key, ready to seal and open.
+/// A ruroco key: public id plus secret AES-256 key, ready to seal and open in either
+/// datagram format.
 ///
-/// The secret is zeroized on drop (so are the expanded round keys inside the cipher) and
-/// never shown by `Debug`.
+/// The secret is zeroized on drop (so are the expanded round keys inside both ciphers)
+/// and never shown by `Debug`.
 pub struct Key {
     id: KeyId,
     secret: Zeroizing<[u8; KEY_LEN]>,
-    cipher: Aes256GcmSiv,
+    siv: Aes256GcmSiv,
+    gcm: Aes256Gcm,
 }
 
 impl fmt::Debug for Key {
@@ -68,8 +71,14 @@ impl Key {
     /// Builds a key from its id and secret bytes.
     pub fn from_parts(id: KeyId, secret: &[u8; KEY_LEN]) -> Self {
         let secret = Zeroizing::new(*secret);
-        let cipher = Aes256GcmSiv::new(secret.as_ref().into());
-        Self { id, secret, cipher }
+        let siv = Aes256GcmSiv::new(secret.as_ref().into());
+        let gcm = Aes256Gcm::new(secret.as_ref().into());
+        Self {
+            id,
+            secret,
+            siv,
+            gcm,
+        }
     }
 
     /// Parses a key string; surrounding whitespace is ignored.
@@ -129,8 +138,14 @@ impl Key {
         self.secret.as_ref() == other.secret.as_ref()
     }
 
-    pub(crate) fn cipher(&self) -> &Aes256GcmSiv {
-        &self.cipher
+    /// The protocol v1 cipher.
+    pub(crate) fn siv(&self) -> &Aes256GcmSiv {
+        &self.siv
+    }
+
+    /// The released (v0) format's cipher.
+    pub(crate) fn gcm(&self) -> &Aes256Gcm {
+        &self.gcm
     }
 }
 

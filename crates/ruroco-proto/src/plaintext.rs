@@ -1,6 +1,7 @@
-//! The 58-byte plaintext inside every datagram.
+//! The plaintext inside every datagram: 58 bytes in protocol v1, 57 in the released v0
+//! format, which is the same without the version byte.
 //!
-//! | bytes | field |
+//! | bytes (v1) | field |
 //! | --- | --- |
 //! | `[0]` | version |
 //! | `[1..9]` | cmd_hash, u64 BE |
@@ -13,12 +14,17 @@ use std::net::IpAddr;
 
 use ruroco_ipc::{from_mapped_bytes, to_mapped_bytes};
 
-/// Length of the plaintext.
-pub const PLAINTEXT_LEN: usize = 58;
-/// The only protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
+use crate::wire::PLAINTEXT_LEN;
 
-/// The decoded plaintext. `version` is kept as received; validation rejects others.
+/// The protocol version of the v1 format (the only one with a version byte).
+pub const PROTOCOL_VERSION: u8 = 1;
+/// The `version` a v0 plaintext decodes with: that format has no version byte.
+pub const V0_VERSION: u8 = 0;
+/// Length of the v0 plaintext.
+const V0_LEN: usize = PLAINTEXT_LEN - 1;
+
+/// The decoded plaintext. `version` is kept as received (v1) or [`V0_VERSION`] (v0);
+/// validation rejects a v1 datagram with another version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plaintext {
     /// Protocol version byte.
@@ -36,28 +42,50 @@ pub struct Plaintext {
 }
 
 impl Plaintext {
-    /// Encodes into the 58-byte wire form.
+    /// Encodes into the 58-byte v1 form.
     pub fn encode(&self) -> [u8; PLAINTEXT_LEN] {
         let mut out = [0u8; PLAINTEXT_LEN];
         let (version, rest) = out.split_at_mut(1);
-        let (hash, rest) = rest.split_at_mut(8);
+        version.fill(self.version);
+        self.encode_fields(rest);
+        out
+    }
+
+    /// Encodes into the 57-byte v0 form (`version` is not part of it).
+    pub fn encode_v0(&self) -> [u8; V0_LEN] {
+        let mut out = [0u8; V0_LEN];
+        self.encode_fields(&mut out);
+        out
+    }
+
+    /// Writes everything after the version byte into `out` (57 bytes).
+    fn encode_fields(&self, out: &mut [u8]) {
+        let (hash, rest) = out.split_at_mut(8);
         let (counter, rest) = rest.split_at_mut(16);
         let (strict, rest) = rest.split_at_mut(1);
         let (src, dst) = rest.split_at_mut(16);
-        version.fill(self.version);
         hash.copy_from_slice(&self.cmd_hash.to_be_bytes());
         counter.copy_from_slice(&self.counter.to_be_bytes());
         strict.fill(u8::from(self.strict));
         src.copy_from_slice(&self.src_ip.map(to_mapped_bytes).unwrap_or([0; 16]));
         dst.copy_from_slice(&to_mapped_bytes(self.dst_ip));
-        out
     }
 
-    /// Decodes the wire form; `None` unless `bytes` is exactly [`PLAINTEXT_LEN`] long.
+    /// Decodes the v1 form; `None` unless `bytes` is exactly [`PLAINTEXT_LEN`] long.
     /// Every 58-byte pattern decodes: judging it is [`crate::decide`]'s job.
     pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let (version, rest) = bytes.split_first()?;
+        Self::decode_fields(*version, rest)
+    }
+
+    /// Decodes the v0 form; `None` unless `bytes` is exactly 57 bytes long. The result
+    /// has `version` [`V0_VERSION`].
+    pub fn decode_v0(bytes: &[u8]) -> Option<Self> {
+        Self::decode_fields(V0_VERSION, bytes)
+    }
+
+    fn decode_fields(version: u8, bytes: &[u8]) -> Option<Self> {
         let mut r = Reader(bytes);
-        let [version] = r.take::<1>()?;
         let hash = r.take::<8>()?;
         let counter = r.take::<16>()?;
         let [strict] = r.take::<1>()?;

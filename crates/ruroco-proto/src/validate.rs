@@ -8,18 +8,19 @@ use ruroco_ipc::{normalize_ip, CommanderMessage};
 use crate::datagram::{open_parts, split};
 use crate::key::{Key, KeyId};
 use crate::plaintext::PROTOCOL_VERSION;
+use crate::wire::Wire;
 use crate::NANOS_PER_SEC;
 
 /// Why a datagram was dropped. Variants are in the order the checks run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
-    /// Not exactly 94 bytes.
+    /// Not the length of an accepted format: 94 bytes, or 93 while v0 is accepted.
     Size,
     /// The key id is not among the loaded keys.
     UnknownKey,
-    /// AES-GCM-SIV open failed: wrong key or tampered bytes.
+    /// Opening failed (AES-GCM-SIV for v1, AES-GCM for v0): wrong key or tampered bytes.
     Auth,
-    /// Authenticated, but a protocol version other than 1.
+    /// Authenticated v1 datagram with a protocol version other than 1.
     Version,
     /// Counter at or below the stored floor for this key.
     Replay,
@@ -158,12 +159,17 @@ pub struct Policy {
     pub ips: Vec<IpAddr>,
     /// How far ahead of `now` a counter may be, in seconds.
     pub max_clock_skew_secs: u64,
+    /// Whether 93-byte datagrams of the released v0 format are accepted; when not, they
+    /// are [`Reason::Size`] like any other length.
+    pub accept_v0: bool,
 }
 
 /// A datagram that passed every check: forward `message`, after persisting `counter` as
 /// the new floor of `key_id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Accepted {
+    /// The datagram's format.
+    pub wire: Wire,
     /// The key that sealed the datagram.
     pub key_id: KeyId,
     /// The datagram's counter: the floor to store before forwarding.
@@ -174,7 +180,8 @@ pub struct Accepted {
 
 /// Judges one datagram received from `source` at `now` (nanoseconds since the epoch).
 ///
-/// Runs the checks of protocol v1 in order and returns the first failing one. It does not
+/// Runs the checks in order and returns the first failing one; the datagram's length alone
+/// picks its format, and both formats share each key's floor. It does not
 /// move the floor: the caller commits `Accepted::counter` once it is durably stored. The
 /// rate limit is the caller's, after this, so that it counts only datagrams that passed.
 pub fn decide(
@@ -185,10 +192,13 @@ pub fn decide(
     source: IpAddr,
     bytes: &[u8],
 ) -> Result<Accepted, Reason> {
-    let parts = split(bytes).ok_or(Reason::Size)?;
+    let parts = split(bytes)
+        .filter(|p| p.wire == Wire::V1 || policy.accept_v0)
+        .ok_or(Reason::Size)?;
     let key = keys.get(&parts.key_id).ok_or(Reason::UnknownKey)?;
     let plain = open_parts(key, &parts).ok_or(Reason::Auth)?;
-    if plain.version != PROTOCOL_VERSION {
+    // v0 has no version byte to check.
+    if parts.wire == Wire::V1 && plain.version != PROTOCOL_VERSION {
         return Err(Reason::Version);
     }
     // A key without a floor was never seeded; refusing it keeps the check fail-closed.
@@ -212,6 +222,7 @@ pub fn decide(
         }
     }
     Ok(Accepted {
+        wire: parts.wire,
         key_id: parts.key_id,
         counter: plain.counter,
         message: CommanderMessage {

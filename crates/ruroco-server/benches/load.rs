@@ -21,7 +21,7 @@ use std::os::unix::net::UnixListener;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ruroco_proto::{command_hash, seal, Key, Plaintext};
+use ruroco_proto::{command_hash, seal, Key, Plaintext, Wire};
 use ruroco_testkit::Daemon;
 
 const JUNK: usize = 300_000;
@@ -81,7 +81,7 @@ fn main() {
     let mut latencies = Vec::with_capacity(VALID);
     for n in 0..VALID {
         let sock = UdpSocket::bind(format!("127.0.{}.{}:0", 10 + n / 250, 1 + n % 250)).unwrap();
-        let datagram = seal(&key, &plain(now_nanos())).unwrap();
+        let datagram = seal(&key, Wire::V1, &plain(now_nanos())).unwrap();
         let sent = Instant::now();
         sock.send_to(&datagram, addr).unwrap();
         let (mut stream, _) = listener.accept().unwrap();
@@ -99,8 +99,8 @@ fn main() {
 
     // A junk burst from 1,000 sources, as fast as one sender thread can go.
     let stranger = Key::generate().unwrap();
-    let unknown = seal(&stranger, &plain(1)).unwrap();
-    let mut bad_tag = seal(&key, &plain(1)).unwrap();
+    let unknown = seal(&stranger, Wire::V1, &plain(1)).unwrap();
+    let mut bad_tag = seal(&key, Wire::V1, &plain(1)).unwrap().to_vec();
     bad_tag[40] ^= 1;
     let kinds: [&[u8]; 3] = [&[0u8; 60], &unknown, &bad_tag];
     let socks: Vec<UdpSocket> = (0..1000)

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use ruroco_proto::{KeyId, Reason};
+use ruroco_proto::{KeyId, Reason, Wire};
 
 /// Length of a logging window, in seconds.
 pub(crate) const WINDOW_SECS: u64 = 60;
@@ -28,8 +28,8 @@ struct Entry {
 #[derive(Debug)]
 pub(crate) struct Logbook {
     counts: [u64; Reason::ALL.len()],
-    accepted: u64,
-    reported: ([u64; Reason::ALL.len()], u64),
+    accepted: [u64; Wire::ALL.len()],
+    reported: ([u64; Reason::ALL.len()], [u64; Wire::ALL.len()]),
     window_start: u64,
     lines: HashMap<(IpAddr, Reason), Entry>,
     untracked: u64,
@@ -39,8 +39,8 @@ impl Logbook {
     pub(crate) fn new(now: u64) -> Self {
         Self {
             counts: [0; Reason::ALL.len()],
-            accepted: 0,
-            reported: ([0; Reason::ALL.len()], 0),
+            accepted: [0; Wire::ALL.len()],
+            reported: ([0; Reason::ALL.len()], [0; Wire::ALL.len()]),
             window_start: now,
             lines: HashMap::new(),
             untracked: 0,
@@ -82,9 +82,11 @@ impl Logbook {
         }
     }
 
-    /// Counts one accepted datagram.
-    pub(crate) fn accepted(&mut self) {
-        self.accepted = self.accepted.saturating_add(1);
+    /// Counts one accepted datagram of format `wire`.
+    pub(crate) fn accepted(&mut self, wire: Wire) {
+        if let Some(count) = self.accepted.get_mut(wire as usize) {
+            *count = count.saturating_add(1);
+        }
     }
 
     /// The count for one reason.
@@ -126,9 +128,14 @@ impl Logbook {
         }
     }
 
-    /// One line with every counter.
+    /// One line with every counter: accepted in all and by format, then each reason.
     pub(crate) fn summary(&self) -> String {
-        let mut line = format!("counters: accepted={}", self.accepted);
+        let total: u64 = self.accepted.iter().sum();
+        let mut line = format!("counters: accepted={total}");
+        for wire in Wire::ALL {
+            let count = self.accepted.get(wire as usize).copied().unwrap_or(0);
+            line.push_str(&format!(" accepted_{wire}={count}"));
+        }
         for reason in Reason::ALL {
             line.push_str(&format!(" {}={}", reason.as_str(), self.count(reason)));
         }
@@ -161,6 +168,20 @@ mod tests {
             book.count(Reason::Auth),
             100_000,
             "counters outlive windows"
+        );
+    }
+
+    #[test]
+    fn summary_names_each_format() {
+        let mut book = Logbook::new(0);
+        book.accepted(Wire::V0);
+        book.accepted(Wire::V1);
+        book.accepted(Wire::V1);
+        book.rejected(1, "192.0.2.1".parse().unwrap(), Reason::Size, None);
+        assert_eq!(
+            book.summary(),
+            "counters: accepted=3 accepted_v0=1 accepted_v1=2 size=1 unknown_key=0 auth=0 \
+             version=0 replay=0 future=0 dst_ip=0 src_ip=0 rate=0"
         );
     }
 

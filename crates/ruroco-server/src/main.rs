@@ -44,6 +44,9 @@ fn main() -> ExitCode {
 
 fn start(cli: Cli) -> anyhow::Result<Server> {
     let config = Config::load(&cli.config)?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     let ips = config.required_ips(&cli.config)?.to_vec();
     let keys = keys::load_keys(&config.config_dir)?;
     let mut floors = FloorStore::load(config.blocklist_dir())?;
@@ -63,9 +66,10 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
         .unwrap_or_else(|_| "?".into());
     let forwarder = Forwarder::new(config.socket_path());
     tracing::info!(
-        "ruroco-server {} listening on {local} ({source}), {} key(s), floors in {}, commander at {}",
+        "ruroco-server {} listening on {local} ({source}), {} key(s), formats {}, floors in {}, commander at {}",
         env!("CARGO_PKG_VERSION"),
         keys.len(),
+        if config.accept_v0 { "v1 and v0" } else { "v1 only" },
         floors.path().display(),
         forwarder.socket().display(),
         source = match &source {
@@ -80,6 +84,7 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
         policy: Policy {
             ips,
             max_clock_skew_secs: config.max_clock_skew_seconds,
+            accept_v0: config.accept_v0,
         },
         limiter: RateLimiter::new(
             config.max_requests_per_second,

@@ -109,10 +109,11 @@ impl Server {
             );
             return;
         }
-        self.logbook.accepted();
+        self.logbook.accepted(accepted.wire);
         let message = accepted.message;
         tracing::info!(
-            "accepted datagram from {source_ip} key={} cmd_hash={:016x} for ip={}",
+            "accepted datagram from {source_ip} wire={} key={} cmd_hash={:016x} for ip={}",
+            accepted.wire,
             accepted.key_id,
             message.cmd_hash,
             message.ip

@@ -10,5 +10,6 @@
 )]
 
 mod cli;
+mod compat;
 mod roundtrip;
 mod util;

@@ -23,6 +23,15 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     path
 }
 
+/// Where the commands are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `config.toml` plus `commands.toml`, passed with `--commands`.
+    Current,
+    /// Released 0.14.x: a `[commands]` table at the end of `config.toml`, no `--commands`.
+    Released,
+}
+
 /// Server and commander running in a temp dir, unprivileged, on loopback.
 pub struct Stack {
     pub dir: TempDir,
@@ -41,6 +50,11 @@ impl Stack {
 
     /// Like [`Stack::start`], with the server listening on `listen`.
     pub fn start_on(config_extra: &str, listen: &str) -> Stack {
+        Self::start_layout(config_extra, listen, Layout::Current)
+    }
+
+    /// Like [`Stack::start`], with the files laid out as in `layout`.
+    pub fn start_layout(config_extra: &str, listen: &str, layout: Layout) -> Stack {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display().to_string();
         let server_dir = dir.path().join("server");
@@ -51,27 +65,26 @@ impl Stack {
         let key_file = dir.path().join("client.key");
         std::fs::write(&key_file, &key_text).unwrap();
         std::fs::write(server_dir.join("client.key"), &key_text).unwrap();
-        std::fs::write(
-            server_dir.join("config.toml"),
-            format!(
-                "ips = [\"127.0.0.1\", \"::1\"]\nconfig_dir = \"{}\"\nsocket_user = \"\"\nsocket_group = \"\"\nallow_non_routable_ips = true\n{config_extra}\n",
-                server_dir.display()
-            ),
-        )
-        .unwrap();
-        let commands = server_dir.join("commands.toml");
-        std::fs::write(
-            &commands,
-            format!(
-                "[commands]\ndefault = \"echo \\\"$RUROCO_IP\\\" >> {d}/default.out\"\nother = \"echo \\\"$RUROCO_IP\\\" >> {d}/other.out\"\n"
-            ),
-        )
-        .unwrap();
+        let config = format!(
+            "ips = [\"127.0.0.1\", \"::1\"]\nconfig_dir = \"{}\"\nsocket_user = \"\"\nsocket_group = \"\"\nallow_non_routable_ips = true\n{config_extra}\n",
+            server_dir.display()
+        );
+        let commands = format!(
+            "[commands]\ndefault = \"echo \\\"$RUROCO_IP\\\" >> {d}/default.out\"\nother = \"echo \\\"$RUROCO_IP\\\" >> {d}/other.out\"\n"
+        );
         let mut cmd = Command::new(workspace_bin("ruroco-commander"));
-        cmd.arg("--config")
-            .arg(server_dir.join("config.toml"))
-            .arg("--commands")
-            .arg(&commands);
+        cmd.arg("--config").arg(server_dir.join("config.toml"));
+        match layout {
+            Layout::Current => {
+                std::fs::write(server_dir.join("config.toml"), config).unwrap();
+                let path = server_dir.join("commands.toml");
+                std::fs::write(&path, commands).unwrap();
+                cmd.arg("--commands").arg(&path);
+            }
+            Layout::Released => {
+                std::fs::write(server_dir.join("config.toml"), config + &commands).unwrap();
+            }
+        }
         let commander = Daemon::spawn(cmd, "listening on");
         let mut cmd = Command::new(workspace_bin("ruroco-server"));
         cmd.arg("--config")
@@ -111,6 +124,14 @@ impl Stack {
 
     pub fn send_to(&self, address: &str, extra: &[&str]) -> Output {
         let mut args = vec!["send", "-a", address, "-k", self.key_file.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        client(&args, &self.client_dir)
+    }
+
+    /// Runs `send` with `key` as the `-k` value.
+    pub fn send_with_key(&self, key: &str, extra: &[&str]) -> Output {
+        let address = self.addr.to_string();
+        let mut args = vec!["send", "-a", &address, "-k", key];
         args.extend_from_slice(extra);
         client(&args, &self.client_dir)
     }

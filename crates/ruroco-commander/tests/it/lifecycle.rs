@@ -194,7 +194,11 @@ fn help_and_version() {
         .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    for flag in ["--config", "--commands", "/etc/ruroco/commands.toml"] {
+    for flag in [
+        "--config",
+        "--commands",
+        "commands.toml next to config.toml",
+    ] {
         assert!(help.contains(flag), "{flag} missing:\n{help}");
     }
 }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::{seal_with_iv, Plaintext};
+use crate::{seal_with_iv, Plaintext, Wire};
 
 const NOW: u128 = 1_800_000_000 * NANOS_PER_SEC;
 
@@ -24,6 +24,7 @@ fn setup() -> Setup {
     let policy = Policy {
         ips: vec![ip("192.0.2.10"), ip("2001:db8::10")],
         max_clock_skew_secs: 60,
+        accept_v0: true,
     };
     Setup {
         keys,
@@ -45,8 +46,63 @@ fn plain(counter: u128) -> Plaintext {
 }
 
 fn run(s: &Setup, pt: &Plaintext, source: &str) -> Result<Accepted, Reason> {
-    let packet = seal_with_iv(&s.key, [1; 12], pt);
+    run_wire(s, Wire::V1, pt, source)
+}
+
+fn run_wire(s: &Setup, wire: Wire, pt: &Plaintext, source: &str) -> Result<Accepted, Reason> {
+    let packet = seal_with_iv(&s.key, wire, [1; 12], pt);
     decide(&s.keys, &s.floors, &s.policy, NOW, ip(source), &packet)
+}
+
+#[test]
+fn both_formats_are_accepted_and_named() {
+    let s = setup();
+    for wire in Wire::ALL {
+        let got = run_wire(&s, wire, &plain(NOW), "203.0.113.5").unwrap();
+        assert_eq!(got.wire, wire);
+        assert_eq!(got.counter, NOW);
+        assert_eq!(got.message.cmd_hash, 77);
+    }
+}
+
+#[test]
+fn v0_is_a_size_rejection_when_turned_off() {
+    let mut s = setup();
+    s.policy.accept_v0 = false;
+    assert_eq!(
+        run_wire(&s, Wire::V0, &plain(NOW), "203.0.113.5"),
+        Err(Reason::Size)
+    );
+    assert!(run_wire(&s, Wire::V1, &plain(NOW), "203.0.113.5").is_ok());
+}
+
+#[test]
+fn both_formats_share_one_floor() {
+    let mut s = setup();
+    let accepted = run_wire(&s, Wire::V1, &plain(NOW), "203.0.113.5").unwrap();
+    s.floors.set(accepted.key_id, accepted.counter);
+    assert_eq!(
+        run_wire(&s, Wire::V0, &plain(NOW), "203.0.113.5"),
+        Err(Reason::Replay)
+    );
+    let accepted = run_wire(&s, Wire::V0, &plain(NOW + 5), "203.0.113.5").unwrap();
+    s.floors.set(accepted.key_id, accepted.counter);
+    assert_eq!(
+        run_wire(&s, Wire::V1, &plain(NOW + 4), "203.0.113.5"),
+        Err(Reason::Replay)
+    );
+}
+
+#[test]
+fn a_format_sealed_with_the_other_cipher_does_not_authenticate() {
+    let s = setup();
+    // A v1 datagram cut to 93 bytes is the length of v0 but not sealed with AES-GCM.
+    let packet = seal_with_iv(&s.key, Wire::V1, [1; 12], &plain(NOW));
+    let cut = &packet[..Wire::V0.datagram_len()];
+    assert_eq!(
+        decide(&s.keys, &s.floors, &s.policy, NOW, ip("203.0.113.5"), cut),
+        Err(Reason::Auth)
+    );
 }
 
 #[test]
@@ -124,6 +180,8 @@ fn version_is_checked_after_authentication() {
     let mut pt = plain(NOW);
     pt.version = 2;
     assert_eq!(run(&s, &pt, "203.0.113.5"), Err(Reason::Version));
+    // v0 carries no version byte, so there is nothing to refuse.
+    assert!(run_wire(&s, Wire::V0, &pt, "203.0.113.5").is_ok());
 }
 
 #[test]

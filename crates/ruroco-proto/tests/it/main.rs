@@ -1,4 +1,4 @@
-//! Protocol tests: the shared known-answer vectors and property tests.
+//! Protocol tests: the known-answer vectors of both formats and property tests.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -6,5 +6,7 @@
     clippy::indexing_slicing
 )]
 
+mod kat;
 mod properties;
 mod vectors;
+mod vectors_v0;

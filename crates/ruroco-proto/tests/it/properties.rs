@@ -5,8 +5,8 @@ use std::net::{IpAddr, Ipv6Addr};
 use proptest::prelude::*;
 use ruroco_ipc::normalize_ip;
 use ruroco_proto::{
-    decide, open, seal_with_iv, FloorTable, Key, KeyId, Keyring, Plaintext, Policy, Reason,
-    DATAGRAM_LEN,
+    decide, open, seal_with_iv, FloorTable, Key, KeyId, Keyring, Plaintext, Policy, Reason, Wire,
+    V0_VERSION,
 };
 
 fn any_ip() -> impl Strategy<Value = IpAddr> {
@@ -45,24 +45,40 @@ proptest! {
     }
 
     #[test]
-    fn sealed_plaintext_opens(pt in any_plaintext(), iv: [u8; 12]) {
-        let key = test_key();
-        let packet = seal_with_iv(&key, iv, &pt);
-        prop_assert_eq!(open(&key, &packet), Some(pt));
+    fn v0_plaintext_round_trips(pt in any_plaintext()) {
+        let want = Plaintext { version: V0_VERSION, ..pt };
+        prop_assert_eq!(Plaintext::decode_v0(&pt.encode_v0()), Some(want));
     }
 
     #[test]
-    fn any_flipped_bit_is_rejected(pt in any_plaintext(), iv: [u8; 12], bit in 0..DATAGRAM_LEN * 8) {
+    fn sealed_plaintext_opens(pt in any_plaintext(), iv: [u8; 12]) {
+        let key = test_key();
+        let packet = seal_with_iv(&key, Wire::V1, iv, &pt);
+        prop_assert_eq!(packet.len(), Wire::V1.datagram_len());
+        prop_assert_eq!(open(&key, &packet), Some(pt));
+        let packet = seal_with_iv(&key, Wire::V0, iv, &pt);
+        prop_assert_eq!(packet.len(), Wire::V0.datagram_len());
+        prop_assert_eq!(open(&key, &packet), Some(Plaintext { version: V0_VERSION, ..pt }));
+    }
+
+    #[test]
+    fn any_flipped_bit_is_rejected(
+        pt in any_plaintext(),
+        iv: [u8; 12],
+        wire in proptest::sample::select(Wire::ALL.to_vec()),
+        bit in 0..Wire::V1.datagram_len() * 8,
+    ) {
         let key = test_key();
         let id = key.id();
-        let mut packet = seal_with_iv(&key, iv, &pt);
+        let mut packet = seal_with_iv(&key, wire, iv, &pt).to_vec();
+        let bit = bit % (packet.len() * 8);
         packet[bit / 8] ^= 1 << (bit % 8);
         prop_assert_eq!(open(&key, &packet), None);
         let mut keys = Keyring::new();
         keys.insert(key).unwrap();
         let mut floors = FloorTable::new();
         floors.set(id, 0);
-        let policy = Policy { ips: vec![pt.dst_ip], max_clock_skew_secs: u64::MAX };
+        let policy = Policy { ips: vec![pt.dst_ip], max_clock_skew_secs: u64::MAX, accept_v0: true };
         let got = decide(&keys, &floors, &policy, u128::MAX, pt.dst_ip, &packet);
         // A flip in the key id makes it unknown; anywhere else it fails to authenticate.
         let want = if bit < 64 { Reason::UnknownKey } else { Reason::Auth };
@@ -77,7 +93,7 @@ proptest! {
         keys.insert(key).unwrap();
         let mut floors = FloorTable::new();
         floors.set(id, 0);
-        let policy = Policy { ips: vec!["127.0.0.1".parse().unwrap()], max_clock_skew_secs: 3600 };
+        let policy = Policy { ips: vec!["127.0.0.1".parse().unwrap()], max_clock_skew_secs: 3600, accept_v0: true };
         let got = decide(&keys, &floors, &policy, u128::MAX, "127.0.0.1".parse().unwrap(), &bytes);
         prop_assert!(got.is_err());
     }

@@ -1,40 +1,19 @@
 //! Every entry of `testdata/protocol-v1.json`, the known-answer vectors of protocol v1.
 
-use std::net::IpAddr;
-
 use ruroco_proto::{
-    command_hash, decide, open, seal_with_iv, CommanderMessage, FloorTable, Key, KeyError, Keyring,
-    Plaintext, Policy, Reason, DATAGRAM_LEN, IV_LEN,
+    command_hash, open, seal_with_iv, CommanderMessage, Key, KeyError, Plaintext, Reason, Wire,
+    IV_LEN,
 };
 use serde_json::Value;
 
+use crate::kat::{self, bytes, check_accepted, judge_bad_packet, opt_ip, reason, s};
+
 fn vectors() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../testdata/protocol-v1.json"
-    );
-    let text = std::fs::read_to_string(path).expect("vector file is part of the repository");
-    serde_json::from_str(&text).expect("vector file is JSON")
+    kat::load("protocol-v1.json")
 }
 
 fn entries(name: &str) -> Vec<Value> {
-    let v = vectors()[name].as_array().cloned().unwrap_or_default();
-    assert!(!v.is_empty(), "no vectors under {name}");
-    v
-}
-
-fn s<'a>(v: &'a Value, field: &str) -> &'a str {
-    v[field]
-        .as_str()
-        .unwrap_or_else(|| panic!("{field} missing in {v}"))
-}
-
-fn bytes(v: &Value, field: &str) -> Vec<u8> {
-    hex::decode(s(v, field)).unwrap()
-}
-
-fn opt_ip(v: &Value, field: &str) -> Option<IpAddr> {
-    v[field].as_str().map(|s| s.parse().unwrap())
+    kat::entries(&vectors(), name)
 }
 
 #[test]
@@ -116,7 +95,7 @@ fn packets_open_and_reseal_identically() {
     for e in entries("packets") {
         let key = Key::parse(s(&e, "key")).unwrap();
         let packet = bytes(&e, "packet_hex");
-        assert_eq!(packet.len(), DATAGRAM_LEN);
+        assert_eq!(packet.len(), Wire::V1.datagram_len());
         let pt = open(&key, &packet).unwrap_or_else(|| panic!("does not open: {e}"));
         assert_eq!(
             pt.encode().as_slice(),
@@ -125,7 +104,7 @@ fn packets_open_and_reseal_identically() {
         );
         let iv: [u8; IV_LEN] = bytes(&e, "iv_hex").try_into().unwrap();
         assert_eq!(
-            seal_with_iv(&key, iv, &pt).as_slice(),
+            seal_with_iv(&key, Wire::V1, iv, &pt).as_slice(),
             packet.as_slice(),
             "{e}"
         );
@@ -135,70 +114,36 @@ fn packets_open_and_reseal_identically() {
 #[test]
 fn packets_are_accepted_by_the_decision() {
     for e in entries("packets") {
-        let key = Key::parse(s(&e, "key")).unwrap();
-        let packet = bytes(&e, "packet_hex");
-        let pt = open(&key, &packet).unwrap();
-        let id = key.id();
-        let mut keys = Keyring::new();
-        keys.insert(key).unwrap();
-        let mut floors = FloorTable::new();
-        floors.set(id, pt.counter.saturating_sub(1));
-        let policy = Policy {
-            ips: vec![pt.dst_ip],
-            max_clock_skew_secs: 0,
-        };
-        let source = pt.src_ip.unwrap_or("127.0.0.1".parse().unwrap());
-        let got = decide(&keys, &floors, &policy, pt.counter, source, &packet);
-        if pt.counter == 0 {
-            assert_eq!(got, Err(Reason::Replay), "{e}");
-            continue;
-        }
-        let accepted = got.unwrap_or_else(|r| panic!("{r:?}: {e}"));
-        assert_eq!(accepted.counter, pt.counter);
-        assert_eq!(
-            accepted.message,
-            CommanderMessage {
-                cmd_hash: pt.cmd_hash,
-                ip: source
-            }
-        );
-        // The same counter again is a replay once the floor has moved to it.
-        floors.set(id, pt.counter);
-        let again = decide(&keys, &floors, &policy, pt.counter, source, &packet);
-        assert_eq!(again, Err(Reason::Replay), "{e}");
+        check_accepted(&e, Wire::V1);
     }
 }
 
+/// The vectors' reasons hold for a server that speaks protocol v1 only (`accept_v0 =
+/// false`), as the vector file assumes.
 #[test]
-fn bad_packets_are_rejected_for_the_stated_reason() {
+fn bad_packets_are_rejected_for_the_stated_reason_with_v0_off() {
     for e in entries("bad_packets") {
-        let key = Key::parse(s(&e, "key")).unwrap();
-        let id = key.id();
-        let mut keys = Keyring::new();
-        keys.insert(key).unwrap();
-        let mut floors = FloorTable::new();
-        floors.set(id, 0);
-        let policy = Policy {
-            ips: vec!["127.0.0.1".parse().unwrap()],
-            max_clock_skew_secs: 3600,
-        };
-        let want = match s(&e, "reject") {
-            "size" => Reason::Size,
-            "unknown_key" => Reason::UnknownKey,
-            "authentication" | "auth" => Reason::Auth,
-            "version" => Reason::Version,
-            other => panic!("unknown reject reason {other}"),
-        };
-        let got = decide(
-            &keys,
-            &floors,
-            &policy,
-            u128::MAX,
-            "127.0.0.1".parse().unwrap(),
-            &bytes(&e, "packet_hex"),
-        );
-        assert_eq!(got, Err(want), "{e}");
+        let want = reason(s(&e, "reject"));
+        assert_eq!(judge_bad_packet(&e, false), Err(want), "{e}");
     }
+}
+
+/// With v0 accepted (the default), the same reasons hold except for the 93-byte packet:
+/// that is the length of a v0 datagram, so it gets as far as opening and fails there.
+#[test]
+fn bad_packets_with_v0_accepted() {
+    let mut seen_93 = false;
+    for e in entries("bad_packets") {
+        let packet = bytes(&e, "packet_hex");
+        let want = if packet.len() == Wire::V0.datagram_len() {
+            seen_93 = true;
+            Reason::Auth
+        } else {
+            reason(s(&e, "reject"))
+        };
+        assert_eq!(judge_bad_packet(&e, true), Err(want), "{e}");
+    }
+    assert!(seen_93, "the v1 vectors have a 93-byte bad packet");
 }
 
 #[test]

@@ -4,7 +4,7 @@ use std::net::UdpSocket;
 use std::process::Command;
 use std::time::Duration;
 
-use ruroco_proto::{seal, Key, Plaintext};
+use ruroco_proto::{seal, Key, Plaintext, Wire};
 
 use crate::util::{now_nanos, packaging_dir, tool, Daemon, Fixture, Running, BIN};
 
@@ -173,7 +173,7 @@ fn fail2ban_filter_matches_bad_traffic_from_v4_and_v6_and_nothing_else() {
     // Bad before authentication: 2 from IPv4, 2 from IPv6.
     v4.send_to(&[0u8; 10], ("127.0.0.1", port)).unwrap();
     v4.send_to(
-        &seal(&stranger, &plain(now_nanos())).unwrap(),
+        &seal(&stranger, Wire::V1, &plain(now_nanos())).unwrap(),
         ("127.0.0.1", port),
     )
     .unwrap();

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, UdpSocket};
 use std::time::Duration;
 
-use ruroco_proto::{command_hash, seal, Key, Plaintext, NANOS_PER_SEC};
+use ruroco_proto::{command_hash, seal, Key, Plaintext, Wire, NANOS_PER_SEC};
 
 use crate::util::{now_nanos, udp_queue, wait_drained, Fixture, Inbox, Running};
 
@@ -44,14 +44,16 @@ fn every_rejection_reason_forwards_nothing() {
     let server = fx.start();
     let now = now_nanos();
 
-    expect_rejected(&server, &inbox, &[0u8; 93], "size");
+    expect_rejected(&server, &inbox, &[0u8; 92], "size");
     expect_rejected(&server, &inbox, &[0u8; 95], "size");
+    // 93 bytes is the released v0 format (accepted by default): it gets to the key lookup.
+    expect_rejected(&server, &inbox, &[0u8; 93], "unknown_key");
     expect_rejected(&server, &inbox, &[], "size");
     let stranger = Key::generate().unwrap();
     expect_rejected(
         &server,
         &inbox,
-        &seal(&stranger, &plain(now)).unwrap(),
+        &seal(&stranger, Wire::V1, &plain(now)).unwrap(),
         "unknown_key",
     );
     let mut tampered = fx.packet_with(plain(now));
@@ -128,7 +130,8 @@ fn every_rejection_reason_forwards_nothing() {
     for want in [
         accepted.as_str(),
         "size=3",
-        "unknown_key=1",
+        "unknown_key=2",
+        "accepted_v0=0",
         "auth=1",
         "version=1",
         "replay=2",
@@ -277,7 +280,9 @@ fn junk_from_the_clients_own_address_does_not_use_its_budget() {
     for n in 0..2000u32 {
         let junk = match n % 3 {
             0 => vec![1u8; 94],
-            1 => seal(&stranger, &plain(now_nanos())).unwrap().to_vec(),
+            1 => seal(&stranger, Wire::V1, &plain(now_nanos()))
+                .unwrap()
+                .to_vec(),
             _ => {
                 let mut p = fx.packet("default", now_nanos());
                 p[70] ^= 0x80;
@@ -323,7 +328,9 @@ fn valid_datagrams_survive_a_garbage_flood_from_many_sources() {
     let junk_kinds = [
         vec![0u8; 93],
         vec![7u8; 94],
-        seal(&stranger, &plain(now_nanos())).unwrap().to_vec(),
+        seal(&stranger, Wire::V1, &plain(now_nanos()))
+            .unwrap()
+            .to_vec(),
     ];
     let mut sent_valid = 0;
     let per_valid = GARBAGE / VALID;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ruroco_proto::{command_hash, seal, CommanderMessage, Key, Plaintext};
+use ruroco_proto::{command_hash, seal, CommanderMessage, Datagram, Key, Plaintext, Wire};
 pub use ruroco_testkit::Daemon;
 use tempfile::TempDir;
 
@@ -84,7 +84,7 @@ impl Fixture {
     }
 
     /// A valid datagram for `command` with the given counter, for dst 127.0.0.1.
-    pub fn packet(&self, command: &str, counter: u128) -> [u8; 94] {
+    pub fn packet(&self, command: &str, counter: u128) -> Datagram {
         self.packet_with(Plaintext {
             version: 1,
             cmd_hash: command_hash(command),
@@ -95,8 +95,8 @@ impl Fixture {
         })
     }
 
-    pub fn packet_with(&self, pt: Plaintext) -> [u8; 94] {
-        seal(&self.key, &pt).unwrap()
+    pub fn packet_with(&self, pt: Plaintext) -> Datagram {
+        seal(&self.key, Wire::V1, &pt).unwrap()
     }
 }
 
