@@ -20,13 +20,29 @@ pub(crate) enum Cmd {
         after_help = "Examples:\n  ruroco-client gen > ~/.config/ruroco/server.key\n  ruroco-client gen | ssh root@server 'umask 077; cat > /etc/ruroco/laptop.key'"
     )]
     Gen,
-    /// Send one command to a server.
+    /// Send one command to a saved server, every server of a group, or the server given
+    /// with -a and -k.
     #[command(
-        after_help = "Examples:\n  ruroco-client send -a example.com -k ~/.config/ruroco/server.key\n  ruroco-client send -a example.com:34020 -k server.key -c open_ssh\n  ruroco-client send -a [2001:db8::1]:80 -k server.key -c deploy -6\n  ruroco-client send -a example.com -k server.key -c open_ssh -i 203.0.113.7 --permissive"
+        after_help = "Examples:\n  ruroco-client send web1\n  ruroco-client send web1 -c deploy\n  ruroco-client send @prod -c deploy\n  ruroco-client send -a example.com:34020 -k ~/.config/ruroco/server.key -c open_ssh\n  ruroco-client send -a [2001:db8::1]:80 -k server.key -c deploy -6\n  ruroco-client send -a example.com -k server.key -c open_ssh -i 203.0.113.7 --permissive\n\nSaved servers live in <conf dir>/client.toml (conf dir: RUROCO_CONF_DIR, else ~/.config/ruroco); flags override their saved values."
     )]
     Send(SendArgs),
-    /// Set the counter to the current time (after a corrupt counter file, or when the
-    /// server rejects datagrams as replays).
+    /// List the saved servers of client.toml.
+    #[command(after_help = "Example:\n  ruroco-client list")]
+    List,
+    /// Save a new server: make its key (mode 600), add it to client.toml, and print the
+    /// commands that install the key on the server.
+    #[command(
+        after_help = "Examples:\n  ruroco-client add web1 --address web1.example.com:34020 --command open_ssh\n  ruroco-client add db --address db.example.com:34020 --group prod --group db\n  ruroco-client add phone-server --address example.com --qr"
+    )]
+    Add(AddArgs),
+    /// For OpenSSH's ProxyCommand: send the saved server's command, connect to HOST:PORT
+    /// over TCP (retrying while the firewall opens) and relay standard input and output.
+    #[command(
+        after_help = "Example, in ~/.ssh/config:\n  Host web1\n      ProxyCommand ruroco-client proxy web1 %h %p\n\nthen a plain `ssh web1` knocks and connects."
+    )]
+    Proxy(ProxyArgs),
+    /// Set the counter to the current time (only needed for released ruroco clients'
+    /// habits: the counter never falls behind the clock on its own).
     #[command(
         after_help = "Example:\n  ruroco-client reseed\n  RUROCO_CONF_DIR=/etc/ruroco-ci ruroco-client reseed"
     )]
@@ -35,23 +51,34 @@ pub(crate) enum Cmd {
 
 #[derive(Debug, Args)]
 pub(crate) struct SendArgs {
+    /// A saved server (NAME) or every server of a group (@GROUP), from client.toml.
+    #[arg(value_name = "NAME|@GROUP")]
+    pub(crate) target: Option<String>,
     #[arg(
         short,
         long,
         value_name = "HOST[:PORT]",
         help = "Server to send to: HOST[:PORT] (port 80 if omitted; [IPv6]:PORT)"
     )]
-    pub(crate) address: String,
+    pub(crate) address: Option<String>,
     #[arg(
         short,
         long,
         value_name = "PATH",
         help = "File holding the key (from `ruroco-client gen`). A key string is accepted too, as released clients do, but other local users can see it in `ps`"
     )]
-    pub(crate) key_file: PathBuf,
-    /// Name of the command to run, as in the server's commands.toml.
-    #[arg(short, long, value_name = "NAME", default_value = "default")]
-    pub(crate) command: String,
+    pub(crate) key_file: Option<PathBuf>,
+    /// Name of the command to run, as in the server's commands.toml [default: the saved
+    /// server's command, else "default"]
+    #[arg(short, long, value_name = "NAME")]
+    pub(crate) command: Option<String>,
+    #[command(flatten)]
+    pub(crate) options: SendOptions,
+}
+
+/// Flags that override what a saved server says.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct SendOptions {
     /// Let the server act for the --ip address even if the datagram comes from elsewhere.
     #[arg(short = 'e', long)]
     pub(crate) permissive: bool,
@@ -64,12 +91,58 @@ pub(crate) struct SendArgs {
     /// Send over IPv6 only.
     #[arg(short = '6', long)]
     pub(crate) ipv6: bool,
-    /// Pause between the IPv4 and the IPv6 datagram, in milliseconds.
-    #[arg(short = 'd', long, value_name = "MS", default_value_t = 50)]
-    pub(crate) send_delay_ms: u64,
-    /// Datagram format: v1, or v0 for a server that still runs released ruroco 0.14.x.
-    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = WireArg::V1)]
-    pub(crate) wire: WireArg,
+    /// Pause between the IPv4 and the IPv6 datagram, in milliseconds [default: 50]
+    #[arg(short = 'd', long, value_name = "MS")]
+    pub(crate) send_delay_ms: Option<u64>,
+    /// Datagram format: v1, or v0 for a server that still runs released ruroco 0.14.x
+    /// [default: v1]
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    pub(crate) wire: Option<WireArg>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AddArgs {
+    /// Name for the server in client.toml (letters, digits, `-`, `_`).
+    pub(crate) name: String,
+    #[arg(
+        short,
+        long,
+        value_name = "HOST[:PORT]",
+        help = "The server's address: HOST[:PORT] (port 80 if omitted; [IPv6]:PORT)"
+    )]
+    pub(crate) address: String,
+    /// The command `send NAME` runs when none is given.
+    #[arg(short, long, value_name = "NAME")]
+    pub(crate) command: Option<String>,
+    /// A group the server belongs to (`send @GROUP`); repeat for several.
+    #[arg(short, long = "group", value_name = "GROUP")]
+    pub(crate) groups: Vec<String>,
+    /// Datagram format the server understands [default: v1]
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    pub(crate) wire: Option<WireArg>,
+    /// Name of the key file on the server, without `.key` [default: this machine's host
+    /// name]
+    #[arg(long, value_name = "NAME")]
+    pub(crate) key_name: Option<String>,
+    /// Also print the key string as a QR code, for a phone app.
+    #[arg(long)]
+    pub(crate) qr: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ProxyArgs {
+    /// The saved server to send the command to.
+    pub(crate) name: String,
+    /// Host to connect to over TCP (ssh's %h).
+    pub(crate) host: String,
+    /// Port to connect to (ssh's %p).
+    pub(crate) port: u16,
+    /// Command to send [default: the saved server's command, else "default"]
+    #[arg(short, long, value_name = "NAME")]
+    pub(crate) command: Option<String>,
+    /// How long to keep trying to connect while the firewall opens, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub(crate) wait_secs: u64,
 }
 
 /// The datagram formats, as named on the command line.

@@ -1,9 +1,9 @@
 //! The anti-replay counter: `<conf dir>/counter`, 16 bytes, u128 big-endian.
 //!
-//! Seeded to "now" in nanoseconds on first use, then +1 per datagram, persisted durably
-//! before the datagram leaves. An exclusive lock on `counter.lock` is held from reading
-//! the counter until the datagram is sent, so concurrent clients never reuse a value and
-//! send in counter order (the server rejects anything at or below its floor).
+//! Each datagram gets `max(stored + 1, now in nanoseconds)`. An exclusive lock on
+//! `counter.lock` is held from reading the counter until the datagrams are sent, so
+//! concurrent clients never reuse a value and send in counter order (the server rejects
+//! anything at or below its floor).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,6 +21,24 @@ pub(crate) fn now_nanos() -> u128 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0)
+}
+
+/// The first of `count` values to use, given the stored value and the clock.
+///
+/// Why `max(stored + 1, now)`: a server seeds the floor of each key to its own start time,
+/// so a counter that only ever counted up from an older seed would be a replay there. With
+/// the clock as a lower bound the counter is never behind any server that started before
+/// the datagram was made. The stored value still matters within one nanosecond-clock tick
+/// and when the clock steps back, so values never repeat. And because a crash can only
+/// lose a write whose value the clock has passed by the time the client runs again, the
+/// file needs no fsync: atomic replacement (never half-written) is enough.
+pub(crate) fn first_value(stored: Option<u128>, now: u128) -> Option<u128> {
+    let next = match stored {
+        Some(value) => value.checked_add(1)?.max(now),
+        None => now,
+    };
+    // All `count` values must fit; the caller checks with `checked_add`.
+    Some(next)
 }
 
 /// The counter file with its lock held.
@@ -57,41 +75,46 @@ impl Counter {
         })
     }
 
-    /// The stored value; `None` if there is no counter yet. A file of any other size
-    /// is an error, never silently reset.
+    /// The stored value. A missing file is `None`; so is a corrupt one, with one warning
+    /// line: with the clock as a lower bound, starting again from "now" is safe.
     pub(crate) fn read(&self) -> anyhow::Result<Option<u128>> {
         match std::fs::read(&self.path) {
             Ok(bytes) => match <[u8; 16]>::try_from(bytes.as_slice()) {
                 Ok(raw) => Ok(Some(u128::from_be_bytes(raw))),
-                Err(_) => bail!(
-                    "counter file {} is corrupt ({} bytes, expected 16); run `ruroco-client reseed` to reset it",
-                    self.path.display(),
-                    bytes.len()
-                ),
+                Err(_) => {
+                    eprintln!(
+                        "warning: counter file {} is corrupt ({} bytes, expected 16); starting again from the current time, which is safe",
+                        self.path.display(),
+                        bytes.len()
+                    );
+                    Ok(None)
+                }
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read counter file {}", self.path.display())),
+            Err(e) => {
+                Err(e).with_context(|| format!("cannot read counter file {}", self.path.display()))
+            }
         }
     }
 
-    /// The next value (stored + 1, or now if there is none), persisted before returning.
-    pub(crate) fn next(&self) -> anyhow::Result<u128> {
-        let next = match self.read()? {
-            Some(value) => value.checked_add(1).with_context(|| {
-                format!(
-                    "counter file {} is exhausted; run `ruroco-client reseed`",
-                    self.path.display()
-                )
-            })?,
-            None => now_nanos(),
+    /// Reserves `count` consecutive values and returns the first; the last is stored.
+    pub(crate) fn reserve(&self, count: usize) -> anyhow::Result<u128> {
+        let exhausted = || {
+            format!(
+                "counter file {} is at the largest value; run `ruroco-client reseed`",
+                self.path.display()
+            )
         };
-        self.write(next)?;
-        Ok(next)
+        let first = first_value(self.read()?, now_nanos()).with_context(exhausted)?;
+        let span = u128::try_from(count.saturating_sub(1)).unwrap_or(u128::MAX);
+        let last = first.checked_add(span).with_context(exhausted)?;
+        self.write(last)?;
+        Ok(first)
     }
 
-    /// Stores `value` atomically and durably.
+    /// Stores `value` atomically (see [`first_value`] for why no fsync is needed).
     pub(crate) fn write(&self, value: u128) -> anyhow::Result<()> {
-        ruroco_fs::write_durably(&self.path, &value.to_be_bytes())
+        ruroco_fs::write_atomically(&self.path, &value.to_be_bytes())
             .with_context(|| format!("cannot write counter file {}", self.path.display()))
     }
 }
@@ -101,26 +124,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seeds_then_increments() {
-        let dir = tempfile::tempdir().unwrap();
-        let before = now_nanos();
-        let counter = Counter::lock(dir.path()).unwrap();
-        let first = counter.next().unwrap();
-        assert!(first >= before);
-        assert_eq!(counter.next().unwrap(), first + 1);
-        assert_eq!(
-            std::fs::read(dir.path().join("counter")).unwrap(),
-            (first + 1).to_be_bytes()
-        );
+    fn never_behind_the_clock_never_repeating() {
+        assert_eq!(first_value(None, 1_000), Some(1_000));
+        // A counter seeded long ago jumps to now: the trap of a server started later.
+        assert_eq!(first_value(Some(10), 1_000), Some(1_000));
+        // Within one clock tick, or with the clock stepped back, it counts up.
+        assert_eq!(first_value(Some(1_000), 1_000), Some(1_001));
+        assert_eq!(first_value(Some(5_000), 1_000), Some(5_001));
+        assert_eq!(first_value(Some(u128::MAX), 1_000), None);
     }
 
     #[test]
-    fn corrupt_counter_is_an_error_not_a_reset() {
+    fn reserve_stores_the_last_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = now_nanos();
+        let counter = Counter::lock(dir.path()).unwrap();
+        let first = counter.reserve(3).unwrap();
+        assert!(first >= before);
+        assert_eq!(counter.read().unwrap(), Some(first + 2));
+        let next = counter.reserve(1).unwrap();
+        assert!(next > first + 2);
+        assert_eq!(counter.read().unwrap(), Some(next));
+    }
+
+    #[test]
+    fn corrupt_counter_restarts_from_now() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("counter"), b"12345").unwrap();
         let counter = Counter::lock(dir.path()).unwrap();
-        let err = counter.next().unwrap_err().to_string();
-        assert!(err.contains("reseed") && err.contains("corrupt"), "{err}");
-        assert_eq!(std::fs::read(dir.path().join("counter")).unwrap(), b"12345");
+        let before = now_nanos();
+        let value = counter.reserve(1).unwrap();
+        assert!(value >= before);
+        assert_eq!(
+            std::fs::read(dir.path().join("counter")).unwrap(),
+            value.to_be_bytes()
+        );
     }
 }

@@ -1,37 +1,42 @@
 //! `ruroco-client`: makes keys and sends the one encrypted datagram.
 //!
-//! It owns the key file (read, never taken on the command line), the counter in the
-//! conf dir with its lock, and the UDP send. It never waits for an answer: the server
-//! gives none.
+//! It owns the key files (read from files; a key string on `-k` only for released
+//! clients' habits), the saved servers of `client.toml`, the counter in the conf dir with
+//! its lock, the UDP send, and the `proxy` that lets `ssh` knock before it connects. It
+//! never waits for an answer: the server gives none.
 #![forbid(unsafe_code)]
 
+mod add;
 mod cli;
 mod counter;
+mod profile;
+mod proxy;
+mod send;
 mod target;
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use ruroco_proto::{command_hash, seal, Key, Plaintext, Wire, PROTOCOL_VERSION};
-use zeroize::Zeroizing;
+use ruroco_proto::Key;
 
-use crate::cli::{Cli, Cmd, SendArgs, WireArg};
+use crate::cli::{Cli, Cmd, SendArgs};
 use crate::counter::{now_nanos, Counter};
-use crate::target::Family;
+use crate::profile::Profile;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Gen => gen(),
         Cmd::Send(args) => conf_dir().and_then(|dir| send(&args, &dir)),
+        Cmd::List => conf_dir().and_then(|dir| list(&dir)),
+        Cmd::Add(args) => conf_dir().and_then(|dir| add::add(&args, &dir)),
+        Cmd::Proxy(args) => conf_dir().and_then(|dir| proxy::proxy(&args, &dir)),
         Cmd::Reseed => conf_dir().and_then(|dir| reseed(&dir)),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("ruroco-client: error: {e:#}");
             ExitCode::FAILURE
@@ -50,111 +55,118 @@ fn conf_dir() -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(home).join(".config").join("ruroco"))
 }
 
-fn gen() -> anyhow::Result<()> {
+fn gen() -> anyhow::Result<ExitCode> {
     let key = Key::generate().context("cannot get random bytes from the operating system")?;
     println!("{}", key.to_key_string().as_str());
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
-fn reseed(dir: &Path) -> anyhow::Result<()> {
+fn reseed(dir: &Path) -> anyhow::Result<ExitCode> {
     let counter = Counter::lock(dir)?;
     let now = now_nanos();
     counter.write(now)?;
     eprintln!("counter in {} set to {now}", dir.display());
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
-/// `-k`: a readable file is a key file; anything else may be a key string, as released
-/// clients take it. A value that could be a key string is never echoed: it may be a
-/// secret. One with a character base64 never has (`.`, `~`, `-`, …) can only be a path.
-fn read_key(value: &Path) -> anyhow::Result<Key> {
-    let read_error = match std::fs::read_to_string(value) {
-        Ok(text) => {
-            let text = Zeroizing::new(text);
-            return Key::parse(&text)
-                .with_context(|| format!("invalid key file {}", value.display()));
-        }
-        Err(e) => e,
-    };
-    let as_string = Zeroizing::new(value.to_string_lossy().into_owned());
-    let base64_only = as_string
-        .trim()
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='));
-    if !base64_only {
-        return Err(read_error)
-            .with_context(|| format!("cannot read key file {}", value.display()));
+fn list(dir: &Path) -> anyhow::Result<ExitCode> {
+    let profile = Profile::load(dir)?;
+    if profile.servers.is_empty() {
+        eprintln!(
+            "no saved servers in {} (`ruroco-client add NAME --address HOST[:PORT]` saves one)",
+            profile.path.display()
+        );
     }
-    match Key::parse(&as_string) {
-        Ok(key) => {
-            eprintln!(
-                "warning: the key was given on the command line, where other local users can see it (ps); put it in a file (mode 600) and pass its path with -k"
-            );
-            Ok(key)
-        }
-        Err(parse_error) => anyhow::bail!(
-            "-k/--key-file is neither a readable key file ({read_error}) nor a valid key string ({parse_error})"
-        ),
-    }
+    print!("{}", profile.listing());
+    Ok(ExitCode::SUCCESS)
 }
 
-fn send(args: &SendArgs, dir: &Path) -> anyhow::Result<()> {
-    let key = read_key(&args.key_file)?;
-    let claimed = match &args.ip {
-        Some(text) => Some(
-            text.trim()
-                .parse::<IpAddr>()
-                .ok()
-                .with_context(|| format!("--ip must be a single IP address, got `{text}`"))?,
-        ),
-        None => None,
+fn send(args: &SendArgs, dir: &Path) -> anyhow::Result<ExitCode> {
+    let plan = |saved| {
+        send::plan(
+            saved,
+            args.address.as_deref(),
+            args.key_file.as_deref(),
+            args.command.as_deref(),
+            &args.options,
+            dir,
+        )
     };
-    if args.permissive && claimed.is_none() {
-        eprintln!("note: --permissive has no effect without --ip");
-    }
-    let family = match (args.ipv4, args.ipv6) {
-        (true, _) => Family::V4,
-        (_, true) => Family::V6,
-        _ => Family::Both,
+    let Some(target) = &args.target else {
+        return send_single(plan(None)?, dir);
     };
-    let targets = target::resolve(&args.address, family)?;
-    let cmd_hash = command_hash(&args.command);
-    let wire = match args.wire {
-        WireArg::V0 => Wire::V0,
-        WireArg::V1 => Wire::V1,
+    let profile = Profile::load(dir)?;
+    let Some(group) = target.strip_prefix('@') else {
+        return send_single(plan(Some(profile.server(target)?))?, dir);
     };
-    // Held until the last datagram is sent: concurrent clients send in counter order.
-    let counter = Counter::lock(dir)?;
-    for (n, target) in targets.iter().enumerate() {
-        if n > 0 {
-            std::thread::sleep(Duration::from_millis(args.send_delay_ms));
+    // A group: every member at once, one line each, failure if any failed.
+    let members = profile.group(group)?;
+    let plans: Vec<_> = members
+        .iter()
+        .map(|s| plan(Some(s)))
+        .collect::<anyhow::Result<_>>()?;
+    let prepared: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = plans
+            .into_iter()
+            .map(|p| {
+                let name = p.name.clone().unwrap_or_default();
+                (name, scope.spawn(move || send::prepare(p)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|(name, h)| {
+                let result = h
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("preparing failed")));
+                (name, result)
+            })
+            .collect()
+    });
+    let mut failed = 0;
+    let mut ready = Vec::new();
+    for (name, result) in prepared {
+        match result {
+            Ok(p) => ready.push(p),
+            Err(e) => {
+                failed += 1;
+                println!("{name}: failed: {e:#}");
+            }
         }
-        let plaintext = Plaintext {
-            version: PROTOCOL_VERSION,
-            cmd_hash,
-            counter: counter.next()?,
-            strict: !args.permissive,
-            src_ip: claimed,
-            dst_ip: target.ip(),
-        };
-        let datagram = seal(&key, wire, &plaintext)
-            .context("cannot get random bytes from the operating system")?;
-        send_to(&datagram, *target)?;
-        eprintln!("sent command `{}` to {target}", args.command);
     }
-    Ok(())
-}
-
-fn send_to(datagram: &[u8], target: SocketAddr) -> anyhow::Result<()> {
-    let bind = if target.is_ipv4() {
-        "0.0.0.0:0"
+    if !ready.is_empty() {
+        for (p, result) in ready.iter().zip(send::transmit(&ready, dir)?) {
+            let name = p.plan.name.as_deref().unwrap_or_default();
+            match result {
+                Ok(sent) => println!("{name}: sent `{}` to {}", p.plan.command, join(&sent)),
+                Err(e) => {
+                    failed += 1;
+                    println!("{name}: failed: {e:#}");
+                }
+            }
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
     } else {
-        "[::]:0"
-    };
-    let socket =
-        UdpSocket::bind(bind).with_context(|| format!("cannot open a UDP socket for {target}"))?;
-    socket
-        .send_to(datagram, target)
-        .with_context(|| format!("cannot send to {target}"))?;
-    Ok(())
+        ExitCode::FAILURE
+    })
+}
+
+fn send_single(plan: send::Plan, dir: &Path) -> anyhow::Result<ExitCode> {
+    let command = plan.command.clone();
+    for result in send::transmit(&[send::prepare(plan)?], dir)? {
+        for target in result? {
+            eprintln!("sent command `{command}` to {target}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn join(addrs: &[std::net::SocketAddr]) -> String {
+    addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

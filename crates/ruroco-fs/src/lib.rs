@@ -5,6 +5,9 @@
 //!   (write temp, fsync, rename, fsync the directory). The server's replay floors and the
 //!   client's counter depend on it: a value must be on disk before the datagram that
 //!   relies on it moves on.
+//! - [`write_atomically`]: the same without the fsyncs: after a crash the file holds the
+//!   old or the new contents, but which one is up to the kernel. For values that are safe
+//!   to lose, such as the client's counter (see its comment).
 //! - [`LockFile`]: an exclusive `flock` on a side file, released when dropped or when the
 //!   process dies, so a crashed holder never leaves a stale lock behind.
 //!
@@ -20,6 +23,16 @@ use std::time::{Duration, Instant};
 ///
 /// The temporary file is `.<name>.tmp` next to `path`; on error `path` is untouched.
 pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace(path, bytes, true)
+}
+
+/// Replaces `path` with `bytes` atomically (never half-written), without waiting for the
+/// disk: after a crash either the old or the new contents may be there.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace(path, bytes, false)
+}
+
+fn replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     let dir = parent_dir(path);
     let name = path
         .file_name()
@@ -30,10 +43,15 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = dir.join(tmp_name);
     let mut file = File::create(&tmp)?;
     file.write_all(bytes)?;
-    file.sync_all()?;
+    if durable {
+        file.sync_all()?;
+    }
     drop(file);
     std::fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
+    if durable {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 fn parent_dir(path: &Path) -> &Path {
@@ -114,6 +132,19 @@ mod tests {
         write_durably(&path, b"2").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"2");
         assert!(!dir.path().join(".value.tmp").exists());
+    }
+
+    #[test]
+    fn write_atomically_replaces_whole_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("value");
+        write_atomically(&path, b"first").unwrap();
+        write_atomically(&path, b"2").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"2");
+        assert!(!dir.path().join(".value.tmp").exists());
+        std::fs::create_dir(dir.path().join(".value.tmp")).unwrap();
+        assert!(write_atomically(&path, b"3").is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"2");
     }
 
     #[test]

@@ -11,5 +11,7 @@
 
 mod cli;
 mod compat;
+mod proxy;
 mod roundtrip;
+mod saved;
 mod util;

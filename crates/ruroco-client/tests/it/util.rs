@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-pub use ruroco_testkit::Daemon;
+pub use ruroco_testkit::{tool, Daemon};
 use tempfile::TempDir;
 
 pub const CLIENT: &str = env!("CARGO_BIN_EXE_ruroco-client");
@@ -171,4 +171,8 @@ pub fn client(args: &[&str], conf: &Path) -> Output {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

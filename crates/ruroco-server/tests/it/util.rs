@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ruroco_proto::{command_hash, seal, CommanderMessage, Datagram, Key, Plaintext, Wire};
-pub use ruroco_testkit::Daemon;
+pub use ruroco_testkit::{tool, Daemon};
 use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ruroco-server");
@@ -219,24 +219,6 @@ impl Drop for Inbox {
 /// The repository's `packaging/` directory.
 pub fn packaging_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging")
-}
-
-/// An external tool the packaging tests need. Missing: a failure under CI (which
-/// installs it), a loud skip elsewhere.
-pub fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{name} is not installed; .ci/run must install it"
-        );
-        eprintln!("SKIPPED: {name} is not installed");
-    }
-    found
 }
 
 /// The kernel's view of a UDP socket bound to `addr`: (bytes waiting in its receive

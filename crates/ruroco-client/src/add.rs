@@ -1,0 +1,150 @@
+//! `add`: a new saved server in one step — its key (mode 600 from the start), its
+//! `client.toml` entry, and the commands that install the key on the server.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use qrcode::render::unicode::Dense1x2;
+use qrcode::QrCode;
+use ruroco_proto::{Key, Wire};
+
+use crate::cli::{AddArgs, WireArg};
+use crate::profile::{self, Profile};
+use crate::target::split_host_port;
+
+pub(crate) fn add(args: &AddArgs, dir: &Path) -> anyhow::Result<ExitCode> {
+    let name = &args.name;
+    if !profile::valid_name(name) {
+        bail!("server name `{name}` may only hold letters, digits, `-` and `_`");
+    }
+    let (host, _) = split_host_port(&args.address)?;
+    if let Some(group) = args.groups.iter().find(|g| !profile::valid_name(g)) {
+        bail!("group `{group}` may only hold letters, digits, `-` and `_`");
+    }
+    let key_name = match &args.key_name {
+        Some(n) => n.clone(),
+        None => default_key_name(),
+    };
+    if !profile::valid_name(&key_name) {
+        bail!("--key-name `{key_name}` may only hold letters, digits, `-` and `_`");
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create config directory {}", dir.display()))?;
+    let existing = Profile::load(dir)?;
+    if existing.servers.contains_key(name) {
+        bail!(
+            "server `{name}` is already in {}; pick another name or edit the file",
+            existing.path.display()
+        );
+    }
+    let key_file = format!("{name}.key");
+    let key_path = dir.join(&key_file);
+    let key = Key::generate().context("cannot get random bytes from the operating system")?;
+    let key_string = key.to_key_string();
+    write_new_secret(&key_path, format!("{}\n", key_string.as_str()).as_bytes())?;
+    let wire = args.wire.map(|w| match w {
+        WireArg::V0 => Wire::V0,
+        WireArg::V1 => Wire::V1,
+    });
+    let entry = profile::entry_text(
+        name,
+        &args.address,
+        &key_file,
+        args.command.as_deref(),
+        &args.groups,
+        wire,
+    );
+    append(&existing.path, &entry)?;
+
+    let server_key = format!("/etc/ruroco/{key_name}.key");
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Saved server `{name}` in {} with a new key in {} (id {}).\n",
+        existing.path.display(),
+        key_path.display(),
+        key.id()
+    );
+    let _ = writeln!(
+        out,
+        "Install the key on the server (as root there; the key travels on standard input, never on a command line):\n"
+    );
+    let _ = writeln!(
+        out,
+        "  ssh root@{host} 'umask 077 && cat > {server_key} && chgrp ruroco {server_key} && chmod 0640 {server_key} && systemctl restart ruroco' < {}\n",
+        key_path.display()
+    );
+    let _ = writeln!(out, "Then: ruroco-client send {name}");
+    print!("{out}");
+    if args.qr {
+        println!("\nThe key for a phone app (it is the secret: show it to nobody else):\n");
+        print!("{}", qr(key_string.as_str())?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The key string as a QR code of Unicode half blocks: a full block is a light module,
+/// so on the usual light-on-dark terminal the code shows dark on light, as scanners
+/// expect. A quiet zone is included.
+pub(crate) fn qr(text: &str) -> anyhow::Result<String> {
+    let code = QrCode::new(text.as_bytes()).context("cannot make a QR code of the key")?;
+    Ok(code
+        .render::<Dense1x2>()
+        .dark_color(Dense1x2::Light)
+        .light_color(Dense1x2::Dark)
+        .quiet_zone(true)
+        .build()
+        + "\n")
+}
+
+/// This machine's host name, made fit for a file name; "client" if there is none.
+fn default_key_name() -> String {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let name: String = raw
+        .trim()
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if profile::valid_name(&c.to_string()) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if name.is_empty() {
+        "client".to_owned()
+    } else {
+        name
+    }
+}
+
+/// Creates `path` with mode 600 from the start (never wider, even for a moment); an
+/// existing file is an error, never overwritten.
+fn write_new_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create key file {}", path.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write key file {}", path.display()))
+}
+
+fn append(path: &Path, text: &str) -> anyhow::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}

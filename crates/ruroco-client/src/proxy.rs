@@ -1,0 +1,108 @@
+//! `proxy NAME HOST PORT`, for OpenSSH's `ProxyCommand`: knock, then connect and relay.
+//!
+//! It sends the saved server's command, connects to HOST:PORT over TCP — retrying for a
+//! bounded time while the command opens the firewall — and copies standard input to the
+//! connection and the connection to standard output until the server closes it.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::cli::{ProxyArgs, SendOptions};
+use crate::profile::Profile;
+use crate::send;
+
+/// Longest single connection attempt.
+const ATTEMPT: Duration = Duration::from_secs(1);
+/// Pause between attempts.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+pub(crate) fn proxy(args: &ProxyArgs, dir: &Path) -> anyhow::Result<ExitCode> {
+    let profile = Profile::load(dir)?;
+    let saved = profile.server(&args.name)?;
+    let plan = send::plan(
+        Some(saved),
+        None,
+        None,
+        args.command.as_deref(),
+        &SendOptions::default(),
+        dir,
+    )?;
+    for result in send::transmit(&[send::prepare(plan)?], dir)? {
+        result?;
+    }
+    let stream = connect(&args.host, args.port, Duration::from_secs(args.wait_secs))?;
+    relay(stream)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Connects to `host:port`, retrying every address until `wait` has passed.
+fn connect(host: &str, port: u16, wait: Duration) -> anyhow::Result<TcpStream> {
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve `{host}`"))?
+        .collect();
+    let deadline = Instant::now() + wait;
+    loop {
+        let mut last = None;
+        for addr in &addrs {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let attempt = ATTEMPT.min(left).max(Duration::from_millis(10));
+            match TcpStream::connect_timeout(addr, attempt) {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = Some(e),
+            }
+        }
+        if Instant::now() + RETRY_PAUSE >= deadline {
+            let why = last.map(|e| e.to_string()).unwrap_or_default();
+            anyhow::bail!(
+                "cannot connect to {host}:{port} within {} s after sending the command: {why}",
+                wait.as_secs()
+            );
+        }
+        std::thread::sleep(RETRY_PAUSE);
+    }
+}
+
+/// Standard input to the connection (then a half-close), the connection to standard
+/// output; done when the server closes its side.
+fn relay(stream: TcpStream) -> anyhow::Result<()> {
+    let mut upstream = stream.try_clone().context("cannot clone the connection")?;
+    // Not joined: it may sit in a read of standard input after the server has gone.
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let chunk = buf.get(..n).unwrap_or_default();
+                    if upstream.write_all(chunk).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = upstream.shutdown(Shutdown::Write);
+    });
+    let mut downstream = stream;
+    let mut stdout = std::io::stdout().lock();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = match downstream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("connection failed"),
+        };
+        stdout
+            .write_all(buf.get(..n).unwrap_or_default())
+            .and_then(|()| stdout.flush())
+            .context("cannot write to standard output")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,362 @@
+//! `send`: from flags and saved servers to datagrams on the wire.
+//!
+//! [`plan`] merges the flags over a saved server (pure, so it is unit-tested); [`prepare`]
+//! reads the key and resolves the address; [`transmit`] takes the counter lock once,
+//! reserves one counter value per datagram and sends them all before letting go, so
+//! concurrent clients still send in counter order.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use ruroco_proto::{command_hash, seal, Key, Plaintext, Wire, PROTOCOL_VERSION};
+use zeroize::Zeroizing;
+
+use crate::cli::{SendOptions, WireArg};
+use crate::counter::Counter;
+use crate::profile::Server;
+use crate::target::{self, Family};
+
+/// The command sent when neither a flag nor the saved server names one.
+pub(crate) const DEFAULT_COMMAND: &str = "default";
+/// Pause between the datagrams for two address families, unless set.
+pub(crate) const DEFAULT_SEND_DELAY_MS: u64 = 50;
+
+/// Where the key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KeySource {
+    /// The `-k` value: a key file, or else a key string (see [`read_key_arg`]).
+    Arg(PathBuf),
+    /// A saved server's key file.
+    File(PathBuf),
+}
+
+/// Everything one server's send needs, after flags and saved values are merged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// The saved server's name, if any.
+    pub(crate) name: Option<String>,
+    pub(crate) address: String,
+    pub(crate) key: KeySource,
+    pub(crate) command: String,
+    pub(crate) family: Family,
+    pub(crate) claimed: Option<IpAddr>,
+    pub(crate) permissive: bool,
+    pub(crate) wire: Wire,
+    pub(crate) delay: Duration,
+}
+
+/// Merges the flags over `saved` (flags win). Without a saved server, `-a` and `-k` are
+/// required.
+pub(crate) fn plan(
+    saved: Option<&Server>,
+    address: Option<&str>,
+    key: Option<&Path>,
+    command: Option<&str>,
+    opts: &SendOptions,
+    conf_dir: &Path,
+) -> anyhow::Result<Plan> {
+    let need =
+        "give a saved server's name (see `ruroco-client list`), or -a/--address and -k/--key-file";
+    let address = match (address, saved) {
+        (Some(a), _) => a.to_owned(),
+        (None, Some(s)) => s.address.clone(),
+        (None, None) => anyhow::bail!("no address: {need}"),
+    };
+    let key = match (key, saved) {
+        (Some(k), _) => KeySource::Arg(k.to_owned()),
+        (None, Some(s)) => KeySource::File(conf_dir.join(&s.key)),
+        (None, None) => anyhow::bail!("no key: {need}"),
+    };
+    let claimed = match &opts.ip {
+        Some(text) => Some(
+            text.trim()
+                .parse::<IpAddr>()
+                .ok()
+                .with_context(|| format!("--ip must be a single IP address, got `{text}`"))?,
+        ),
+        None => saved.and_then(|s| s.ip),
+    };
+    let (ipv4, ipv6) = if opts.ipv4 || opts.ipv6 {
+        (opts.ipv4, opts.ipv6)
+    } else {
+        saved.map_or((false, false), |s| (s.ipv4, s.ipv6))
+    };
+    let family = match (ipv4, ipv6) {
+        (true, _) => Family::V4,
+        (_, true) => Family::V6,
+        _ => Family::Both,
+    };
+    let wire = match opts.wire {
+        Some(WireArg::V0) => Wire::V0,
+        Some(WireArg::V1) => Wire::V1,
+        None => saved.and_then(|s| s.wire).unwrap_or(Wire::V1),
+    };
+    let delay = opts
+        .send_delay_ms
+        .or(saved.and_then(|s| s.send_delay_ms))
+        .unwrap_or(DEFAULT_SEND_DELAY_MS);
+    let command = command
+        .map(str::to_owned)
+        .or_else(|| saved.and_then(|s| s.command.clone()))
+        .unwrap_or_else(|| DEFAULT_COMMAND.to_owned());
+    Ok(Plan {
+        name: saved.map(|s| s.name.clone()),
+        address,
+        key,
+        command,
+        family,
+        claimed,
+        permissive: opts.permissive || saved.is_some_and(|s| s.permissive),
+        wire,
+        delay: Duration::from_millis(delay),
+    })
+}
+
+/// A plan with its key read and its address resolved.
+pub(crate) struct Prepared {
+    pub(crate) plan: Plan,
+    key: Key,
+    targets: Vec<SocketAddr>,
+}
+
+/// Reads the key and resolves the address.
+pub(crate) fn prepare(plan: Plan) -> anyhow::Result<Prepared> {
+    let key = match &plan.key {
+        KeySource::Arg(value) => read_key_arg(value)?,
+        KeySource::File(path) => read_key_file(path)?,
+    };
+    if plan.permissive && plan.claimed.is_none() {
+        eprintln!("note: --permissive has no effect without --ip");
+    }
+    let targets = target::resolve(&plan.address, plan.family)?;
+    Ok(Prepared { plan, key, targets })
+}
+
+/// Sends every prepared plan's datagrams under one counter lock; one result per plan, in
+/// order: the addresses sent to, or why not. Plans are sent side by side when there are
+/// several, so one slow server's delay does not hold up the others.
+pub(crate) fn transmit(
+    prepared: &[Prepared],
+    conf_dir: &Path,
+) -> anyhow::Result<Vec<anyhow::Result<Vec<SocketAddr>>>> {
+    let counter = Counter::lock(conf_dir)?;
+    let total: usize = prepared.iter().map(|p| p.targets.len()).sum();
+    let mut next = counter.reserve(total)?;
+    let mut firsts = Vec::with_capacity(prepared.len());
+    for p in prepared {
+        firsts.push(next);
+        next = next.saturating_add(p.targets.len() as u128);
+    }
+    let jobs = prepared.iter().zip(firsts);
+    let results = if prepared.len() == 1 {
+        // The common case: no thread to start.
+        jobs.map(|(p, first)| send_one(p, first)).collect()
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = jobs
+                .map(|(p, first)| scope.spawn(move || send_one(p, first)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("sending thread failed")))
+                })
+                .collect()
+        })
+    };
+    // The lock is held until here: every datagram has left.
+    drop(counter);
+    Ok(results)
+}
+
+/// Sends one plan's datagrams with counters `first`, `first + 1`, ….
+fn send_one(p: &Prepared, first: u128) -> anyhow::Result<Vec<SocketAddr>> {
+    let cmd_hash = command_hash(&p.plan.command);
+    let mut sent = Vec::with_capacity(p.targets.len());
+    for (n, target) in p.targets.iter().enumerate() {
+        if n > 0 {
+            std::thread::sleep(p.plan.delay);
+        }
+        let plaintext = Plaintext {
+            version: PROTOCOL_VERSION,
+            cmd_hash,
+            counter: first.saturating_add(n as u128),
+            strict: !p.plan.permissive,
+            src_ip: p.plan.claimed,
+            dst_ip: target.ip(),
+        };
+        let datagram = seal(&p.key, p.plan.wire, &plaintext)
+            .context("cannot get random bytes from the operating system")?;
+        send_to(&datagram, *target)?;
+        sent.push(*target);
+    }
+    Ok(sent)
+}
+
+fn send_to(datagram: &[u8], target: SocketAddr) -> anyhow::Result<()> {
+    let bind = if target.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
+    let socket =
+        UdpSocket::bind(bind).with_context(|| format!("cannot open a UDP socket for {target}"))?;
+    socket
+        .send_to(datagram, target)
+        .with_context(|| format!("cannot send to {target}"))?;
+    Ok(())
+}
+
+fn read_key_file(path: &Path) -> anyhow::Result<Key> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read key file {}", path.display()))?,
+    );
+    Key::parse(&text).with_context(|| format!("invalid key file {}", path.display()))
+}
+
+/// `-k`: a readable file is a key file; anything else may be a key string, as released
+/// clients take it. A value that could be a key string is never echoed: it may be a
+/// secret. One with a character base64 never has (`.`, `~`, `-`, …) can only be a path.
+fn read_key_arg(value: &Path) -> anyhow::Result<Key> {
+    let read_error = match std::fs::read_to_string(value) {
+        Ok(text) => {
+            let text = Zeroizing::new(text);
+            return Key::parse(&text)
+                .with_context(|| format!("invalid key file {}", value.display()));
+        }
+        Err(e) => e,
+    };
+    let as_string = Zeroizing::new(value.to_string_lossy().into_owned());
+    let base64_only = as_string
+        .trim()
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='));
+    if !base64_only {
+        return Err(read_error)
+            .with_context(|| format!("cannot read key file {}", value.display()));
+    }
+    match Key::parse(&as_string) {
+        Ok(key) => {
+            eprintln!(
+                "warning: the key was given on the command line, where other local users can see it (ps); put it in a file (mode 600) and pass its path with -k"
+            );
+            Ok(key)
+        }
+        Err(parse_error) => anyhow::bail!(
+            "-k/--key-file is neither a readable key file ({read_error}) nor a valid key string ({parse_error})"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn saved() -> Server {
+        Server {
+            name: "web1".into(),
+            address: "web1.example.com:34020".into(),
+            key: "web1.key".into(),
+            command: Some("open_ssh".into()),
+            groups: vec![],
+            ip: Some("203.0.113.7".parse().unwrap()),
+            permissive: false,
+            ipv4: false,
+            ipv6: true,
+            wire: Some(Wire::V0),
+            send_delay_ms: Some(5),
+        }
+    }
+
+    #[test]
+    fn saved_values_fill_in() {
+        let p = plan(
+            Some(&saved()),
+            None,
+            None,
+            None,
+            &SendOptions::default(),
+            Path::new("/c"),
+        )
+        .unwrap();
+        assert_eq!(p.name.as_deref(), Some("web1"));
+        assert_eq!(p.address, "web1.example.com:34020");
+        assert_eq!(p.key, KeySource::File("/c/web1.key".into()));
+        assert_eq!(p.command, "open_ssh");
+        assert_eq!(p.family, Family::V6);
+        assert_eq!(p.claimed, Some("203.0.113.7".parse().unwrap()));
+        assert_eq!(p.wire, Wire::V0);
+        assert_eq!(p.delay, Duration::from_millis(5));
+        assert!(!p.permissive);
+    }
+
+    #[test]
+    fn flags_override_saved_values() {
+        let opts = SendOptions {
+            permissive: true,
+            ip: Some("198.51.100.1".into()),
+            ipv4: true,
+            ipv6: false,
+            send_delay_ms: Some(0),
+            wire: Some(WireArg::V1),
+        };
+        let p = plan(
+            Some(&saved()),
+            Some("other:1"),
+            Some(Path::new("/k/x.key")),
+            Some("deploy"),
+            &opts,
+            Path::new("/c"),
+        )
+        .unwrap();
+        assert_eq!(p.address, "other:1");
+        assert_eq!(p.key, KeySource::Arg("/k/x.key".into()));
+        assert_eq!(p.command, "deploy");
+        assert_eq!(p.family, Family::V4);
+        assert_eq!(p.claimed, Some("198.51.100.1".parse().unwrap()));
+        assert_eq!(p.wire, Wire::V1);
+        assert_eq!(p.delay, Duration::ZERO);
+        assert!(p.permissive);
+    }
+
+    #[test]
+    fn without_a_saved_server_the_original_flags_suffice() {
+        let p = plan(
+            None,
+            Some("h"),
+            Some(Path::new("k")),
+            None,
+            &SendOptions::default(),
+            Path::new("/c"),
+        )
+        .unwrap();
+        assert_eq!(p.command, DEFAULT_COMMAND);
+        assert_eq!(p.wire, Wire::V1);
+        assert_eq!(p.family, Family::Both);
+        assert_eq!(p.delay, Duration::from_millis(DEFAULT_SEND_DELAY_MS));
+        let err = plan(
+            None,
+            None,
+            Some(Path::new("k")),
+            None,
+            &SendOptions::default(),
+            Path::new("/c"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("no address"), "{err}");
+        let err = plan(
+            None,
+            Some("h"),
+            None,
+            None,
+            &SendOptions::default(),
+            Path::new("/c"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("no key"), "{err}");
+    }
+}

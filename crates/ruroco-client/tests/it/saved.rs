@@ -1,0 +1,298 @@
+//! Saved servers, groups, `list` and `add`, and the counter that never falls behind.
+
+use std::net::UdpSocket;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ruroco_proto::{open, Key, Wire};
+
+use crate::util::{client, stderr, stdout, Stack};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn write_profile(conf: &Path, text: &str) {
+    std::fs::create_dir_all(conf).unwrap();
+    std::fs::write(conf.join("client.toml"), text).unwrap();
+}
+
+fn entry(name: &str, stack: &Stack, extra: &str) -> String {
+    format!(
+        "[servers.{name}]\naddress = \"{}\"\nkey = \"{}\"\n{extra}\n",
+        stack.addr,
+        stack.key_file.display()
+    )
+}
+
+#[test]
+fn a_client_seeded_before_the_server_started_is_not_a_replay() {
+    let stack = Stack::start("");
+    // As if this client had sent once to another server an hour ago.
+    let hour_ago = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        - 3_600_000_000_000;
+    std::fs::create_dir_all(&stack.client_dir).unwrap();
+    std::fs::write(stack.client_dir.join("counter"), hour_ago.to_be_bytes()).unwrap();
+    stack.send_ok(&[]);
+    stack.expect_runs("default", &["127.0.0.1"]);
+}
+
+#[test]
+fn send_by_name_uses_saved_values_and_flags_override_them() {
+    let stack = Stack::start("max_requests_per_second = 100");
+    write_profile(
+        &stack.client_dir,
+        &entry("web1", &stack, "command = \"other\""),
+    );
+    let out = client(&["send", "web1"], &stack.client_dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stack.wait_runs("other", 1, WAIT),
+        ["127.0.0.1"],
+        "{}",
+        stack.logs()
+    );
+    let out = client(&["send", "web1", "-c", "default"], &stack.client_dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stack.expect_runs("default", &["127.0.0.1"]);
+    // The saved format is used, and a flag overrides it.
+    write_profile(
+        &stack.client_dir,
+        &entry("web1", &stack, "command = \"other\"\nwire = \"v0\""),
+    );
+    let out = client(&["send", "web1"], &stack.client_dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stack.server.wait_log("wire=v0", WAIT), "{}", stack.logs());
+    assert_eq!(stack.wait_runs("other", 2, WAIT).len(), 2);
+}
+
+#[test]
+fn errors_name_the_file_the_server_and_the_field() {
+    let conf = tempfile::tempdir().unwrap();
+    write_profile(
+        conf.path(),
+        "[servers.web1]\naddress = \"h:1\"\nkey = \"k\"\nwire = \"v9\"\n",
+    );
+    let out = client(&["send", "web1"], conf.path());
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("client.toml") && err.contains("server `web1`") && err.contains("`wire`"),
+        "{err}"
+    );
+    write_profile(
+        conf.path(),
+        "[servers.web1]\naddress = \"h:1\"\nkey = \"k\"\n",
+    );
+    let out = client(&["send", "nope"], conf.path());
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no server `nope`"),
+        "{}",
+        stderr(&out)
+    );
+    // Without a name, the original flags are needed.
+    let out = client(&["send"], conf.path());
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("-a/--address"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_group_is_sent_at_once_with_a_line_per_server() {
+    let a = Stack::start("");
+    let b = Stack::start("");
+    let conf = tempfile::tempdir().unwrap();
+    let profile = entry("a", &a, "groups = [\"prod\"]")
+        + &entry("b", &b, "groups = [\"prod\", \"web\"]")
+        + "[servers.broken]\naddress = \"no-such-host.invalid:1\"\nkey = \"missing.key\"\ngroups = [\"prod\"]\n";
+    write_profile(conf.path(), &profile);
+    let out = client(&["send", "@prod", "-c", "other"], conf.path());
+    assert!(
+        !out.status.success(),
+        "one server failed: exit status must say so"
+    );
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("a: sent `other` to")),
+        "{text}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("b: sent `other` to")),
+        "{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("broken: failed:") && l.contains("missing.key")),
+        "{text}"
+    );
+    assert_eq!(a.wait_runs("other", 1, WAIT), ["127.0.0.1"], "{}", a.logs());
+    assert_eq!(b.wait_runs("other", 1, WAIT), ["127.0.0.1"], "{}", b.logs());
+    // A group where everything works exits 0.
+    let out = client(&["send", "@web"], conf.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    b.expect_runs("default", &["127.0.0.1"]);
+    let out = client(&["send", "@nobody"], conf.path());
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("group `nobody`"), "{}", stderr(&out));
+}
+
+#[test]
+fn list_shows_saved_servers() {
+    let conf = tempfile::tempdir().unwrap();
+    write_profile(
+        conf.path(),
+        "[servers.b]\naddress = \"b.example:1\"\nkey = \"b.key\"\n[servers.a]\naddress = \"a.example:2\"\nkey = \"a.key\"\ncommand = \"deploy\"\ngroups = [\"prod\"]\n",
+    );
+    let out = client(&["list"], conf.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "a\ta.example:2\ta.key\tcommand=deploy\tgroups=prod\nb\tb.example:1\tb.key\n"
+    );
+}
+
+/// Sends with the saved server `name` to a local UDP socket and opens what arrives.
+fn capture_saved(conf: &Path, name: &str, key: &Key) -> Vec<(usize, ruroco_proto::Plaintext)> {
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sink.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let addr = sink.local_addr().unwrap().to_string();
+    let out = client(&["send", name, "-a", &addr], conf);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while let Ok(n) = sink.recv(&mut buf) {
+        got.push((n, open(key, &buf[..n]).expect("opens with the saved key")));
+    }
+    got
+}
+
+#[test]
+fn add_makes_a_private_key_an_entry_and_install_instructions() {
+    let conf = tempfile::tempdir().unwrap();
+    let out = client(
+        &[
+            "add",
+            "web1",
+            "--address",
+            "web1.example.com:34020",
+            "-c",
+            "open_ssh",
+            "-g",
+            "prod",
+            "--wire",
+            "v0",
+            "--key-name",
+            "laptop",
+        ],
+        conf.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let key_path = conf.path().join("web1.key");
+    let mode = std::fs::metadata(&key_path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let key_text = std::fs::read_to_string(&key_path).unwrap();
+    let key = Key::parse(&key_text).unwrap();
+    let text = stdout(&out);
+    assert!(
+        !text.contains(key_text.trim()),
+        "the key is not printed without --qr"
+    );
+    for want in [
+        "ssh root@web1.example.com",
+        "/etc/ruroco/laptop.key",
+        "chgrp ruroco",
+        "chmod 0640",
+        "systemctl restart ruroco",
+        &format!("< {}", key_path.display()),
+    ] {
+        assert!(text.contains(want), "{want} missing in:\n{text}");
+    }
+    // The entry works: sent with its key, command, format.
+    let got = capture_saved(conf.path(), "web1", &key);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, Wire::V0.datagram_len());
+    assert_eq!(got[0].1.cmd_hash, ruroco_proto::command_hash("open_ssh"));
+    // A second add of the same name changes nothing.
+    let before = std::fs::read_to_string(conf.path().join("client.toml")).unwrap();
+    let out = client(&["add", "web1", "--address", "x:1"], conf.path());
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("already"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(conf.path().join("client.toml")).unwrap(),
+        before
+    );
+    assert_eq!(std::fs::read_to_string(&key_path).unwrap(), key_text);
+}
+
+/// Turns the terminal QR code (a full block is a light module) back into a picture and
+/// has zbar read it.
+#[test]
+fn add_qr_prints_the_key_as_a_scannable_code() {
+    let Some(zbarimg) = crate::util::tool("zbarimg") else {
+        return;
+    };
+    let conf = tempfile::tempdir().unwrap();
+    let out = client(
+        &["add", "phone", "--address", "example.com", "--qr"],
+        conf.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let rows: Vec<Vec<char>> = text
+        .lines()
+        .filter(|l| !l.is_empty() && l.chars().all(|c| matches!(c, '█' | '▀' | '▄' | ' ')))
+        .filter(|l| l.contains('█') || l.contains('▀') || l.contains('▄'))
+        .map(|l| l.chars().collect())
+        .collect();
+    assert!(rows.len() > 10, "no QR code in:\n{text}");
+    let width = rows.iter().map(Vec::len).max().unwrap();
+    // Each character is two pixels high; scale every module to 8×8 for the decoder.
+    let scale = 8;
+    let mut pixels: Vec<Vec<u8>> = Vec::new();
+    for row in &rows {
+        let mut top = Vec::new();
+        let mut bottom = Vec::new();
+        for x in 0..width {
+            let c = row.get(x).copied().unwrap_or(' ');
+            let (t, b) = match c {
+                '█' => (255, 255),
+                '▀' => (255, 0),
+                '▄' => (0, 255),
+                _ => (0, 0),
+            };
+            top.extend(std::iter::repeat_n(t, scale));
+            bottom.extend(std::iter::repeat_n(b, scale));
+        }
+        for _ in 0..scale {
+            pixels.push(top.clone());
+        }
+        for _ in 0..scale {
+            pixels.push(bottom.clone());
+        }
+    }
+    let mut pgm = format!("P5\n{} {}\n255\n", width * scale, pixels.len()).into_bytes();
+    for row in &pixels {
+        pgm.extend_from_slice(row);
+    }
+    let image = conf.path().join("qr.pgm");
+    std::fs::write(&image, pgm).unwrap();
+    let out = Command::new(zbarimg)
+        .args(["-q", "--raw"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "zbarimg found no code: {}",
+        stderr(&out)
+    );
+    let key_text = std::fs::read_to_string(conf.path().join("phone.key")).unwrap();
+    assert_eq!(stdout(&out).trim(), key_text.trim());
+}
