@@ -32,7 +32,7 @@ pub(crate) fn add(args: &AddArgs, dir: &Path) -> anyhow::Result<ExitCode> {
     if !profile::valid_name(&key_name) {
         bail!("--key-name `{key_name}` may only hold letters, digits, `-` and `_`");
     }
-    std::fs::create_dir_all(dir)
+    ruroco_fs::create_private_dir(dir)
         .with_context(|| format!("cannot create config directory {}", dir.display()))?;
     let existing = Profile::load(dir)?;
     if existing.servers.contains_key(name) {

@@ -51,7 +51,7 @@ pub(crate) struct Counter {
 impl Counter {
     /// Creates the conf dir if needed and takes the lock, waiting up to [`LOCK_WAIT`].
     pub(crate) fn lock(dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir)
+        ruroco_fs::create_private_dir(dir)
             .with_context(|| format!("cannot create config directory {}", dir.display()))?;
         let lock_path = dir.join("counter.lock");
         let notice = || {

@@ -8,6 +8,9 @@
 //! - [`write_atomically`]: the same without the fsyncs: after a crash the file holds the
 //!   old or the new contents, but which one is up to the kernel. For values that are safe
 //!   to lose, such as the client's counter (see its comment).
+//! - Both create the new file with mode 0600 from the start (never created wider and
+//!   narrowed later); [`write_atomically_mode`] names another mode for files other
+//!   programs read. [`create_private_dir`] makes a missing directory 0700.
 //! - [`LockFile`]: an exclusive `flock` on a side file, released when dropped or when the
 //!   process dies, so a crashed holder never leaves a stale lock behind.
 //!
@@ -16,6 +19,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -23,16 +27,32 @@ use std::time::{Duration, Instant};
 ///
 /// The temporary file is `.<name>.tmp` next to `path`; on error `path` is untouched.
 pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    replace(path, bytes, true)
+    replace(path, bytes, true, PRIVATE)
 }
 
 /// Replaces `path` with `bytes` atomically (never half-written), without waiting for the
 /// disk: after a crash either the old or the new contents may be there.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    replace(path, bytes, false)
+    replace(path, bytes, false, PRIVATE)
 }
 
-fn replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
+/// [`write_atomically`] with the new file created with `mode` (subject to the umask).
+pub fn write_atomically_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    replace(path, bytes, false, mode)
+}
+
+/// Creates `dir` and any missing parents with mode 0700; existing ones are left alone.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Mode of the files [`write_durably`] and [`write_atomically`] create.
+const PRIVATE: u32 = 0o600;
+
+fn replace(path: &Path, bytes: &[u8], durable: bool, mode: u32) -> io::Result<()> {
     let dir = parent_dir(path);
     let name = path
         .file_name()
@@ -41,7 +61,17 @@ fn replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     tmp_name.push(name);
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);
-    let mut file = File::create(&tmp)?;
+    // A temp file left by a crash keeps its old mode if reused: remove it, then create the
+    // new one with its final mode.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)?;
     file.write_all(bytes)?;
     if durable {
         file.sync_all()?;
@@ -145,6 +175,31 @@ mod tests {
         std::fs::create_dir(dir.path().join(".value.tmp")).unwrap();
         assert!(write_atomically(&path, b"3").is_err());
         assert_eq!(std::fs::read(&path).unwrap(), b"2");
+    }
+
+    #[test]
+    fn new_files_are_created_with_their_final_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // A stale, world-readable temp file from a crash is not reused with its old mode.
+        let stale = dir.path().join(".floors.tmp");
+        std::fs::write(&stale, b"stale").unwrap();
+        std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let floors = dir.path().join("floors");
+        write_durably(&floors, b"1").unwrap();
+        assert_eq!(mode(&floors), 0o600);
+        let counter = dir.path().join("counter");
+        write_atomically(&counter, b"1").unwrap();
+        assert_eq!(mode(&counter), 0o600);
+        let prom = dir.path().join("x.prom");
+        write_atomically_mode(&prom, b"1", 0o644).unwrap();
+        assert_eq!(mode(&prom), 0o644);
+        let nested = dir.path().join("a/b");
+        create_private_dir(&nested).unwrap();
+        assert_eq!(mode(&nested), 0o700);
+        assert_eq!(mode(&dir.path().join("a")), 0o700);
+        create_private_dir(&nested).unwrap();
     }
 
     #[test]

@@ -188,9 +188,11 @@ impl Drop for Daemon {
 /// An external tool a test needs. Missing: a failure under CI (`CI` set; `.ci/run`
 /// installs it), a loud skip elsewhere.
 pub fn tool(name: &str) -> Option<PathBuf> {
+    // Daemons such as sshd live in sbin, which a non-root PATH often leaves out.
     let found = std::env::var_os("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
         .map(|dir| dir.join(name))
         .find(|p| p.is_file());
     if found.is_none() {

@@ -1,0 +1,47 @@
+//! `cargo run --release -p ruroco-bench -- [SECTION…] [--repeat N]`: ruroco's own
+//! benchmark. It builds the release binaries, runs them on loopback and prints each figure
+//! side by side with the floor any program pays and, when installed, fwknop measured in the
+//! same run. Every figure is the median of `--repeat` runs; every load loop is bounded in
+//! count and time. This is not a test: it asserts nothing, it prints numbers.
+#![forbid(unsafe_code)]
+
+mod binaries;
+mod client_send;
+mod report;
+mod stats;
+
+use clap::{Parser, ValueEnum};
+
+/// ruroco's side-by-side benchmark.
+#[derive(Parser)]
+#[command(name = "ruroco-bench")]
+struct Args {
+    /// Sections to run; all when none is named.
+    #[arg(value_enum)]
+    sections: Vec<Section>,
+    /// Runs per figure; the figure printed is their median.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=50))]
+    repeat: u16,
+}
+
+/// One part of the benchmark.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Section {
+    /// Wall time of one `ruroco-client send` (hyperfine).
+    Client,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let all = args.sections.is_empty();
+    let wants = |s: Section| all || args.sections.contains(&s);
+    let bins = binaries::Binaries::build()?;
+    let repeat = usize::from(args.repeat);
+    let mut report = report::Report::default();
+    println!("ruroco benchmark: median of {repeat} runs per figure, loopback only");
+    if wants(Section::Client) {
+        client_send::measure(&bins, repeat, &mut report)?;
+    }
+    println!("\n{}", report.table());
+    Ok(())
+}
