@@ -89,8 +89,11 @@ mod tests {
     fn man_pages_and_completions_cover_every_program_and_flag() {
         let dir = tempfile::tempdir().unwrap();
         let written = write_assets(dir.path()).unwrap();
-        // 3 programs x (man page + 3 shells) + the client's 6 subcommand pages.
-        assert_eq!(written.len(), 3 * 4 + 6);
+        let read = |rel: &str| std::fs::read_to_string(dir.path().join(rel)).unwrap();
+        // 3 programs x (man page + 3 shells) + the client's 6 subcommand pages + the
+        // commander's `pending`.
+        assert_eq!(written.len(), 3 * 4 + 6 + 1);
+        assert!(read("man/ruroco-commander-pending.1").contains("undo"));
         let read = |rel: &str| std::fs::read_to_string(dir.path().join(rel)).unwrap();
         let client = read("man/ruroco-client.1");
         for flag in ["send", "gen", "reseed", "list", "add", "proxy"] {

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use ruroco_config::DEFAULT_CONFIG_PATH;
 
 /// Run the configured command for each message ruroco-server sends over the local Unix
@@ -12,12 +12,25 @@ use ruroco_config::DEFAULT_CONFIG_PATH;
 #[command(name = "ruroco-commander", version, about, long_about = None)]
 pub(crate) struct Cli {
     /// Path of config.toml (shared with ruroco-server).
-    #[arg(short, long, value_name = "PATH", default_value = DEFAULT_CONFIG_PATH)]
+    #[arg(short, long, value_name = "PATH", default_value = DEFAULT_CONFIG_PATH, global = true)]
     pub(crate) config: PathBuf,
     #[arg(
         long,
         value_name = "PATH",
+        global = true,
         help = "Path of commands.toml [default: commands.toml next to config.toml; if there is none, the [commands] table of config.toml, as released ruroco 0.14.x keeps them]"
     )]
     pub(crate) commands: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(crate) action: Option<Action>,
+}
+
+/// What to do instead of serving.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Action {
+    /// List the pending undos (command, IP, due time) from the state directory.
+    #[command(
+        after_help = "Example:\n  ruroco-commander pending\n  ruroco-commander pending --config /etc/ruroco/config.toml"
+    )]
+    Pending,
 }

@@ -1,4 +1,7 @@
-//! `commands.toml`: `[commands]` with `name = "shell"` or `name = { cmd = "shell", timeout_sec = N }`.
+//! `commands.toml`: `[commands]` with `name = "shell"` or a table
+//! `name = { cmd = "shell", timeout_sec = N, undo = "shell", undo_after_sec = N,
+//! cooldown_sec = N, single_flight = true }`, and an optional `[hooks]` table (see
+//! [`crate::hooks`]).
 //!
 //! The released ruroco 0.14.x keeps the same table inside `config.toml`; [`locate`] decides
 //! which of the two files the commands come from.
@@ -11,6 +14,8 @@ use std::time::Duration;
 use ruroco_config::Config;
 use ruroco_ipc::command_hash;
 
+use crate::hooks::Hooks;
+
 /// Default time a command may run before its process group is killed.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -20,6 +25,33 @@ pub(crate) struct CommandSpec {
     pub(crate) name: String,
     pub(crate) cmd: String,
     pub(crate) timeout: Duration,
+    /// What reverses the command, and when, after it succeeded.
+    pub(crate) undo: Option<UndoSpec>,
+    /// A request for the same (command, IP) within this long of the last start is refused.
+    pub(crate) cooldown: Option<Duration>,
+    /// While an instance runs (or waits for a slot), further requests are refused.
+    pub(crate) single_flight: bool,
+}
+
+/// `undo` and `undo_after_sec` of a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UndoSpec {
+    pub(crate) cmd: String,
+    pub(crate) after: Duration,
+}
+
+impl CommandSpec {
+    /// A command with no undo and no limits (a plain string entry).
+    pub(crate) fn plain(name: &str, cmd: &str, timeout: Duration) -> Self {
+        Self {
+            name: name.to_owned(),
+            cmd: cmd.to_owned(),
+            timeout,
+            undo: None,
+            cooldown: None,
+            single_flight: false,
+        }
+    }
 }
 
 /// Why `commands.toml` was refused. Every variant names the file.
@@ -88,10 +120,11 @@ pub(crate) fn locate(
     }
 }
 
-/// The commands, by the hash of their name.
+/// The commands, by the hash of their name, and the hooks.
 #[derive(Debug, Default)]
 pub(crate) struct Commands {
     by_hash: HashMap<u64, CommandSpec>,
+    pub(crate) hooks: Hooks,
 }
 
 impl Commands {
@@ -130,9 +163,9 @@ impl Commands {
         let mut root: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             parse_error(ruroco_config::describe_toml_error(text, &e))
         })?;
-        if let Some(unknown) = root.keys().find(|k| *k != "commands") {
+        if let Some(unknown) = root.keys().find(|k| *k != "commands" && *k != "hooks") {
             return Err(parse_error(format!(
-                "unknown key `{unknown}` (only [commands] is allowed)"
+                "unknown key `{unknown}` (allowed: [commands], [hooks])"
             )));
         }
         let commands = match root.remove("commands") {
@@ -140,7 +173,16 @@ impl Commands {
             Some(_) => return Err(parse_error("`commands` must be a table".into())),
             None => return Err(parse_error("missing [commands] table".into())),
         };
-        Self::from_table(commands, path)
+        let hooks = match root.remove("hooks") {
+            None => Hooks::default(),
+            Some(toml::Value::Table(table)) => {
+                Hooks::from_table(table).map_err(|p| parse_error(format!("[hooks]: {p}")))?
+            }
+            Some(_) => return Err(parse_error("`hooks` must be a table".into())),
+        };
+        let mut commands = Self::from_table(commands, path)?;
+        commands.hooks = hooks;
+        Ok(commands)
     }
 
     /// The entries of a `[commands]` table; `path` names the file it came from.
@@ -162,7 +204,10 @@ impl Commands {
             }
             by_hash.insert(hash, spec);
         }
-        Ok(Self { by_hash })
+        Ok(Self {
+            by_hash,
+            hooks: Hooks::default(),
+        })
     }
 
     pub(crate) fn get(&self, hash: u64) -> Option<&CommandSpec> {
@@ -172,39 +217,69 @@ impl Commands {
     pub(crate) fn len(&self) -> usize {
         self.by_hash.len()
     }
+
+    /// Whether any command schedules an undo (then the state directory must be usable).
+    pub(crate) fn any_undo(&self) -> bool {
+        self.by_hash.values().any(|c| c.undo.is_some())
+    }
 }
 
+/// A positive number of seconds from a TOML value, or what is wrong with it.
+pub(crate) fn seconds(key: &str, value: toml::Value) -> Result<Duration, String> {
+    match value {
+        toml::Value::Integer(n) if n > 0 => Ok(Duration::from_secs(n.unsigned_abs())),
+        _ => Err(format!("`{key}` must be a positive integer (seconds)")),
+    }
+}
+
+/// A non-empty shell command from a TOML value, or what is wrong with it.
+pub(crate) fn shell(key: &str, value: toml::Value) -> Result<String, String> {
+    match value {
+        toml::Value::String(cmd) if !cmd.trim().is_empty() => Ok(cmd),
+        toml::Value::String(_) => Err(format!("`{key}` is empty")),
+        _ => Err(format!("`{key}` must be a string")),
+    }
+}
+
+const TABLE_KEYS: &str = "cmd, timeout_sec, undo, undo_after_sec, cooldown_sec, single_flight";
+
 fn entry(name: &str, value: toml::Value) -> Result<CommandSpec, String> {
-    let (cmd, timeout) = match value {
-        toml::Value::String(cmd) => (cmd, DEFAULT_TIMEOUT),
-        toml::Value::Table(mut table) => {
-            let cmd = match table.remove("cmd") {
-                Some(toml::Value::String(cmd)) => cmd,
-                Some(_) => return Err("`cmd` must be a string".into()),
-                None => return Err("missing `cmd`".into()),
-            };
-            let timeout = match table.remove("timeout_sec") {
-                None => DEFAULT_TIMEOUT,
-                Some(toml::Value::Integer(n)) if n > 0 => Duration::from_secs(n.unsigned_abs()),
-                Some(_) => return Err("`timeout_sec` must be a positive integer".into()),
-            };
-            if let Some(unknown) = table.keys().next() {
-                return Err(format!(
-                    "unknown key `{unknown}` (allowed: cmd, timeout_sec)"
-                ));
-            }
-            (cmd, timeout)
+    let mut table = match value {
+        toml::Value::String(cmd) => {
+            let cmd = shell("cmd", toml::Value::String(cmd)).map_err(|_| "the command is empty")?;
+            return Ok(CommandSpec::plain(name, &cmd, DEFAULT_TIMEOUT));
         }
+        toml::Value::Table(table) => table,
         _ => return Err("must be a string or a table { cmd = \"...\", timeout_sec = N }".into()),
     };
-    if cmd.trim().is_empty() {
-        return Err("the command is empty".into());
+    let cmd = shell("cmd", table.remove("cmd").ok_or("missing `cmd`")?)?;
+    let mut spec = CommandSpec::plain(name, &cmd, DEFAULT_TIMEOUT);
+    if let Some(v) = table.remove("timeout_sec") {
+        spec.timeout = seconds("timeout_sec", v)?;
     }
-    Ok(CommandSpec {
-        name: name.to_owned(),
-        cmd,
-        timeout,
-    })
+    if let Some(v) = table.remove("cooldown_sec") {
+        spec.cooldown = Some(seconds("cooldown_sec", v)?);
+    }
+    match table.remove("single_flight") {
+        None => {}
+        Some(toml::Value::Boolean(b)) => spec.single_flight = b,
+        Some(_) => return Err("`single_flight` must be true or false".into()),
+    }
+    match (table.remove("undo"), table.remove("undo_after_sec")) {
+        (None, None) => {}
+        (Some(undo), Some(after)) => {
+            spec.undo = Some(UndoSpec {
+                cmd: shell("undo", undo)?,
+                after: seconds("undo_after_sec", after)?,
+            });
+        }
+        (Some(_), None) => return Err("`undo` needs `undo_after_sec` (when to run it)".into()),
+        (None, Some(_)) => return Err("`undo_after_sec` needs `undo` (what to run)".into()),
+    }
+    if let Some(unknown) = table.keys().next() {
+        return Err(format!("unknown key `{unknown}` (allowed: {TABLE_KEYS})"));
+    }
+    Ok(spec)
 }
 
 #[cfg(test)]
@@ -232,6 +307,54 @@ mod tests {
     }
 
     #[test]
+    fn undo_cooldown_and_single_flight() {
+        let c = parse(
+            "[commands.open_ssh]\ncmd = \"open\"\nundo = \"close\"\nundo_after_sec = 3600\ncooldown_sec = 10\nsingle_flight = true\n",
+        )
+        .unwrap();
+        let s = c.get(command_hash("open_ssh")).unwrap();
+        assert_eq!(
+            s.undo,
+            Some(UndoSpec {
+                cmd: "close".into(),
+                after: Duration::from_secs(3600)
+            })
+        );
+        assert_eq!(s.cooldown, Some(Duration::from_secs(10)));
+        assert!(s.single_flight);
+        assert!(c.any_undo());
+        assert!(!parse("[commands]\na = \"x\"\n").unwrap().any_undo());
+    }
+
+    #[test]
+    fn the_packaged_example_loads() {
+        let text = include_str!("../../../packaging/config/commands.toml");
+        let c = parse(text).unwrap();
+        let open = c.get(command_hash("open_ssh")).unwrap();
+        assert_eq!(open.undo.as_ref().map(|u| u.after.as_secs()), Some(3600));
+        assert!(c.get(command_hash("deploy")).unwrap().single_flight);
+        // The commented [hooks] table loads too.
+        let hooks: String = text
+            .lines()
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|l| {
+                        l.starts_with("on_")
+                            || l.starts_with("timeout_sec")
+                            || l.starts_with("[hooks]")
+                    })
+                    .unwrap_or(l)
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(parse(&hooks)
+            .unwrap()
+            .hooks
+            .line(crate::hooks::Event::Undo)
+            .is_some());
+    }
+
+    #[test]
     fn malformed_entries_are_named() {
         for (text, name) in [
             ("[commands]\nbad = 5\n", "bad"),
@@ -242,6 +365,23 @@ mod tests {
             ),
             ("[commands]\nbad = { cmd = \"x\", timeout = 3 }\n", "bad"),
             ("[commands]\nbad = \"  \"\n", "bad"),
+            ("[commands]\nbad = { cmd = \"x\", undo = \"y\" }\n", "bad"),
+            (
+                "[commands]\nbad = { cmd = \"x\", undo_after_sec = 5 }\n",
+                "bad",
+            ),
+            (
+                "[commands]\nbad = { cmd = \"x\", undo = \"\", undo_after_sec = 5 }\n",
+                "bad",
+            ),
+            (
+                "[commands]\nbad = { cmd = \"x\", cooldown_sec = -1 }\n",
+                "bad",
+            ),
+            (
+                "[commands]\nbad = { cmd = \"x\", single_flight = 1 }\n",
+                "bad",
+            ),
         ] {
             match parse(text) {
                 Err(CommandsError::Entry {
@@ -302,7 +442,14 @@ mod tests {
 
     #[test]
     fn malformed_files_are_refused() {
-        for text in ["[commands\n", "x = 1\n[commands]\n", "commands = 3\n", ""] {
+        for text in [
+            "[commands\n",
+            "x = 1\n[commands]\n",
+            "commands = 3\n",
+            "",
+            "hooks = 1\n[commands]\n",
+            "[commands]\n[hooks]\non_sucess = \"x\"\n",
+        ] {
             assert!(
                 matches!(parse(text), Err(CommandsError::Parse { .. })),
                 "{text}"

@@ -7,6 +7,7 @@
 //! checks values; it never opens sockets and links no cryptography.
 #![forbid(unsafe_code)]
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -24,6 +25,8 @@ pub const DEFAULT_MAX_REQUESTS_PER_SECOND_GLOBAL: u32 = 100;
 pub const DEFAULT_MAX_CLOCK_SKEW_SECONDS: u64 = 3600;
 /// Default owner and group of the commander's socket: the server's user.
 pub const DEFAULT_SOCKET_OWNER: &str = "ruroco";
+/// Default `state_dir` of the commander (the unit's `StateDirectory=`).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/ruroco-commander";
 /// Upper bound for either rate limit: beyond it the limit is no limit.
 pub const MAX_RATE_LIMIT: u32 = 100_000;
 
@@ -42,6 +45,8 @@ pub struct Config {
     pub blocklist_dir: Option<PathBuf>,
     /// Directory of the commander socket (default: `config_dir`).
     pub socket_dir: Option<PathBuf>,
+    /// The commander's state directory: pending undos (default `/var/lib/ruroco-commander`).
+    pub state_dir: Option<PathBuf>,
     /// Authenticated datagrams per second from one source.
     #[serde(default = "default_per_source")]
     pub max_requests_per_second: u32,
@@ -63,6 +68,10 @@ pub struct Config {
     /// Whether the server accepts the released 93-byte v0 format besides protocol v1.
     #[serde(default = "default_true")]
     pub accept_v0: bool,
+    /// Per-key allow-lists: key name (file name without `.key`) → commands it may run.
+    /// Keys not listed may run anything.
+    #[serde(default)]
+    pub key_commands: BTreeMap<String, Vec<String>>,
     /// Released 0.14.x: where to get the time. Ignored; the system clock is used.
     #[serde(default)]
     pub ntp: Option<toml::Value>,
@@ -204,6 +213,13 @@ impl Config {
     /// Where the replay floors are kept.
     pub fn blocklist_dir(&self) -> &Path {
         self.blocklist_dir.as_deref().unwrap_or(&self.config_dir)
+    }
+
+    /// Where the commander keeps its state (pending undos).
+    pub fn state_dir(&self) -> &Path {
+        self.state_dir
+            .as_deref()
+            .unwrap_or(Path::new(DEFAULT_STATE_DIR))
     }
 
     /// The commander's socket.

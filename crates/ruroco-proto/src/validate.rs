@@ -32,11 +32,14 @@ pub enum Reason {
     SrcIp,
     /// Authenticated and valid, but over the per-source or global rate limit.
     Rate,
+    /// Authenticated and valid, but its key may not run this command (`[key_commands]`).
+    /// Decided by the server after the floor advanced, never by [`decide`].
+    NotAllowed,
 }
 
 impl Reason {
     /// Every reason, in check order.
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 10] = [
         Reason::Size,
         Reason::UnknownKey,
         Reason::Auth,
@@ -46,6 +49,7 @@ impl Reason {
         Reason::DstIp,
         Reason::SrcIp,
         Reason::Rate,
+        Reason::NotAllowed,
     ];
 
     /// The reason's name as it appears in logs and counters.
@@ -60,6 +64,7 @@ impl Reason {
             Reason::DstIp => "dst_ip",
             Reason::SrcIp => "src_ip",
             Reason::Rate => "rate",
+            Reason::NotAllowed => "not_allowed",
         }
     }
 

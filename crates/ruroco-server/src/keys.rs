@@ -8,9 +8,15 @@ use anyhow::{bail, Context};
 use ruroco_proto::{Key, KeyId, Keyring};
 use zeroize::Zeroizing;
 
+/// The loaded keys and their names (file name without `.key`).
+pub(crate) struct LoadedKeys {
+    pub(crate) ring: Keyring,
+    pub(crate) names: HashMap<String, KeyId>,
+}
+
 /// Loads all keys of `dir`. Zero keys, an unreadable directory or file, an invalid key
 /// or two files holding the same key are errors naming the path.
-pub(crate) fn load_keys(dir: &Path) -> anyhow::Result<Keyring> {
+pub(crate) fn load_keys(dir: &Path) -> anyhow::Result<LoadedKeys> {
     let mut paths = Vec::new();
     let entries = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read key directory {}", dir.display()))?;
@@ -31,6 +37,7 @@ pub(crate) fn load_keys(dir: &Path) -> anyhow::Result<Keyring> {
     }
     let mut keys = Keyring::new();
     let mut origin: HashMap<KeyId, PathBuf> = HashMap::new();
+    let mut names = HashMap::new();
     for path in paths {
         let key = read_key(&path)?;
         let id = key.id();
@@ -44,9 +51,12 @@ pub(crate) fn load_keys(dir: &Path) -> anyhow::Result<Keyring> {
                 path.display()
             );
         }
+        if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+            names.insert(stem.to_owned(), id);
+        }
         origin.insert(id, path);
     }
-    Ok(keys)
+    Ok(LoadedKeys { ring: keys, names })
 }
 
 fn read_key(path: &Path) -> anyhow::Result<Key> {

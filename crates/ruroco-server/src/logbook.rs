@@ -181,7 +181,7 @@ mod tests {
         assert_eq!(
             book.summary(),
             "counters: accepted=3 accepted_v0=1 accepted_v1=2 size=1 unknown_key=0 auth=0 \
-             version=0 replay=0 future=0 dst_ip=0 src_ip=0 rate=0"
+             version=0 replay=0 future=0 dst_ip=0 src_ip=0 rate=0 not_allowed=0"
         );
     }
 

@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 mod activation;
+mod allow;
 mod cli;
 mod floors;
 mod forward;
@@ -48,7 +49,9 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
         tracing::warn!("{warning}");
     }
     let ips = config.required_ips(&cli.config)?.to_vec();
-    let keys = keys::load_keys(&config.config_dir)?;
+    let loaded = keys::load_keys(&config.config_dir)?;
+    let allow = allow::AllowList::build(&config.key_commands, &loaded.names, &cli.config)?;
+    let keys = loaded.ring;
     let mut floors = FloorStore::load(config.blocklist_dir())?;
     floors.seed(keys.ids(), now_nanos())?;
 
@@ -66,9 +69,10 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
         .unwrap_or_else(|_| "?".into());
     let forwarder = Forwarder::new(config.socket_path());
     tracing::info!(
-        "ruroco-server {} listening on {local} ({source}), {} key(s), formats {}, floors in {}, commander at {}",
+        "ruroco-server {} listening on {local} ({source}), {} key(s) ({} with an allow-list), formats {}, floors in {}, commander at {}",
         env!("CARGO_PKG_VERSION"),
         keys.len(),
+        allow.len(),
         if config.accept_v0 { "v1 and v0" } else { "v1 only" },
         floors.path().display(),
         forwarder.socket().display(),
@@ -91,6 +95,7 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
             config.max_requests_per_second_global,
         ),
         forwarder,
+        allow,
         started: Instant::now(),
         logbook: Logbook::new(0),
     })

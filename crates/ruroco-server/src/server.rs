@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ruroco_ipc::normalize_ip;
 use ruroco_proto::{decide, Keyring, Policy, RateLimiter, Reason};
 
+use crate::allow::AllowList;
 use crate::floors::FloorStore;
 use crate::forward::Forwarder;
 use crate::logbook::Logbook;
@@ -31,6 +32,7 @@ pub(crate) struct Server {
     pub(crate) policy: Policy,
     pub(crate) limiter: RateLimiter,
     pub(crate) forwarder: Forwarder,
+    pub(crate) allow: AllowList,
     pub(crate) started: Instant,
     pub(crate) logbook: Logbook,
 }
@@ -109,8 +111,18 @@ impl Server {
             );
             return;
         }
-        self.logbook.accepted(accepted.wire);
         let message = accepted.message;
+        if !self.allow.allows(accepted.key_id, message.cmd_hash) {
+            // Authentic, and its floor has advanced: a replay of it stays a replay.
+            self.logbook.rejected(
+                self.uptime(),
+                source_ip,
+                Reason::NotAllowed,
+                Some(accepted.key_id),
+            );
+            return;
+        }
+        self.logbook.accepted(accepted.wire);
         tracing::info!(
             "accepted datagram from {source_ip} wire={} key={} cmd_hash={:016x} for ip={}",
             accepted.wire,

@@ -14,7 +14,7 @@ use crate::util::{stderr, Layout, Stack};
 const WAIT: Duration = Duration::from_secs(5);
 const QUIET: Duration = Duration::from_millis(500);
 
-fn now_nanos() -> u128 {
+pub(crate) fn now_nanos() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -24,7 +24,7 @@ fn now_nanos() -> u128 {
 /// A released-format datagram made here from the format's description, not by the
 /// client: key id (8) ‖ iv (12) ‖ tag (16) ‖ AES-256-GCM ciphertext of cmd_hash u64 BE ‖
 /// counter u128 BE ‖ strict ‖ src_ip (16, zero = none) ‖ dst_ip (16, IPv4-mapped).
-fn v0_datagram(key_string: &str, command: &str, counter: u128) -> Vec<u8> {
+pub(crate) fn v0_datagram(key_string: &str, command: &str, counter: u128) -> Vec<u8> {
     let raw = STANDARD.decode(key_string.trim()).unwrap();
     assert_eq!(raw.len(), 40);
     let (id, secret) = raw.split_at(8);
@@ -48,11 +48,11 @@ fn v0_datagram(key_string: &str, command: &str, counter: u128) -> Vec<u8> {
     out
 }
 
-fn key_string(stack: &Stack) -> String {
+pub(crate) fn key_string(stack: &Stack) -> String {
     std::fs::read_to_string(&stack.key_file).unwrap()
 }
 
-fn send_raw(stack: &Stack, datagram: &[u8]) {
+pub(crate) fn send_raw(stack: &Stack, datagram: &[u8]) {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.send_to(datagram, stack.addr).unwrap();
 }
@@ -159,7 +159,7 @@ fn released_layout_starts_both_daemons_and_runs_commands() {
 }
 
 #[test]
-fn key_string_on_the_command_line_works_with_a_warning() {
+pub(crate) fn key_string_on_the_command_line_works_with_a_warning() {
     let stack = Stack::start("");
     let key = key_string(&stack);
     let out = stack.send_with_key(key.trim(), &[]);

@@ -9,6 +9,7 @@
     dead_code
 )]
 
+mod allow;
 mod cli;
 mod compat;
 mod proxy;

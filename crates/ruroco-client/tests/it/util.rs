@@ -66,7 +66,7 @@ impl Stack {
         std::fs::write(&key_file, &key_text).unwrap();
         std::fs::write(server_dir.join("client.key"), &key_text).unwrap();
         let config = format!(
-            "ips = [\"127.0.0.1\", \"::1\"]\nconfig_dir = \"{}\"\nsocket_user = \"\"\nsocket_group = \"\"\nallow_non_routable_ips = true\n{config_extra}\n",
+            "ips = [\"127.0.0.1\", \"::1\"]\nconfig_dir = \"{}\"\nsocket_user = \"\"\nsocket_group = \"\"\nallow_non_routable_ips = true\nstate_dir = \"{d}/state\"\n{config_extra}\n",
             server_dir.display()
         );
         let commands = format!(

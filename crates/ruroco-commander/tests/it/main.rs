@@ -9,5 +9,8 @@
 )]
 
 mod execution;
+mod hooks;
 mod lifecycle;
+mod policy;
+mod undo;
 mod util;

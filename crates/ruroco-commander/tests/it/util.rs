@@ -31,7 +31,16 @@ impl Fixture {
         } else {
             "socket_user = \"\"\nsocket_group = \"\"\n"
         };
-        std::fs::write(&config, format!("config_dir = \"{d}\"\n{owner}{extra}\n")).unwrap();
+        let state = if extra.contains("state_dir") {
+            String::new()
+        } else {
+            format!("state_dir = \"{d}/state\"\n")
+        };
+        std::fs::write(
+            &config,
+            format!("config_dir = \"{d}\"\n{owner}{state}{extra}\n"),
+        )
+        .unwrap();
         let commands_path = dir.path().join("commands.toml");
         std::fs::write(
             &commands_path,
@@ -72,6 +81,41 @@ impl Fixture {
         Daemon::spawn(self.command(), "listening on")
     }
 
+    /// `ruroco-commander pending`'s output.
+    pub fn pending(&self) -> String {
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("pending")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Lines of a file in the temp dir (empty if it does not exist).
+    pub fn lines(&self, name: &str) -> Vec<String> {
+        std::fs::read_to_string(self.path().join(name))
+            .map(|t| t.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    /// Waits until the file has `n` lines (up to `timeout`); its lines.
+    pub fn wait_lines(&self, name: &str, n: usize, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let lines = self.lines(name);
+            if lines.len() >= n || Instant::now() >= deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Sends raw bytes as one connection, the way the server does.
     pub fn send_raw(&self, bytes: &[u8]) {
         let mut stream = UnixStream::connect(self.socket()).unwrap();
@@ -105,3 +149,6 @@ impl Fixture {
         None
     }
 }
+
+/// Config line letting the documentation addresses (192.0.2.0/24, 203.0.113.0/24, …) run.
+pub const ALLOW: &str = "allow_non_routable_ips = true";

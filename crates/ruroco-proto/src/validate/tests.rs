@@ -224,7 +224,8 @@ fn reason_names_are_the_spec_names() {
             "future",
             "dst_ip",
             "src_ip",
-            "rate"
+            "rate",
+            "not_allowed"
         ]
     );
 }

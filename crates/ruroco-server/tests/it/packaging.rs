@@ -100,6 +100,17 @@ fn example_config_matches_the_units() {
         "RuntimeDirectory=ruroco"
     );
     assert_eq!(config.socket_user, "ruroco", "User=ruroco");
+    assert_eq!(
+        config.state_dir(),
+        std::path::Path::new("/var/lib/ruroco-commander"),
+        "the commander's StateDirectory=ruroco-commander"
+    );
+    let unit =
+        std::fs::read_to_string(packaging_dir().join("systemd/ruroco-commander.service")).unwrap();
+    assert!(
+        unit.contains("\nStateDirectory=ruroco-commander\n"),
+        "{unit}"
+    );
 }
 
 #[test]

@@ -1,0 +1,378 @@
+//! Running shell lines: `sh -c` in its own process group, bounded in time and output,
+//! supervised from the commander's single event loop.
+//!
+//! There is no thread per command and none per output stream: the loop polls the pipes
+//! (non-blocking) with the listener, and wakes on SIGCHLD and at the nearest deadline. A
+//! job is done when its shell has exited and both pipes are closed; at its deadline the
+//! whole process group is killed. Output still held open by a process that left the group
+//! (`setsid`) is given up on after [`OUTPUT_GRACE`].
+
+use std::io::{ErrorKind, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+/// Output kept per stream for the log; the rest is read and discarded.
+pub(crate) const OUTPUT_LIMIT: usize = 4096;
+/// How long to wait for output after the group was killed.
+const OUTPUT_GRACE: Duration = Duration::from_secs(1);
+
+/// A shell line to run.
+#[derive(Debug)]
+pub(crate) struct Spawn<T> {
+    /// The caller's tag, handed back in [`Done`].
+    pub(crate) tag: T,
+    pub(crate) line: String,
+    pub(crate) env: Vec<(&'static str, String)>,
+    pub(crate) timeout: Duration,
+}
+
+/// What became of one run.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Exited(ExitStatus),
+    TimedOut,
+    SpawnFailed(std::io::Error),
+}
+
+impl Outcome {
+    pub(crate) fn success(&self) -> bool {
+        matches!(self, Outcome::Exited(s) if s.success())
+    }
+
+    /// The exit code, when the process exited by itself.
+    pub(crate) fn code(&self) -> Option<i32> {
+        match self {
+            Outcome::Exited(s) => s.code(),
+            _ => None,
+        }
+    }
+}
+
+/// A finished run.
+#[derive(Debug)]
+pub(crate) struct Done<T> {
+    pub(crate) tag: T,
+    pub(crate) outcome: Outcome,
+    pub(crate) duration: Duration,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+/// One output stream: the pipe while open, and what was kept of it.
+#[derive(Debug, Default)]
+struct Capture<P> {
+    pipe: Option<P>,
+    kept: Vec<u8>,
+    dropped: usize,
+}
+
+impl<P: Read + AsFd> Capture<P> {
+    fn new(pipe: Option<P>) -> Self {
+        let pipe = pipe.filter(|p| {
+            // Non-blocking, so one slow command never stalls the loop.
+            fcntl(p.as_fd().as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).is_ok()
+        });
+        Self {
+            pipe,
+            kept: Vec::new(),
+            dropped: 0,
+        }
+    }
+
+    /// Reads what is there without blocking; closes the pipe at its end.
+    fn drain(&mut self) {
+        let Some(pipe) = self.pipe.as_mut() else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        // Bounded per call: a command that writes without pause cannot hold the loop.
+        for _ in 0..16 {
+            match pipe.read(&mut buf) {
+                Ok(0) => {
+                    self.pipe = None;
+                    return;
+                }
+                Ok(n) => {
+                    let chunk = buf.get(..n).unwrap_or_default();
+                    let room = OUTPUT_LIMIT.saturating_sub(self.kept.len());
+                    let (keep, rest) = chunk.split_at(room.min(chunk.len()));
+                    self.kept.extend_from_slice(keep);
+                    self.dropped += rest.len();
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.pipe = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn text(&self) -> String {
+        let mut text = String::from_utf8_lossy(&self.kept).trim_end().to_owned();
+        if self.dropped > 0 {
+            text.push_str(&format!(" [... {} more bytes]", self.dropped));
+        }
+        text
+    }
+}
+
+#[derive(Debug)]
+struct Running<T> {
+    tag: T,
+    child: Child,
+    group: Pid,
+    started: Instant,
+    deadline: Instant,
+    stdout: Capture<ChildStdout>,
+    stderr: Capture<ChildStderr>,
+    status: Option<ExitStatus>,
+    /// Set when the group was killed: whether the shell itself had not exited by then,
+    /// and when to stop waiting for its output.
+    killed: Option<(bool, Instant)>,
+}
+
+impl<T> Running<T> {
+    fn pipes_open(&self) -> bool {
+        self.stdout.pipe.is_some() || self.stderr.pipe.is_some()
+    }
+}
+
+/// The running jobs.
+#[derive(Debug)]
+pub(crate) struct Runner<T> {
+    running: Vec<Running<T>>,
+}
+
+impl<T> Default for Runner<T> {
+    fn default() -> Self {
+        Self {
+            running: Vec::new(),
+        }
+    }
+}
+
+impl<T> Runner<T> {
+    /// Starts `job` now; if it cannot be started, hands it back as done.
+    pub(crate) fn start(&mut self, job: Spawn<T>) -> Result<(), Done<T>> {
+        let started = Instant::now();
+        let spawned = Command::new("sh")
+            .arg("-c")
+            .arg(&job.line)
+            .envs(job.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                return Err(Done {
+                    tag: job.tag,
+                    outcome: Outcome::SpawnFailed(e),
+                    duration: started.elapsed(),
+                    stdout: String::new(),
+                    stderr: String::new(),
+                })
+            }
+        };
+        let group = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+        self.running.push(Running {
+            stdout: Capture::new(child.stdout.take()),
+            stderr: Capture::new(child.stderr.take()),
+            tag: job.tag,
+            child,
+            group,
+            started,
+            deadline: started + job.timeout,
+            status: None,
+            killed: None,
+        });
+        Ok(())
+    }
+
+    /// Jobs running now.
+    pub(crate) fn len(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Running jobs whose tag matches.
+    pub(crate) fn count(&self, pred: impl Fn(&T) -> bool) -> usize {
+        self.running.iter().filter(|r| pred(&r.tag)).count()
+    }
+
+    /// The open output pipes, to poll.
+    pub(crate) fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        let mut fds = Vec::with_capacity(self.running.len() * 2);
+        for r in &self.running {
+            fds.extend(r.stdout.pipe.as_ref().map(AsFd::as_fd));
+            fds.extend(r.stderr.pipe.as_ref().map(AsFd::as_fd));
+        }
+        fds
+    }
+
+    /// When the loop must look again even if nothing happens.
+    pub(crate) fn next_wakeup(&self) -> Option<Instant> {
+        self.running
+            .iter()
+            .map(|r| match r.killed {
+                Some((_, give_up)) => give_up,
+                None => r.deadline,
+            })
+            .min()
+    }
+
+    /// Reads output, reaps exits, enforces deadlines; returns the jobs that are done.
+    pub(crate) fn service(&mut self, now: Instant) -> Vec<Done<T>> {
+        let mut done = Vec::new();
+        let mut i = 0;
+        while let Some(r) = self.running.get_mut(i) {
+            r.stdout.drain();
+            r.stderr.drain();
+            if r.status.is_none() {
+                r.status = r.child.try_wait().ok().flatten();
+            }
+            let finished = r.status.is_some() && !r.pipes_open();
+            if !finished && r.killed.is_none() && now >= r.deadline {
+                // Kills the shell and everything it started, including children that
+                // still hold the output pipes.
+                if r.group.as_raw() > 0 {
+                    let _ = killpg(r.group, Signal::SIGKILL);
+                }
+                r.killed = Some((r.status.is_none(), now + OUTPUT_GRACE));
+            }
+            let given_up = matches!(r.killed, Some((_, give_up)) if now >= give_up);
+            if finished || given_up {
+                let r = self.running.swap_remove(i);
+                done.push(finish(r, given_up));
+            } else {
+                i += 1;
+            }
+        }
+        done
+    }
+}
+
+fn finish<T>(mut r: Running<T>, given_up: bool) -> Done<T> {
+    if r.status.is_none() {
+        // Killed with SIGKILL a second ago at the latest: this returns at once.
+        r.status = r.child.wait().ok();
+    }
+    if given_up && r.pipes_open() {
+        tracing::warn!(
+            "a process left its process group and still holds the output open; no longer reading it"
+        );
+    }
+    let outcome = match (r.killed, r.status) {
+        (Some((true, _)), _) | (_, None) => Outcome::TimedOut,
+        (_, Some(status)) => Outcome::Exited(status),
+    };
+    Done {
+        tag: r.tag,
+        outcome,
+        duration: r.started.elapsed(),
+        stdout: r.stdout.text(),
+        stderr: r.stderr.text(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs one line to completion, polling like the event loop does.
+    fn run(line: &str, secs: u64) -> Done<()> {
+        let mut runner = Runner::default();
+        runner
+            .start(Spawn {
+                tag: (),
+                line: line.into(),
+                env: vec![("RUROCO_IP", "192.0.2.1".into())],
+                timeout: Duration::from_secs(secs),
+            })
+            .unwrap();
+        let started = Instant::now();
+        loop {
+            if let Some(done) = runner.service(Instant::now()).pop() {
+                return done;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "never finished"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn captures_output_and_status() {
+        let done = run("echo \"$RUROCO_IP\"; echo oops >&2; exit 3", 5);
+        assert_eq!(done.outcome.code(), Some(3));
+        assert_eq!(done.stdout, "192.0.2.1");
+        assert_eq!(done.stderr, "oops");
+    }
+
+    #[test]
+    fn output_is_bounded() {
+        let done = run("head -c 100000 /dev/zero | tr '\\0' a", 5);
+        let out = done.stdout;
+        assert!(out.len() < OUTPUT_LIMIT + 64);
+        assert!(
+            out.ends_with(&format!("[... {} more bytes]", 100_000 - OUTPUT_LIMIT)),
+            "{}",
+            &out[out.len() - 40..]
+        );
+    }
+
+    #[test]
+    fn a_process_escaping_the_group_cannot_hang_the_runner() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("escaped.pid");
+        let cmd = format!(
+            "setsid sh -c 'echo $$ > {}; exec sleep 30' & sleep 0.2; echo started",
+            pid_file.display()
+        );
+        let started = Instant::now();
+        let done = run(&cmd, 1);
+        let elapsed = started.elapsed();
+        if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+            let pid = nix::unistd::Pid::from_raw(pid.trim().parse().unwrap());
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        }
+        assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+        assert!(done.outcome.success(), "{:?}", done.outcome);
+        assert_eq!(done.stdout, "started", "partial output is kept");
+    }
+
+    #[test]
+    fn timeout_kills_the_group() {
+        let started = Instant::now();
+        let done = run("sleep 100 & sleep 100", 1);
+        assert!(matches!(done.outcome, Outcome::TimedOut));
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn spawn_failure_is_reported() {
+        let mut runner: Runner<u8> = Runner::default();
+        let done = runner
+            .start(Spawn {
+                tag: 7,
+                line: "true".into(),
+                env: vec![("BAD\0NAME", String::new())],
+                timeout: Duration::from_secs(1),
+            })
+            .unwrap_err();
+        assert_eq!(done.tag, 7);
+        assert!(matches!(done.outcome, Outcome::SpawnFailed(_)));
+        assert_eq!(runner.len(), 0);
+    }
+}

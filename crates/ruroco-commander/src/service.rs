@@ -1,0 +1,505 @@
+//! The commander's event loop: one thread that accepts messages, admits them (policy),
+//! starts and supervises commands, undos and hooks, and schedules undos.
+//!
+//! It sleeps in one `poll` on the listener, a signal pipe (SIGCHLD, SIGTERM, SIGINT) and
+//! the running jobs' output pipes, with a timeout at the nearest deadline (job timeout or
+//! undo due) and never more than [`MAX_SLEEP`].
+
+use std::collections::VecDeque;
+use std::io::Read;
+use std::net::IpAddr;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use ruroco_ipc::{is_routable, CommanderMessage, MESSAGE_LEN};
+
+use crate::clock::{now_unix_ms, utc};
+use crate::commands::{CommandSpec, Commands};
+use crate::hooks::{Event, Occurrence, MAX_RUNNING_HOOKS};
+use crate::policy::{Gate, Refusal};
+use crate::runner::{Done, Outcome, Runner, Spawn};
+use crate::socket::CommanderSocket;
+use crate::undo::{PendingUndo, Schedule, Ticket};
+use crate::undo_store::UndoStore;
+
+/// Commands and undos running at once.
+pub(crate) const MAX_RUNNING: usize = 16;
+/// Commands and undos running or waiting for a slot; beyond this a request is refused.
+pub(crate) const MAX_IN_FLIGHT: usize = 256;
+/// Longest sleep, so the stop flag is seen even if a signal's wake-up were lost.
+const MAX_SLEEP: Duration = Duration::from_secs(1);
+/// How long a connection may take to deliver its message.
+const READ_TIMEOUT: Duration = Duration::from_secs(1);
+/// Connections taken per wake-up, so a flood cannot starve the running jobs.
+const ACCEPTS_PER_WAKE: usize = 64;
+/// How often passed cooldown windows are forgotten.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// What a running job is.
+#[derive(Debug)]
+enum Tag {
+    Command { spec: Arc<CommandSpec>, ip: IpAddr },
+    Undo(Ticket),
+    Hook { event: Event, command: String },
+}
+
+/// Waiting for a slot.
+#[derive(Debug)]
+enum Queued {
+    Command { spec: Arc<CommandSpec>, ip: IpAddr },
+    Undo(Ticket),
+}
+
+/// Everything the loop owns.
+pub(crate) struct Service {
+    socket: Option<CommanderSocket>,
+    commands: Commands,
+    allow_non_routable: bool,
+    gate: Gate,
+    undos: Schedule,
+    store: UndoStore,
+    runner: Runner<Tag>,
+    queue: VecDeque<Queued>,
+    wake: UnixStream,
+    stop: Arc<AtomicBool>,
+    pruned: Instant,
+}
+
+impl Service {
+    /// Sets up signals and the undo schedule (loaded from `store`).
+    pub(crate) fn new(
+        socket: CommanderSocket,
+        commands: Commands,
+        allow_non_routable: bool,
+        store: UndoStore,
+        pending: Vec<PendingUndo>,
+    ) -> anyhow::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (wake, waker) = UnixStream::pair().context("cannot create the signal pipe")?;
+        wake.set_nonblocking(true)?;
+        waker.set_nonblocking(true)?;
+        for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            signal_hook::flag::register(signal, Arc::clone(&stop))
+                .context("cannot install signal handlers")?;
+        }
+        for signal in [
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGCHLD,
+        ] {
+            let waker = waker.try_clone().context("cannot clone the signal pipe")?;
+            signal_hook::low_level::pipe::register(signal, waker)
+                .context("cannot install signal handlers")?;
+        }
+        let undos = Schedule::from_pending(pending);
+        if commands.any_undo() || undos.len() > 0 {
+            store.prepare(&undos)?;
+        }
+        Ok(Self {
+            socket: Some(socket),
+            commands,
+            allow_non_routable,
+            gate: Gate::default(),
+            undos,
+            store,
+            runner: Runner::default(),
+            queue: VecDeque::new(),
+            wake,
+            stop,
+            pruned: Instant::now(),
+        })
+    }
+
+    /// Runs until SIGTERM/SIGINT, then lets running and queued commands finish (each is
+    /// bounded by its timeout). Pending undos stay pending.
+    pub(crate) fn run(&mut self) {
+        if self.undos.len() > 0 {
+            tracing::info!(
+                "{} pending undo(s) from {}; overdue ones run now",
+                self.undos.len(),
+                self.store.path().display()
+            );
+        }
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                if let Some(socket) = self.socket.take() {
+                    tracing::info!(
+                        "shutdown requested: no new commands; waiting for {} running, {} queued; {} undo(s) stay pending",
+                        self.runner.len(),
+                        self.queue.len(),
+                        self.undos.len()
+                    );
+                    socket.close();
+                    self.queue.retain(|q| matches!(q, Queued::Command { .. }));
+                }
+                if self.runner.len() == 0 && self.queue.is_empty() {
+                    break;
+                }
+            } else {
+                for ticket in self.undos.take_due(now_unix_ms()) {
+                    self.queue.push_back(Queued::Undo(ticket));
+                }
+            }
+            self.start_queued();
+            if self.pruned.elapsed() >= PRUNE_EVERY {
+                self.gate.prune(now_unix_ms());
+                self.pruned = Instant::now();
+            }
+            self.wait();
+            self.drain_wake();
+            if self.socket.is_some() {
+                self.accept();
+            }
+            for done in self.runner.service(Instant::now()) {
+                self.finished(done);
+            }
+        }
+        tracing::info!("ruroco-commander stopped");
+    }
+
+    /// Sleeps until something happens or the nearest deadline.
+    fn wait(&mut self) {
+        let now = Instant::now();
+        let mut sleep = MAX_SLEEP;
+        if let Some(at) = self.runner.next_wakeup() {
+            sleep = sleep.min(at.saturating_duration_since(now));
+        }
+        if self.socket.is_some() {
+            if let Some(due) = self.undos.next_due() {
+                sleep = sleep.min(Duration::from_millis(due.saturating_sub(now_unix_ms())));
+            }
+        }
+        let timeout = PollTimeout::try_from(sleep).unwrap_or(PollTimeout::MAX);
+        let pipes = self.runner.fds();
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(pipes.len() + 2);
+        fds.push(PollFd::new(self.wake.as_fd(), PollFlags::POLLIN));
+        if let Some(socket) = &self.socket {
+            fds.push(PollFd::new(socket.listener.as_fd(), PollFlags::POLLIN));
+        }
+        fds.extend(
+            pipes
+                .into_iter()
+                .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+        );
+        // EINTR and timeouts just lead back to the checks.
+        let _ = poll(&mut fds, timeout);
+    }
+
+    fn drain_wake(&mut self) {
+        let mut buf = [0u8; 64];
+        while matches!(self.wake.read(&mut buf), Ok(n) if n > 0) {}
+    }
+
+    fn accept(&mut self) {
+        for _ in 0..ACCEPTS_PER_WAKE {
+            let Some(socket) = &self.socket else { return };
+            match socket.listener.accept() {
+                Ok((stream, _)) => self.handle(stream),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    tracing::error!("accept on {} failed: {e}", socket.path.display());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One connection: exactly 24 bytes, then end of stream.
+    fn handle(&mut self, stream: UnixStream) {
+        let path = self.socket.as_ref().map(|s| s.path.display().to_string());
+        let path = path.unwrap_or_default();
+        let bytes = match read_message(stream) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!("could not read a message from {path}: {e}");
+                return;
+            }
+        };
+        let message = match CommanderMessage::decode(&bytes) {
+            Ok(message) => message,
+            Err(e) if bytes.len() > MESSAGE_LEN => {
+                tracing::warn!("rejected oversized message on the socket ({e}); nothing run");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!("rejected message on the socket: {e}; nothing run");
+                return;
+            }
+        };
+        let ip = message.ip;
+        let Some(spec) = self.commands.get(message.cmd_hash) else {
+            tracing::warn!(
+                "unknown command hash {:016x} for {ip}: nothing run",
+                message.cmd_hash
+            );
+            return;
+        };
+        let spec = Arc::new(spec.clone());
+        if !self.allow_non_routable && !is_routable(ip) {
+            tracing::warn!(
+                "refusing command {} for non-routable ip {ip} (set allow_non_routable_ips = true to allow)",
+                spec.name
+            );
+            self.refused(&spec.name, ip, "non_routable");
+            return;
+        }
+        if self.in_flight() >= MAX_IN_FLIGHT
+            || (spec.undo.is_some() && !self.undos.has_room_for(&spec.name, ip))
+        {
+            tracing::error!(
+                "refused command {} for {ip}: reason=busy (too many commands in flight or undos pending)",
+                spec.name
+            );
+            self.refused(&spec.name, ip, Refusal::Busy.as_str());
+            return;
+        }
+        if let Err(refusal) = self.gate.admit(&spec, ip, now_unix_ms()) {
+            match refusal {
+                Refusal::Cooldown { left_ms } => tracing::warn!(
+                    "refused command {} for {ip}: reason=cooldown ({} ms left of cooldown_sec = {})",
+                    spec.name,
+                    left_ms,
+                    spec.cooldown.map_or(0, |c| c.as_secs())
+                ),
+                Refusal::SingleFlight => tracing::warn!(
+                    "refused command {} for {ip}: reason=single_flight (an instance is running)",
+                    spec.name
+                ),
+                Refusal::Busy => tracing::error!(
+                    "refused command {} for {ip}: reason=busy (cooldown table full)",
+                    spec.name
+                ),
+            }
+            self.refused(&spec.name, ip, refusal.as_str());
+            return;
+        }
+        self.queue.push_back(Queued::Command { spec, ip });
+        self.start_queued();
+    }
+
+    fn in_flight(&self) -> usize {
+        self.queue.len() + self.runner.count(|t| !matches!(t, Tag::Hook { .. }))
+    }
+
+    /// Starts queued commands and undos while there are free slots.
+    fn start_queued(&mut self) {
+        while self.runner.count(|t| !matches!(t, Tag::Hook { .. })) < MAX_RUNNING {
+            let Some(next) = self.queue.pop_front() else {
+                return;
+            };
+            let job = match next {
+                Queued::Command { spec, ip } => {
+                    tracing::info!("running command {} for {ip}", spec.name);
+                    Spawn {
+                        line: spec.cmd.clone(),
+                        env: vec![("RUROCO_IP", ip.to_string())],
+                        timeout: spec.timeout,
+                        tag: Tag::Command { spec, ip },
+                    }
+                }
+                Queued::Undo(ticket) => {
+                    let u = &ticket.undo;
+                    tracing::info!(
+                        "running undo of {} for {} (due {})",
+                        u.command,
+                        u.ip,
+                        utc(u.due_unix_ms)
+                    );
+                    Spawn {
+                        line: u.undo.clone(),
+                        env: vec![("RUROCO_IP", u.ip.to_string())],
+                        timeout: Duration::from_secs(u.timeout_sec.max(1)),
+                        tag: Tag::Undo(ticket),
+                    }
+                }
+            };
+            if let Err(done) = self.runner.start(job) {
+                self.finished(done);
+            }
+        }
+    }
+
+    /// Logs a finished job and does what follows from it.
+    fn finished(&mut self, done: Done<Tag>) {
+        let Done {
+            tag,
+            outcome,
+            duration,
+            stdout,
+            stderr,
+        } = done;
+        let ms = duration.as_millis();
+        let detail = match &outcome {
+            Outcome::Exited(status) => format!("({status}) in {ms} ms"),
+            Outcome::TimedOut => format!("after {ms} ms; process group killed"),
+            Outcome::SpawnFailed(e) => format!("could not be started: {e}"),
+        };
+        let event = match &outcome {
+            _ if outcome.success() => Event::Success,
+            Outcome::TimedOut => Event::Timeout,
+            _ => Event::Failure,
+        };
+        let verb = match event {
+            Event::Success => "succeeded",
+            Event::Timeout => "timed out",
+            _ => "failed",
+        };
+        match tag {
+            Tag::Command { spec, ip } => {
+                self.gate.finished(&spec.name);
+                let name = &spec.name;
+                let undo = match &spec.undo {
+                    Some(undo) if event == Event::Success => self.schedule_undo(&spec, undo, ip),
+                    _ => String::new(),
+                };
+                let line = format!(
+                    "command {name} for {ip} {verb} {detail}{undo}; stdout={stdout:?} stderr={stderr:?}"
+                );
+                if event == Event::Success {
+                    tracing::info!("{line}");
+                } else {
+                    tracing::warn!("{line}");
+                }
+                self.hook(event, name, ip, outcome.code(), duration, None);
+            }
+            Tag::Undo(ticket) => {
+                let u = &ticket.undo;
+                let line = format!(
+                    "undo of {} for {} {verb} {detail}; stdout={stdout:?} stderr={stderr:?}",
+                    u.command, u.ip
+                );
+                if event == Event::Success {
+                    tracing::info!("{line}");
+                } else {
+                    tracing::warn!("{line}");
+                }
+                if self.undos.finished(&ticket) {
+                    self.save_undos();
+                }
+                let (command, ip) = (u.command.clone(), u.ip);
+                self.hook(Event::Undo, &command, ip, outcome.code(), duration, None);
+            }
+            Tag::Hook { event: e, command } => {
+                let line = format!(
+                    "hook on_{} for {command} {verb} {detail}; stdout={stdout:?} stderr={stderr:?}",
+                    e.as_str()
+                );
+                if event == Event::Success {
+                    tracing::info!("{line}");
+                } else {
+                    tracing::warn!("{line}");
+                }
+            }
+        }
+    }
+
+    /// Schedules the undo of a successful run and makes it durable before the run is
+    /// reported; returns the text for the report line.
+    fn schedule_undo(
+        &mut self,
+        spec: &CommandSpec,
+        undo: &crate::commands::UndoSpec,
+        ip: IpAddr,
+    ) -> String {
+        let after = u64::try_from(undo.after.as_millis()).unwrap_or(u64::MAX);
+        let due = now_unix_ms().saturating_add(after);
+        let pending = PendingUndo {
+            command: spec.name.clone(),
+            ip,
+            due_unix_ms: due,
+            undo: undo.cmd.clone(),
+            timeout_sec: spec.timeout.as_secs(),
+        };
+        if self.undos.schedule(pending).is_err() {
+            // Admission checked for room; this is only reached if that changed.
+            tracing::error!(
+                "undo of {} for {ip} NOT scheduled: {} undos pending already",
+                spec.name,
+                self.undos.len()
+            );
+            return "; undo NOT scheduled".into();
+        }
+        self.save_undos();
+        format!("; undo due {}", utc(due))
+    }
+
+    fn save_undos(&self) {
+        if let Err(e) = self.store.save(&self.undos) {
+            tracing::error!(
+                "cannot save pending undos to {}: {e}; they are kept in memory and run while the commander stays up",
+                self.store.path().display()
+            );
+        }
+    }
+
+    fn refused(&mut self, command: &str, ip: IpAddr, reason: &'static str) {
+        self.hook(
+            Event::Refused,
+            command,
+            ip,
+            None,
+            Duration::ZERO,
+            Some(reason),
+        );
+    }
+
+    /// Starts the hook of `event`, if there is one and room for it.
+    fn hook(
+        &mut self,
+        event: Event,
+        command: &str,
+        ip: IpAddr,
+        exit: Option<i32>,
+        duration: Duration,
+        reason: Option<&'static str>,
+    ) {
+        let Some(line) = self.commands.hooks.line(event) else {
+            return;
+        };
+        if self.runner.count(|t| matches!(t, Tag::Hook { .. })) >= MAX_RUNNING_HOOKS {
+            tracing::warn!(
+                "hook on_{} for {command} dropped: {MAX_RUNNING_HOOKS} hooks are running",
+                event.as_str()
+            );
+            return;
+        }
+        let occurrence = Occurrence {
+            event,
+            command: command.to_owned(),
+            ip,
+            exit,
+            duration,
+            reason,
+        };
+        let job = Spawn {
+            line: line.to_owned(),
+            env: occurrence.env(),
+            timeout: self.commands.hooks.timeout,
+            tag: Tag::Hook {
+                event,
+                command: command.to_owned(),
+            },
+        };
+        if let Err(done) = self.runner.start(job) {
+            // A hook never triggers another hook: this only logs.
+            self.finished(done);
+        }
+    }
+}
+
+/// Reads at most one byte more than a message, so an oversized one is seen as such
+/// without reading an unbounded stream.
+fn read_message(stream: UnixStream) -> std::io::Result<Vec<u8>> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(READ_TIMEOUT))?;
+    let mut bytes = Vec::with_capacity(MESSAGE_LEN + 1);
+    stream
+        .take(MESSAGE_LEN as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
