@@ -21,6 +21,11 @@ pub(crate) struct Cli {
         help = "Path of commands.toml [default: commands.toml next to config.toml; if there is none, the [commands] table of config.toml, as released ruroco 0.14.x keeps them]"
     )]
     pub(crate) commands: Option<PathBuf>,
+    /// Check config.toml, the commands, the state file and the socket owner as a start
+    /// would, print one line per problem (or one summary line) and exit 0 or 1 without
+    /// binding anything.
+    #[arg(long)]
+    pub(crate) check: bool,
     #[command(subcommand)]
     pub(crate) action: Option<Action>,
 }

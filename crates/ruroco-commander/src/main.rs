@@ -10,9 +10,11 @@ mod cli;
 mod clock;
 mod commands;
 mod hooks;
+mod metrics;
 mod policy;
 mod runner;
 mod service;
+mod setup;
 mod socket;
 mod undo;
 mod undo_store;
@@ -23,17 +25,23 @@ use clap::Parser;
 use ruroco_config::Config;
 
 use crate::cli::{Action, Cli};
-use crate::commands::Commands;
-use crate::service::Service;
+use crate::service::{Parts, Service};
 use crate::socket::CommanderSocket;
 use crate::undo_store::UndoStore;
 
 fn main() -> ExitCode {
     ruroco_config::init_logging();
     let cli = Cli::parse();
+    let origin = setup::Origin {
+        config: cli.config.clone(),
+        commands: cli.commands.clone(),
+    };
+    if cli.check {
+        return check(&origin);
+    }
     let result = match cli.action {
         Some(Action::Pending) => pending(&cli),
-        None => serve(&cli),
+        None => serve(origin),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -44,13 +52,35 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(cli: &Cli) -> anyhow::Result<()> {
-    let config = Config::load(&cli.config)?;
+/// `--check`: one line per problem, or one summary line.
+fn check(origin: &setup::Origin) -> ExitCode {
+    let problems = setup::check(origin);
+    if problems.is_empty() {
+        match setup::load(origin) {
+            Ok(s) => {
+                println!(
+                    "{}: OK ({} command(s) from {})",
+                    origin.config.display(),
+                    s.commands.len(),
+                    s.source.path().display()
+                );
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => println!("{e:#}"),
+        }
+    }
+    for problem in problems {
+        println!("{problem}");
+    }
+    ExitCode::FAILURE
+}
+
+fn serve(origin: setup::Origin) -> anyhow::Result<()> {
+    let settings = setup::load(&origin)?;
+    let (config, commands, source) = (settings.config, settings.commands, settings.source);
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let source = commands::locate(cli.commands.as_deref(), &config, &cli.config)?;
-    let commands = Commands::load_from(&source, &config)?;
     let store = UndoStore::new(config.state_dir());
     let pending = store.load(clock::now_unix_ms())?;
     let socket = CommanderSocket::bind(
@@ -69,13 +99,23 @@ fn serve(cli: &Cli) -> anyhow::Result<()> {
             commands::Source::Config(_) => " ([commands] table, released 0.14.x layout)",
         }
     );
-    let mut service = Service::new(
+    let start_time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let mut service = Service::new(Parts {
         socket,
         commands,
-        config.allow_non_routable_ips,
+        allow_non_routable: config.allow_non_routable_ips,
         store,
         pending,
-    )?;
+        metrics_file: config
+            .metrics_dir
+            .as_deref()
+            .map(|dir| ruroco_metrics::MetricsFile::new(dir, "ruroco-commander")),
+        origin,
+        start_time,
+    })?;
     service.run();
     Ok(())
 }

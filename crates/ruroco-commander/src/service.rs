@@ -1,7 +1,7 @@
 //! The commander's event loop: one thread that accepts messages, admits them (policy),
 //! starts and supervises commands, undos and hooks, and schedules undos.
 //!
-//! It sleeps in one `poll` on the listener, a signal pipe (SIGCHLD, SIGTERM, SIGINT) and
+//! It sleeps in one `poll` on the listener, a signal pipe (SIGCHLD, SIGTERM, SIGINT, SIGHUP) and
 //! the running jobs' output pipes, with a timeout at the nearest deadline (job timeout or
 //! undo due) and never more than [`MAX_SLEEP`].
 
@@ -20,9 +20,13 @@ use ruroco_ipc::{is_routable, CommanderMessage, MESSAGE_LEN};
 
 use crate::clock::{now_unix_ms, utc};
 use crate::commands::{CommandSpec, Commands};
+use ruroco_metrics::MetricsFile;
+
 use crate::hooks::{Event, Occurrence, MAX_RUNNING_HOOKS};
+use crate::metrics::CommanderMetrics;
 use crate::policy::{Gate, Refusal};
 use crate::runner::{Done, Outcome, Runner, Spawn};
+use crate::setup::{self, Origin};
 use crate::socket::CommanderSocket;
 use crate::undo::{PendingUndo, Schedule, Ticket};
 use crate::undo_store::UndoStore;
@@ -67,19 +71,42 @@ pub(crate) struct Service {
     queue: VecDeque<Queued>,
     wake: UnixStream,
     stop: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
     pruned: Instant,
+    origin: Origin,
+    metrics: CommanderMetrics,
+    metrics_file: Option<MetricsFile>,
+}
+
+/// Everything [`Service::new`] takes over.
+pub(crate) struct Parts {
+    pub(crate) socket: CommanderSocket,
+    pub(crate) commands: Commands,
+    pub(crate) allow_non_routable: bool,
+    pub(crate) store: UndoStore,
+    pub(crate) pending: Vec<PendingUndo>,
+    pub(crate) origin: Origin,
+    pub(crate) metrics_file: Option<MetricsFile>,
+    pub(crate) start_time: f64,
 }
 
 impl Service {
     /// Sets up signals and the undo schedule (loaded from `store`).
-    pub(crate) fn new(
-        socket: CommanderSocket,
-        commands: Commands,
-        allow_non_routable: bool,
-        store: UndoStore,
-        pending: Vec<PendingUndo>,
-    ) -> anyhow::Result<Self> {
+    pub(crate) fn new(parts: Parts) -> anyhow::Result<Self> {
+        let Parts {
+            socket,
+            commands,
+            allow_non_routable,
+            store,
+            pending,
+            origin,
+            metrics_file,
+            start_time,
+        } = parts;
         let stop = Arc::new(AtomicBool::new(false));
+        let reload = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
+            .context("cannot install signal handlers")?;
         let (wake, waker) = UnixStream::pair().context("cannot create the signal pipe")?;
         wake.set_nonblocking(true)?;
         waker.set_nonblocking(true)?;
@@ -91,6 +118,7 @@ impl Service {
             signal_hook::consts::SIGTERM,
             signal_hook::consts::SIGINT,
             signal_hook::consts::SIGCHLD,
+            signal_hook::consts::SIGHUP,
         ] {
             let waker = waker.try_clone().context("cannot clone the signal pipe")?;
             signal_hook::low_level::pipe::register(signal, waker)
@@ -111,7 +139,11 @@ impl Service {
             queue: VecDeque::new(),
             wake,
             stop,
+            reload,
             pruned: Instant::now(),
+            origin,
+            metrics: CommanderMetrics::new(start_time),
+            metrics_file,
         })
     }
 
@@ -145,7 +177,11 @@ impl Service {
                     self.queue.push_back(Queued::Undo(ticket));
                 }
             }
+            if self.reload.swap(false, Ordering::SeqCst) && self.socket.is_some() {
+                self.reload();
+            }
             self.start_queued();
+            self.write_metrics(false);
             if self.pruned.elapsed() >= PRUNE_EVERY {
                 self.gate.prune(now_unix_ms());
                 self.pruned = Instant::now();
@@ -159,7 +195,69 @@ impl Service {
                 self.finished(done);
             }
         }
+        self.write_metrics(true);
         tracing::info!("ruroco-commander stopped");
+    }
+
+    /// SIGHUP: reads `config.toml` and the commands again. Running commands, queued ones
+    /// and pending undos keep what they started with; on any error nothing changes.
+    fn reload(&mut self) {
+        tracing::info!(
+            "reload requested (SIGHUP): reading {}",
+            self.origin.config.display()
+        );
+        let loaded = setup::load(&self.origin).and_then(|s| {
+            if s.commands.any_undo() {
+                self.store.prepare(&self.undos)?;
+            }
+            Ok(s)
+        });
+        match loaded {
+            Ok(settings) => {
+                for warning in &settings.config.warnings {
+                    tracing::warn!("{warning}");
+                }
+                if settings.config.socket_path()
+                    != self
+                        .socket
+                        .as_ref()
+                        .map(|s| s.path.clone())
+                        .unwrap_or_default()
+                    || settings.config.state_dir() != self.store.dir()
+                {
+                    tracing::warn!(
+                        "socket_dir and state_dir take a restart to change; keeping the running ones"
+                    );
+                }
+                tracing::info!(
+                    "reloaded {} command(s) from {}",
+                    settings.commands.len(),
+                    settings.source.path().display()
+                );
+                self.commands = settings.commands;
+                self.allow_non_routable = settings.config.allow_non_routable_ips;
+                self.metrics.reload(true);
+            }
+            Err(e) => {
+                self.metrics.reload(false);
+                tracing::error!("reload failed, the previous configuration stays in force: {e:#}");
+            }
+        }
+    }
+
+    /// Rewrites the metrics file when it is due (or now, with `force`).
+    fn write_metrics(&mut self, force: bool) {
+        let now = Instant::now();
+        let Some(file) = self.metrics_file.as_mut() else {
+            return;
+        };
+        if !force && !file.due(now) {
+            return;
+        }
+        let text = self.metrics.render(self.runner.len(), self.undos.len());
+        if let Err(e) = file.write(&text, now) {
+            tracing::error!("cannot write metrics file {}: {e}", file.path().display());
+        }
     }
 
     /// Sleeps until something happens or the nearest deadline.
@@ -233,6 +331,7 @@ impl Service {
         };
         let ip = message.ip;
         let Some(spec) = self.commands.get(message.cmd_hash) else {
+            self.metrics.unknown_command();
             tracing::warn!(
                 "unknown command hash {:016x} for {ip}: nothing run",
                 message.cmd_hash
@@ -349,9 +448,12 @@ impl Service {
             Event::Timeout => "timed out",
             _ => "failed",
         };
+        let outcome_label = event.as_str();
         match tag {
             Tag::Command { spec, ip } => {
                 self.gate.finished(&spec.name);
+                self.metrics
+                    .command(&spec.name, outcome_label, duration.as_secs_f64());
                 let name = &spec.name;
                 let undo = match &spec.undo {
                     Some(undo) if event == Event::Success => self.schedule_undo(&spec, undo, ip),
@@ -368,6 +470,7 @@ impl Service {
                 self.hook(event, name, ip, outcome.code(), duration, None);
             }
             Tag::Undo(ticket) => {
+                self.metrics.undo(outcome_label);
                 let u = &ticket.undo;
                 let line = format!(
                     "undo of {} for {} {verb} {detail}; stdout={stdout:?} stderr={stderr:?}",
@@ -385,6 +488,7 @@ impl Service {
                 self.hook(Event::Undo, &command, ip, outcome.code(), duration, None);
             }
             Tag::Hook { event: e, command } => {
+                self.metrics.hook(e.as_str(), outcome_label);
                 let line = format!(
                     "hook on_{} for {command} {verb} {detail}; stdout={stdout:?} stderr={stderr:?}",
                     e.as_str()
@@ -438,6 +542,7 @@ impl Service {
     }
 
     fn refused(&mut self, command: &str, ip: IpAddr, reason: &'static str) {
+        self.metrics.refused(command, reason);
         self.hook(
             Event::Refused,
             command,
@@ -462,6 +567,7 @@ impl Service {
             return;
         };
         if self.runner.count(|t| matches!(t, Tag::Hook { .. })) >= MAX_RUNNING_HOOKS {
+            self.metrics.hook(event.as_str(), "dropped");
             tracing::warn!(
                 "hook on_{} for {command} dropped: {MAX_RUNNING_HOOKS} hooks are running",
                 event.as_str()

@@ -85,6 +85,15 @@ fn lock_path(socket: &Path) -> PathBuf {
     socket.with_file_name(name)
 }
 
+/// Resolves `socket_user` or `socket_group` (`key`) as a start would.
+pub(crate) fn lookup(key: &str, name: &str) -> anyhow::Result<Option<u32>> {
+    if key == "socket_user" {
+        lookup_user(name)
+    } else {
+        lookup_group(name)
+    }
+}
+
 fn lookup_user(name: &str) -> anyhow::Result<Option<u32>> {
     if name.is_empty() {
         return Ok(None);

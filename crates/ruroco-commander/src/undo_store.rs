@@ -27,6 +27,10 @@ impl UndoStore {
         }
     }
 
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }

@@ -68,6 +68,9 @@ pub struct Config {
     /// Whether the server accepts the released 93-byte v0 format besides protocol v1.
     #[serde(default = "default_true")]
     pub accept_v0: bool,
+    /// Where each daemon writes its Prometheus metrics file (`ruroco-server.prom`,
+    /// `ruroco-commander.prom`) for node_exporter's textfile collector; off when absent.
+    pub metrics_dir: Option<PathBuf>,
     /// Per-key allow-lists: key name (file name without `.key`) → commands it may run.
     /// Keys not listed may run anything.
     #[serde(default)]

@@ -34,6 +34,12 @@ impl RateLimiter {
         }
     }
 
+    /// Changes the limits (a reload); the current window's counts are kept.
+    pub fn set_limits(&mut self, per_source: u32, global: u32) {
+        self.per_source = per_source;
+        self.global = global;
+    }
+
     /// Admits (and counts) one datagram from `source` at `now` (ns since the epoch), or
     /// refuses it without counting.
     pub fn admit(&mut self, now: u128, source: IpAddr) -> bool {

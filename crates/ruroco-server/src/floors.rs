@@ -31,8 +31,13 @@ impl FloorStore {
         let mut table = FloorTable::new();
         match std::fs::read_to_string(&path) {
             Ok(text) => {
-                let file: FloorFile = toml::from_str(&text)
-                    .with_context(|| format!("invalid replay floor file {}", path.display()))?;
+                let file: FloorFile = toml::from_str(&text).map_err(|e| {
+                    anyhow::anyhow!(
+                        "invalid replay floor file {}: {}",
+                        path.display(),
+                        ruroco_config::describe_toml_error(&text, &e)
+                    )
+                })?;
                 for (id, floor) in file.floors {
                     let parsed = parse_id(&id).zip(floor.parse::<u128>().ok());
                     let (id, floor) = parsed.with_context(|| {

@@ -17,6 +17,27 @@ pub(crate) struct LoadedKeys {
 /// Loads all keys of `dir`. Zero keys, an unreadable directory or file, an invalid key
 /// or two files holding the same key are errors naming the path.
 pub(crate) fn load_keys(dir: &Path) -> anyhow::Result<LoadedKeys> {
+    let (keys, problems) = scan_keys(dir);
+    match problems.into_iter().next() {
+        Some(problem) => Err(problem),
+        None => keys,
+    }
+}
+
+/// Like [`load_keys`], but goes on past a bad file: the keys (or the error that stops
+/// everything) and every problem found, for `--check`.
+pub(crate) fn scan_keys(dir: &Path) -> (anyhow::Result<LoadedKeys>, Vec<anyhow::Error>) {
+    let mut problems = Vec::new();
+    match scan(dir, &mut problems) {
+        Ok(keys) => (Ok(keys), problems),
+        Err(e) => (Err(anyhow::anyhow!("{e:#}")), {
+            problems.push(e);
+            problems
+        }),
+    }
+}
+
+fn scan(dir: &Path, problems: &mut Vec<anyhow::Error>) -> anyhow::Result<LoadedKeys> {
     let mut paths = Vec::new();
     let entries = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read key directory {}", dir.display()))?;
@@ -39,17 +60,24 @@ pub(crate) fn load_keys(dir: &Path) -> anyhow::Result<LoadedKeys> {
     let mut origin: HashMap<KeyId, PathBuf> = HashMap::new();
     let mut names = HashMap::new();
     for path in paths {
-        let key = read_key(&path)?;
+        let key = match read_key(&path) {
+            Ok(key) => key,
+            Err(e) => {
+                problems.push(e);
+                continue;
+            }
+        };
         let id = key.id();
         if let Err(clash) = keys.insert(key) {
             let other = origin
                 .get(&clash)
                 .map(|p| p.display().to_string())
                 .unwrap_or_default();
-            bail!(
+            problems.push(anyhow::anyhow!(
                 "key file {} holds the same key (or key id) as {other}",
                 path.display()
-            );
+            ));
+            continue;
         }
         if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
             names.insert(stem.to_owned(), id);

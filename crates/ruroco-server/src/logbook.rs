@@ -128,6 +128,11 @@ impl Logbook {
         }
     }
 
+    /// Datagrams accepted in `wire` so far.
+    pub(crate) fn accepted_count(&self, wire: Wire) -> u64 {
+        self.accepted.get(wire as usize).copied().unwrap_or(0)
+    }
+
     /// One line with every counter: accepted in all and by format, then each reason.
     pub(crate) fn summary(&self) -> String {
         let total: u64 = self.accepted.iter().sum();

@@ -13,7 +13,9 @@ mod floors;
 mod forward;
 mod keys;
 mod logbook;
+mod metrics;
 mod server;
+mod setup;
 mod signal;
 mod socket;
 
@@ -22,18 +24,21 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use ruroco_config::Config;
-use ruroco_proto::{Policy, RateLimiter};
+use ruroco_proto::RateLimiter;
 
 use crate::cli::Cli;
 use crate::floors::FloorStore;
 use crate::forward::Forwarder;
 use crate::logbook::Logbook;
+use crate::metrics::ServerMetrics;
 use crate::server::{now_nanos, Server};
 
 fn main() -> ExitCode {
     ruroco_config::init_logging();
     let cli = Cli::parse();
+    if cli.check {
+        return check(&cli);
+    }
     match start(cli).and_then(|mut server| server.run()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -43,15 +48,37 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--check`: one line per problem, or one summary line; nothing is bound or written.
+fn check(cli: &Cli) -> ExitCode {
+    let problems = setup::check(&cli.config, cli.address.clone());
+    if problems.is_empty() {
+        match setup::load(&cli.config) {
+            Ok(s) => {
+                println!(
+                    "{}: OK ({} key(s), {} with an allow-list)",
+                    cli.config.display(),
+                    s.keys.len(),
+                    s.allow.len()
+                );
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => println!("{e:#}"),
+        }
+    }
+    for problem in problems {
+        println!("{problem}");
+    }
+    ExitCode::FAILURE
+}
+
 fn start(cli: Cli) -> anyhow::Result<Server> {
-    let config = Config::load(&cli.config)?;
+    let settings = setup::load(&cli.config)?;
+    let config = settings.config;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let ips = config.required_ips(&cli.config)?.to_vec();
-    let loaded = keys::load_keys(&config.config_dir)?;
-    let allow = allow::AllowList::build(&config.key_commands, &loaded.names, &cli.config)?;
-    let keys = loaded.ring;
+    let keys = settings.keys;
+    let allow = settings.allow;
     let mut floors = FloorStore::load(config.blocklist_dir())?;
     floors.seed(keys.ids(), now_nanos())?;
 
@@ -81,15 +108,20 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
             socket::SocketSource::Activation => &"socket activation",
         },
     );
+    let start_time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let metrics_file = config
+        .metrics_dir
+        .as_deref()
+        .map(|dir| ruroco_metrics::MetricsFile::new(dir, "ruroco-server"));
     Ok(Server {
         socket,
+        metrics: ServerMetrics::new(keys.len(), start_time),
         keys,
         floors,
-        policy: Policy {
-            ips,
-            max_clock_skew_secs: config.max_clock_skew_seconds,
-            accept_v0: config.accept_v0,
-        },
+        policy: settings.policy,
         limiter: RateLimiter::new(
             config.max_requests_per_second,
             config.max_requests_per_second_global,
@@ -98,5 +130,8 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
         allow,
         started: Instant::now(),
         logbook: Logbook::new(0),
+        config_path: cli.config,
+        config,
+        metrics_file,
     })
 }

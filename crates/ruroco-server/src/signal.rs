@@ -1,4 +1,5 @@
-//! SIGTERM and SIGINT flip one atomic flag; the main loop polls it between datagrams.
+//! SIGTERM and SIGINT flip one atomic flag, SIGHUP another; the main loop polls them
+//! between datagrams.
 
 // The handler must be installed with `sigaction`, which is unsafe.
 #![allow(unsafe_code)]
@@ -9,18 +10,28 @@ use nix::libc::c_int;
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
 static SHUTDOWN_REQUESTED: AtomicBool = AtomicBool::new(false);
+static RELOAD_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether SIGHUP has arrived since the last call (which clears it).
+pub(crate) fn take_reload_request() -> bool {
+    RELOAD_REQUESTED.swap(false, Ordering::SeqCst)
+}
 
 /// Whether SIGTERM or SIGINT has arrived.
 pub(crate) fn shutdown_requested() -> bool {
     SHUTDOWN_REQUESTED.load(Ordering::SeqCst)
 }
 
-extern "C" fn handle_signal(_sig: c_int) {
+extern "C" fn handle_signal(sig: c_int) {
     // Async-signal context: a single atomic store and nothing else.
-    SHUTDOWN_REQUESTED.store(true, Ordering::SeqCst);
+    if sig == Signal::SIGHUP as c_int {
+        RELOAD_REQUESTED.store(true, Ordering::SeqCst);
+    } else {
+        SHUTDOWN_REQUESTED.store(true, Ordering::SeqCst);
+    }
 }
 
-/// Points SIGTERM (15) and SIGINT (2) at the flag-setting handler.
+/// Points SIGTERM (15), SIGINT (2) and SIGHUP (1) at the flag-setting handler.
 ///
 /// `SA_RESTART` is left off so a blocking receive returns `EINTR` at once and the flag
 /// is seen without waiting for the one-second receive timeout.
@@ -30,7 +41,7 @@ pub(crate) fn install_signal_handlers() -> nix::Result<()> {
         SaFlags::empty(),
         SigSet::empty(),
     );
-    for signal in [Signal::SIGTERM, Signal::SIGINT] {
+    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         // SAFETY: `handle_signal` only performs an atomic store, which is
         // async-signal-safe, and the previous handler is not needed (it is discarded).
         unsafe { sigaction(signal, &action) }?;

@@ -87,6 +87,22 @@ pub(crate) fn resolve(
     )
 }
 
+/// For `--check`: whether the address of `source` can be bound (parsed and, for a name,
+/// resolved), without binding it.
+pub(crate) fn check(source: &SocketSource) -> anyhow::Result<()> {
+    use std::net::ToSocketAddrs;
+    if let SocketSource::Bind { address, origin } = source {
+        let mut addrs = address
+            .as_str()
+            .to_socket_addrs()
+            .with_context(|| format!("cannot use `{address}` (from {origin}) as a UDP address"))?;
+        if addrs.next().is_none() {
+            bail!("`{address}` (from {origin}) resolves to no address");
+        }
+    }
+    Ok(())
+}
+
 /// Receive buffer asked for, so bursts are absorbed instead of dropped by the kernel.
 /// The kernel caps it at `net.core.rmem_max` for unprivileged processes; under systemd,
 /// `ReceiveBuffer=` in ruroco.socket sets it without that cap.

@@ -204,3 +204,45 @@ pub fn tool(name: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// The value of the sample `series` (name and labels exactly as written) in a Prometheus
+/// text exposition.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{series} missing in:\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+/// Runs `promtool check metrics` on `text`: `Some("")` when it has nothing to say, its
+/// complaints otherwise, `None` (a loud skip, a failure under CI) without promtool.
+pub fn promtool(text: &str) -> Option<String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let promtool = tool("promtool")?;
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(if out.status.success() && said.trim().is_empty() {
+        String::new()
+    } else {
+        format!("exit {:?}: {said}", out.status.code())
+    })
+}

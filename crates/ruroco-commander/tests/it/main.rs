@@ -12,5 +12,6 @@ mod execution;
 mod hooks;
 mod lifecycle;
 mod policy;
+mod reload;
 mod undo;
 mod util;

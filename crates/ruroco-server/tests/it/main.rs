@@ -8,8 +8,10 @@
     dead_code
 )]
 
+mod metrics;
 mod packaging;
 mod pipeline;
+mod reload;
 mod shutdown;
 mod socket;
 mod startup;

@@ -1,0 +1,112 @@
+//! The server's metrics: what arrived and what became of it, rendered from the logbook's
+//! counters plus the few figures only the pipeline knows (forwards, floor writes,
+//! reloads). Labels come from fixed sets: rejection reasons and wire formats.
+
+use ruroco_metrics::{Exposition, Histogram, Kind, FAST_BUCKETS};
+use ruroco_proto::{Reason, Wire};
+
+use crate::logbook::Logbook;
+
+/// Figures the logbook does not keep.
+#[derive(Debug)]
+pub(crate) struct ServerMetrics {
+    pub(crate) forwards: u64,
+    pub(crate) forward_errors: u64,
+    pub(crate) floor_write_errors: u64,
+    pub(crate) floor_write: Histogram,
+    pub(crate) keys: usize,
+    pub(crate) reloads_ok: u64,
+    pub(crate) reloads_failed: u64,
+    /// Seconds since the Unix epoch when the process started.
+    pub(crate) start_time: f64,
+}
+
+impl ServerMetrics {
+    pub(crate) fn new(keys: usize, start_time: f64) -> Self {
+        Self {
+            forwards: 0,
+            forward_errors: 0,
+            floor_write_errors: 0,
+            floor_write: Histogram::new(FAST_BUCKETS),
+            keys,
+            reloads_ok: 0,
+            reloads_failed: 0,
+            start_time,
+        }
+    }
+
+    /// The exposition text.
+    pub(crate) fn render(&self, book: &Logbook) -> String {
+        let mut e = Exposition::new();
+        let name = "ruroco_server_datagrams_total";
+        e.family(
+            name,
+            Kind::Counter,
+            "Datagrams received, by result: accepted or the rejection reason.",
+        );
+        let accepted: u64 = Wire::ALL.iter().map(|w| book.accepted_count(*w)).sum();
+        e.sample(name, &[("result", "accepted")], accepted as f64);
+        for reason in Reason::ALL {
+            e.sample(
+                name,
+                &[("result", reason.as_str())],
+                book.count(reason) as f64,
+            );
+        }
+        let name = "ruroco_server_accepted_total";
+        e.family(name, Kind::Counter, "Datagrams accepted, by wire format.");
+        for wire in Wire::ALL {
+            let label = wire.to_string();
+            e.sample(name, &[("wire", &label)], book.accepted_count(wire) as f64);
+        }
+        for (name, help, value) in [
+            (
+                "ruroco_server_forwards_total",
+                "Commands handed to the commander.",
+                self.forwards,
+            ),
+            (
+                "ruroco_server_forward_errors_total",
+                "Accepted datagrams whose command could not be handed to the commander.",
+                self.forward_errors,
+            ),
+            (
+                "ruroco_server_floor_write_errors_total",
+                "Accepted datagrams dropped because their replay floor could not be stored.",
+                self.floor_write_errors,
+            ),
+        ] {
+            e.family(name, Kind::Counter, help);
+            e.sample(name, &[], value as f64);
+        }
+        let name = "ruroco_server_floor_write_duration_seconds";
+        e.family(
+            name,
+            Kind::Histogram,
+            "Time to store a replay floor durably (temp, fsync, rename, fsync dir).",
+        );
+        e.histogram(name, &[], &self.floor_write);
+        let name = "ruroco_server_keys";
+        e.family(name, Kind::Gauge, "Keys loaded.");
+        e.sample(name, &[], self.keys as f64);
+        let name = "ruroco_server_reloads_total";
+        e.family(
+            name,
+            Kind::Counter,
+            "Configuration reloads (SIGHUP), by result.",
+        );
+        e.sample(name, &[("result", "ok")], self.reloads_ok as f64);
+        e.sample(name, &[("result", "failed")], self.reloads_failed as f64);
+        let name = "ruroco_server_start_time_seconds";
+        e.family(
+            name,
+            Kind::Gauge,
+            "Start time of the process, seconds since the Unix epoch.",
+        );
+        e.sample(name, &[], self.start_time);
+        let name = "ruroco_server_build_info";
+        e.family(name, Kind::Gauge, "Always 1; the version is a label.");
+        e.sample(name, &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
+        e.finish()
+    }
+}
