@@ -75,7 +75,7 @@ pub(crate) fn add(args: &AddArgs, dir: &Path) -> anyhow::Result<ExitCode> {
     );
     let _ = writeln!(
         out,
-        "  ssh root@{host} 'umask 077 && cat > {server_key} && chgrp ruroco {server_key} && chmod 0640 {server_key} && systemctl restart ruroco' < {}\n",
+        "  ssh root@{host} 'umask 077 && cat > {server_key} && chgrp ruroco {server_key} && chmod 0640 {server_key} && systemctl reload ruroco' < {}\n",
         key_path.display()
     );
     let _ = writeln!(out, "Then: ruroco-client send {name}");

@@ -12,6 +12,7 @@
 mod allow;
 mod cli;
 mod compat;
+mod monitoring;
 mod proxy;
 mod roundtrip;
 mod saved;

@@ -209,7 +209,7 @@ fn add_makes_a_private_key_an_entry_and_install_instructions() {
         "/etc/ruroco/laptop.key",
         "chgrp ruroco",
         "chmod 0640",
-        "systemctl restart ruroco",
+        "systemctl reload ruroco",
         &format!("< {}", key_path.display()),
     ] {
         assert!(text.contains(want), "{want} missing in:\n{text}");

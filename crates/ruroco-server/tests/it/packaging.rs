@@ -244,3 +244,20 @@ fn fail2ban_filter_matches_bad_traffic_from_v4_and_v6_and_nothing_else() {
         "{report}"
     );
 }
+
+#[test]
+fn units_check_before_start_and_reload_with_sighup() {
+    for (unit, program) in [
+        ("ruroco.service", "ruroco-server"),
+        ("ruroco-commander.service", "ruroco-commander"),
+    ] {
+        let text = std::fs::read_to_string(packaging_dir().join("systemd").join(unit)).unwrap();
+        let check = format!("/usr/bin/{program} --check --config /etc/ruroco/config.toml");
+        assert!(
+            text.contains(&format!("\nExecStartPre={check}\n")),
+            "{unit}"
+        );
+        let reload = format!("\nExecReload={check}\nExecReload=/bin/kill -HUP $MAINPID\n");
+        assert!(text.contains(&reload), "{unit}: check, then SIGHUP");
+    }
+}
