@@ -78,9 +78,17 @@ impl FloorStore {
 
     /// Durably stores `floor` for `id`; only once that succeeded is the in-memory floor
     /// moved. On error nothing changes.
+    #[cfg(test)]
     pub(crate) fn advance(&mut self, id: KeyId, floor: u128) -> anyhow::Result<()> {
         let mut next = self.table.clone();
         next.set(id, floor);
+        self.commit(next)
+    }
+
+    /// Group commit: durably stores `next` (the floors after a whole batch) in one write;
+    /// only once that succeeded does it become the in-memory table. On error nothing
+    /// changes.
+    pub(crate) fn commit(&mut self, next: FloorTable) -> anyhow::Result<()> {
         self.write(&next)?;
         self.table = next;
         Ok(())

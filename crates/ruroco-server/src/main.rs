@@ -8,12 +8,14 @@
 
 mod activation;
 mod allow;
+mod batch;
 mod cli;
 mod floors;
 mod forward;
 mod keys;
 mod logbook;
 mod metrics;
+mod reload;
 mod server;
 mod setup;
 mod signal;

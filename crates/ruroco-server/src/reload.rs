@@ -1,0 +1,86 @@
+//! What the receive loop does besides datagrams: SIGHUP reloads and the metrics file.
+
+use std::time::Instant;
+
+use crate::server::{now_nanos, Server};
+use crate::setup;
+
+impl Server {
+    /// Rewrites the metrics file when it is due (or now, with `force`).
+    pub(crate) fn write_metrics(&mut self, force: bool) {
+        let now = Instant::now();
+        let Some(file) = self.metrics_file.as_mut() else {
+            return;
+        };
+        if !force && !file.due(now) {
+            return;
+        }
+        let text = self.metrics.render(&self.logbook);
+        if let Err(e) = file.write(&text, now) {
+            tracing::error!("cannot write metrics file {}: {e}", file.path().display());
+        }
+    }
+
+    /// SIGHUP: reads `config.toml` and the key files again. Floors, rate windows and the
+    /// socket are kept; on any error nothing changes and the old configuration serves on.
+    pub(crate) fn reload(&mut self) {
+        tracing::info!(
+            "reload requested (SIGHUP): reading {}",
+            self.config_path.display()
+        );
+        let settings = match setup::load(&self.config_path) {
+            Ok(settings) => settings,
+            Err(e) => {
+                self.metrics.reloads_failed += 1;
+                tracing::error!("reload failed, the previous configuration stays in force: {e:#}");
+                return;
+            }
+        };
+        let (added, removed) = setup::key_changes(&self.keys, &settings.keys);
+        if let Err(e) = self.floors.seed(added.iter().copied(), now_nanos()) {
+            self.metrics.reloads_failed += 1;
+            tracing::error!(
+                "reload failed, the previous configuration stays in force: cannot seed the floors of new keys: {e:#}"
+            );
+            return;
+        }
+        for warning in &settings.config.warnings {
+            tracing::warn!("{warning}");
+        }
+        for (key, old, new) in setup::fixed_changes(&self.config, &settings.config) {
+            tracing::warn!(
+                "config key `{key}` changed from `{}` to `{}`; that takes a restart, keeping `{}`",
+                old.display(),
+                new.display(),
+                old.display()
+            );
+        }
+        let c = &settings.config;
+        self.limiter
+            .set_limits(c.max_requests_per_second, c.max_requests_per_second_global);
+        self.keys = settings.keys;
+        self.allow = settings.allow;
+        self.policy = settings.policy;
+        let (blocklist, socket, address, metrics) = (
+            self.config.blocklist_dir.clone(),
+            self.config.socket_dir.clone(),
+            self.config.address.clone(),
+            self.config.metrics_dir.clone(),
+        );
+        self.config = settings.config;
+        // What the process holds open stays as it was started.
+        self.config.blocklist_dir = blocklist;
+        self.config.socket_dir = socket;
+        self.config.address = address;
+        self.config.metrics_dir = metrics;
+        self.metrics.keys = self.keys.len();
+        self.metrics.reloads_ok += 1;
+        tracing::info!(
+            "reloaded {}: {} key(s) (+{} -{removed}), {} with an allow-list",
+            self.config_path.display(),
+            self.keys.len(),
+            added.len(),
+            self.allow.len()
+        );
+    }
+}

@@ -1,0 +1,89 @@
+//! Batched receive with one floor commit per batch: datagrams queued while the server is
+//! stopped (SIGSTOP) arrive as one batch.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use ruroco_testkit::metric_value;
+
+use crate::util::{now_nanos, Fixture};
+
+const WAIT: Duration = Duration::from_secs(5);
+const FAST: &str = "max_requests_per_second = 10000\nmax_requests_per_second_global = 10000";
+
+fn fixture() -> (Fixture, std::path::PathBuf) {
+    let fx = Fixture::with_config(FAST);
+    let metrics = fx.path().join("metrics");
+    std::fs::create_dir(&metrics).unwrap();
+    let text = std::fs::read_to_string(&fx.config).unwrap();
+    std::fs::write(
+        &fx.config,
+        format!("{text}metrics_dir = \"{}\"\n", metrics.display()),
+    )
+    .unwrap();
+    (fx, metrics.join("ruroco-server.prom"))
+}
+
+#[test]
+fn a_queued_burst_is_committed_once_and_all_of_it_runs_once() {
+    let (fx, prom) = fixture();
+    let inbox = fx.inbox();
+    let server = fx.start();
+    let base = now_nanos();
+    let packets: Vec<_> = (0..40).map(|i| fx.packet("a", base + i)).collect();
+    server.signal(Signal::SIGSTOP);
+    for p in &packets {
+        server.send(p);
+    }
+    // The same datagram twice in one batch: the second is a replay.
+    server.send(&packets[39]);
+    server.signal(Signal::SIGCONT);
+    for _ in 0..40 {
+        assert!(inbox.recv(WAIT).is_some(), "{}", server.log_text());
+    }
+    inbox.assert_empty(Duration::from_millis(300), "a datagram ran twice");
+    assert!(server.wait_log("reason=replay", WAIT));
+    let log = server.stop();
+    let text = std::fs::read_to_string(prom).unwrap();
+    assert_eq!(
+        metric_value(&text, "ruroco_server_datagrams_total{result=\"accepted\"}"),
+        40.0,
+        "{log}"
+    );
+    assert_eq!(
+        metric_value(&text, "ruroco_server_floor_write_duration_seconds_count"),
+        1.0,
+        "one commit for the whole batch"
+    );
+}
+
+#[test]
+fn a_failed_commit_forwards_none_of_the_batch_and_keeps_the_old_floors() {
+    let (fx, _) = fixture();
+    let inbox = fx.inbox();
+    let server = fx.start();
+    let base = now_nanos();
+    let packets: Vec<_> = (0..3).map(|i| fx.packet("a", base + i)).collect();
+    // A directory where the temp file must go makes the commit fail, even for root.
+    let blocker = fx.path().join(".blocklist.toml.tmp");
+    server.signal(Signal::SIGSTOP);
+    std::fs::create_dir(&blocker).unwrap();
+    for p in &packets {
+        server.send(p);
+    }
+    server.signal(Signal::SIGCONT);
+    assert!(
+        server.wait_log_count("not forwarded", 3, WAIT),
+        "{}",
+        server.log_text()
+    );
+    inbox.assert_empty(Duration::from_millis(300), "forwarded without a durable floor");
+    // The floors did not move: once the disk works again, the same datagrams are new.
+    std::fs::remove_dir(&blocker).unwrap();
+    for p in &packets {
+        server.send(p);
+    }
+    for _ in 0..3 {
+        assert!(inbox.recv(WAIT).is_some(), "{}", server.log_text());
+    }
+}
