@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ruroco_config::Config;
@@ -123,7 +124,7 @@ pub(crate) fn locate(
 /// The commands, by the hash of their name, and the hooks.
 #[derive(Debug, Default)]
 pub(crate) struct Commands {
-    by_hash: HashMap<u64, CommandSpec>,
+    by_hash: HashMap<u64, Arc<CommandSpec>>,
     pub(crate) hooks: Hooks,
 }
 
@@ -187,7 +188,7 @@ impl Commands {
 
     /// The entries of a `[commands]` table; `path` names the file it came from.
     fn from_table(commands: toml::Table, path: &Path) -> Result<Self, CommandsError> {
-        let mut by_hash: HashMap<u64, CommandSpec> = HashMap::new();
+        let mut by_hash: HashMap<u64, Arc<CommandSpec>> = HashMap::new();
         for (name, value) in commands {
             let entry_error = |problem: &str| CommandsError::Entry {
                 path: path.to_owned(),
@@ -202,7 +203,7 @@ impl Commands {
                     other.name
                 )));
             }
-            by_hash.insert(hash, spec);
+            by_hash.insert(hash, Arc::new(spec));
         }
         Ok(Self {
             by_hash,
@@ -210,7 +211,8 @@ impl Commands {
         })
     }
 
-    pub(crate) fn get(&self, hash: u64) -> Option<&CommandSpec> {
+    /// The command with this hash; shared, so starting it copies nothing.
+    pub(crate) fn get(&self, hash: u64) -> Option<&Arc<CommandSpec>> {
         self.by_hash.get(&hash)
     }
 

@@ -338,7 +338,7 @@ impl Service {
             );
             return;
         };
-        let spec = Arc::new(spec.clone());
+        let spec = Arc::clone(spec);
         if !self.allow_non_routable && !is_routable(ip) {
             tracing::warn!(
                 "refusing command {} for non-routable ip {ip} (set allow_non_routable_ips = true to allow)",
@@ -392,15 +392,12 @@ impl Service {
                 return;
             };
             let job = match next {
-                Queued::Command { spec, ip } => {
-                    tracing::info!("running command {} for {ip}", spec.name);
-                    Spawn {
-                        line: spec.cmd.clone(),
-                        env: vec![("RUROCO_IP", ip.to_string())],
-                        timeout: spec.timeout,
-                        tag: Tag::Command { spec, ip },
-                    }
-                }
+                Queued::Command { spec, ip } => Spawn {
+                    line: spec.cmd.clone(),
+                    env: vec![("RUROCO_IP", ip.to_string())],
+                    timeout: spec.timeout,
+                    tag: Tag::Command { spec, ip },
+                },
                 Queued::Undo(ticket) => {
                     let u = &ticket.undo;
                     tracing::info!(
@@ -417,8 +414,18 @@ impl Service {
                     }
                 }
             };
-            if let Err(done) = self.runner.start(job) {
-                self.finished(done);
+            // Logged after the spawn, so the line costs the command no latency.
+            let started = match &job.tag {
+                Tag::Command { spec, ip } => Some((Arc::clone(spec), *ip)),
+                _ => None,
+            };
+            match self.runner.start(job) {
+                Ok(()) => {
+                    if let Some((spec, ip)) = started {
+                        tracing::info!("running command {} for {ip}", spec.name);
+                    }
+                }
+                Err(done) => self.finished(done),
             }
         }
     }

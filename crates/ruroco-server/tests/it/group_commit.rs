@@ -77,7 +77,10 @@ fn a_failed_commit_forwards_none_of_the_batch_and_keeps_the_old_floors() {
         "{}",
         server.log_text()
     );
-    inbox.assert_empty(Duration::from_millis(300), "forwarded without a durable floor");
+    inbox.assert_empty(
+        Duration::from_millis(300),
+        "forwarded without a durable floor",
+    );
     // The floors did not move: once the disk works again, the same datagrams are new.
     std::fs::remove_dir(&blocker).unwrap();
     for p in &packets {
