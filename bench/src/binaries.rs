@@ -8,6 +8,12 @@ use anyhow::{bail, Context};
 
 /// Paths of the binaries a run uses.
 pub(crate) struct Binaries {
+    /// `ruroco-server`, release build.
+    pub(crate) server: PathBuf,
+    /// `ruroco-commander`, release build.
+    pub(crate) commander: PathBuf,
+    /// The bare `recvmmsg` loop.
+    pub(crate) udp_floor: PathBuf,
     /// `ruroco-client` as the Debian package ships it (static-pie on glibc).
     pub(crate) client: PathBuf,
     /// `ruroco-client` as `cargo install` builds it (dynamically linked).
@@ -33,6 +39,9 @@ impl Binaries {
             "ruroco-commander",
             "-p",
             "ruroco-client",
+            "-p",
+            "ruroco-bench",
+            "--bins",
         ]))?;
         let out = run(Command::new("bash")
             .current_dir(&root)
@@ -41,6 +50,9 @@ impl Binaries {
         Ok(Binaries {
             client: root.join(out.trim()),
             client_dynamic: release.join("ruroco-client"),
+            server: release.join("ruroco-server"),
+            commander: release.join("ruroco-commander"),
+            udp_floor: release.join("udp-floor"),
         })
     }
 }

@@ -7,8 +7,13 @@
 
 mod binaries;
 mod client_send;
+mod commands;
+mod procfs;
 mod report;
+mod server_load;
+mod stack;
 mod stats;
+mod traffic;
 
 use clap::{Parser, ValueEnum};
 
@@ -29,6 +34,10 @@ struct Args {
 enum Section {
     /// Wall time of one `ruroco-client send` (hyperfine).
     Client,
+    /// Junk CPU per datagram, kernel drops, valid commands during a flood, RSS.
+    Server,
+    /// Burst commands per second and datagram-to-command latency.
+    Commands,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,6 +48,12 @@ fn main() -> anyhow::Result<()> {
     let repeat = usize::from(args.repeat);
     let mut report = report::Report::default();
     println!("ruroco benchmark: median of {repeat} runs per figure, loopback only");
+    if wants(Section::Server) {
+        server_load::measure(&bins, repeat, &mut report)?;
+    }
+    if wants(Section::Commands) {
+        commands::measure(&bins, repeat, &mut report)?;
+    }
     if wants(Section::Client) {
         client_send::measure(&bins, repeat, &mut report)?;
     }

@@ -1,18 +1,25 @@
-//! The replay floors on disk: one u128 per key id, written atomically and durably.
+//! The replay floors on disk: one u128 per key id, in the two-slot file of
+//! [`crate::floor_format`], committed with one `pwrite` + `fdatasync` per batch.
 
 use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use ruroco_proto::{FloorTable, KeyId};
 use serde::Deserialize;
 
-/// File name of the floors inside `blocklist_dir`.
-pub(crate) const FLOOR_FILE: &str = "blocklist.toml";
+use crate::floor_format;
+
+/// File name of the floors inside `blocklist_dir` (see [`crate::floor_format`]).
+pub(crate) const FLOOR_FILE: &str = "floors.bin";
+/// The text file earlier versions kept; imported once when there is no `floors.bin`.
+pub(crate) const LEGACY_FILE: &str = "blocklist.toml";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FloorFile {
+struct LegacyFile {
     #[serde(default)]
     floors: BTreeMap<String, String>,
 }
@@ -22,37 +29,45 @@ struct FloorFile {
 pub(crate) struct FloorStore {
     path: PathBuf,
     table: FloorTable,
+    /// Open once, at the first write; `None` until then (loading and `--check` only read).
+    file: Option<File>,
+    /// Sequence number of the newest committed slot (0: no file yet).
+    seq: u64,
+    /// Size of each slot of the file on disk (0: no file yet).
+    slot_size: usize,
 }
 
 impl FloorStore {
-    /// Reads the floor file of `dir` (absent = no floors yet).
+    /// Reads the floor file of `dir` (absent = no floors yet; an earlier version's
+    /// `blocklist.toml` is imported). Writes nothing.
     pub(crate) fn load(dir: &Path) -> anyhow::Result<Self> {
         let path = dir.join(FLOOR_FILE);
-        let mut table = FloorTable::new();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let file: FloorFile = toml::from_str(&text).map_err(|e| {
-                    anyhow::anyhow!(
-                        "invalid replay floor file {}: {}",
-                        path.display(),
-                        ruroco_config::describe_toml_error(&text, &e)
-                    )
+        let mut store = Self {
+            path,
+            table: FloorTable::new(),
+            file: None,
+            seq: 0,
+            slot_size: 0,
+        };
+        match std::fs::read(&store.path) {
+            Ok(bytes) => {
+                let (seq, slot_size, table) = floor_format::decode_file(&bytes).map_err(|e| {
+                    anyhow::anyhow!("invalid replay floor file {}: {e}", store.path.display())
                 })?;
-                for (id, floor) in file.floors {
-                    let parsed = parse_id(&id).zip(floor.parse::<u128>().ok());
-                    let (id, floor) = parsed.with_context(|| {
-                        format!("invalid replay floor file {}: entry `{id}` is not key-id-hex = \"u128\"", path.display())
-                    })?;
-                    table.set(id, floor);
-                }
+                store.seq = seq;
+                store.slot_size = slot_size;
+                store.table = table;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                store.table = load_legacy(&dir.join(LEGACY_FILE))?;
+            }
             Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("cannot read replay floor file {}", path.display()))
+                return Err(e).with_context(|| {
+                    format!("cannot read replay floor file {}", store.path.display())
+                })
             }
         }
-        Ok(Self { path, table })
+        Ok(store)
     }
 
     pub(crate) fn table(&self) -> &FloorTable {
@@ -71,9 +86,7 @@ impl FloorStore {
     ) -> anyhow::Result<()> {
         let mut next = self.table.clone();
         next.seed(ids, now);
-        self.write(&next)?;
-        self.table = next;
-        Ok(())
+        self.commit(next)
     }
 
     /// Durably stores `floor` for `id`; only once that succeeded is the in-memory floor
@@ -87,26 +100,77 @@ impl FloorStore {
 
     /// Group commit: durably stores `next` (the floors after a whole batch) in one write;
     /// only once that succeeded does it become the in-memory table. On error nothing
-    /// changes.
+    /// changes in memory (on disk, the slot written may or may not hold `next`: either
+    /// way nothing of it was forwarded, so a higher floor there only refuses more).
     pub(crate) fn commit(&mut self, next: FloorTable) -> anyhow::Result<()> {
-        self.write(&next)?;
+        let seq = self.seq + 1;
+        let needed = floor_format::slot_size_for(next.iter().count());
+        let written = match self.file.as_ref() {
+            Some(file) if needed <= self.slot_size => {
+                let slot = floor_format::encode_slot(seq, &next, self.slot_size);
+                let offset = (seq % 2) * self.slot_size as u64;
+                file.write_all_at(&slot, offset)
+                    .and_then(|()| file.sync_data())
+            }
+            _ => self.create(seq, &next, needed),
+        };
+        written
+            .with_context(|| format!("cannot write replay floor file {}", self.path.display()))?;
+        self.seq = seq;
         self.table = next;
         Ok(())
     }
 
-    /// Replaces the file atomically and durably.
-    fn write(&self, table: &FloorTable) -> anyhow::Result<()> {
-        let mut sorted: Vec<_> = table.iter().collect();
-        sorted.sort();
-        let mut text = String::from(
-            "# ruroco-server replay floors: key id = highest accepted counter.\n# Written by the server; do not edit while it runs.\n[floors]\n",
-        );
-        for (id, floor) in sorted {
-            text.push_str(&format!("\"{id}\" = \"{floor}\"\n"));
+    /// Writes a new file (first write, or the table outgrew its slots) the slow, atomic
+    /// way: temp, fsync, rename, fsync the directory; then keeps it open for commits.
+    fn create(&mut self, seq: u64, table: &FloorTable, needed: usize) -> std::io::Result<()> {
+        let slot_size = needed.max(self.slot_size);
+        let mut bytes = vec![0u8; 2 * slot_size];
+        let slot = floor_format::encode_slot(seq, table, slot_size);
+        let offset = (seq % 2) as usize * slot_size;
+        if let Some(target) = bytes.get_mut(offset..offset + slot_size) {
+            target.copy_from_slice(&slot);
         }
-        ruroco_fs::write_durably(&self.path, text.as_bytes())
-            .with_context(|| format!("cannot write replay floor file {}", self.path.display()))
+        ruroco_fs::write_durably(&self.path, &bytes)?;
+        self.file = Some(OpenOptions::new().read(true).write(true).open(&self.path)?);
+        self.slot_size = slot_size;
+        Ok(())
     }
+}
+
+/// The floors of an earlier version's text file (absent: none).
+fn load_legacy(path: &Path) -> anyhow::Result<FloorTable> {
+    let mut table = FloorTable::new();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(table),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot read replay floor file {}", path.display()))
+        }
+    };
+    let file: LegacyFile = toml::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "invalid replay floor file {}: {}",
+            path.display(),
+            ruroco_config::describe_toml_error(&text, &e)
+        )
+    })?;
+    for (id, floor) in file.floors {
+        let parsed = parse_id(&id).zip(floor.parse::<u128>().ok());
+        let (id, floor) = parsed.with_context(|| {
+            format!(
+                "invalid replay floor file {}: entry `{id}` is not key-id-hex = \"u128\"",
+                path.display()
+            )
+        })?;
+        table.set(id, floor);
+    }
+    tracing::info!(
+        "imported the replay floors of {}; from now on they are kept in {FLOOR_FILE}",
+        path.display()
+    );
+    Ok(table)
 }
 
 fn parse_id(hex: &str) -> Option<KeyId> {
@@ -132,29 +196,56 @@ mod tests {
         let a = KeyId([0xab; 8]);
         let b = KeyId([1, 2, 3, 4, 5, 6, 7, 8]);
         store.seed([a, b], 100).unwrap();
-        store.advance(a, u128::MAX).unwrap();
-        let again = FloorStore::load(dir.path()).unwrap();
-        assert_eq!(again.table().get(&a), Some(u128::MAX));
-        assert_eq!(again.table().get(&b), Some(100));
+        for floor in [101, 102, u128::MAX] {
+            store.advance(a, floor).unwrap();
+            let again = FloorStore::load(dir.path()).unwrap();
+            assert_eq!(again.table().get(&a), Some(floor));
+            assert_eq!(again.table().get(&b), Some(100));
+        }
     }
 
     #[test]
-    fn failed_write_keeps_the_old_floor() {
+    fn a_table_that_outgrows_its_slots_moves_to_a_bigger_file() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = FloorStore::load(dir.path()).unwrap();
-        let a = KeyId([7; 8]);
-        store.seed([a], 5).unwrap();
-        // A directory where the temp file must go makes every write fail, even for root.
-        std::fs::create_dir(dir.path().join(format!(".{FLOOR_FILE}.tmp"))).unwrap();
-        assert!(store.advance(a, 6).is_err());
-        assert_eq!(store.table().get(&a), Some(5));
+        let ids: Vec<KeyId> = (0..500u32)
+            .map(|i| KeyId(u64::from(i).to_be_bytes()))
+            .collect();
+        store.seed(ids.iter().copied().take(10), 1).unwrap();
+        store.seed(ids.iter().copied(), 2).unwrap();
+        store.advance(ids[499], 3).unwrap();
+        let again = FloorStore::load(dir.path()).unwrap();
+        assert_eq!(again.table().get(&ids[0]), Some(1));
+        assert_eq!(again.table().get(&ids[499]), Some(3));
+        let len = std::fs::metadata(dir.path().join(FLOOR_FILE))
+            .unwrap()
+            .len();
+        assert_eq!(len as usize, 2 * floor_format::slot_size_for(500));
     }
 
     #[test]
-    fn corrupt_file_is_named() {
+    fn a_legacy_text_file_is_imported() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(FLOOR_FILE), "[floors]\n\"zz\" = \"1\"\n").unwrap();
+        std::fs::write(
+            dir.path().join(LEGACY_FILE),
+            "[floors]\n\"abababababababab\" = \"77\"\n",
+        )
+        .unwrap();
+        let mut store = FloorStore::load(dir.path()).unwrap();
+        assert_eq!(store.table().get(&KeyId([0xab; 8])), Some(77));
+        store.seed([KeyId([1; 8])], 5).unwrap();
+        let again = FloorStore::load(dir.path()).unwrap();
+        assert_eq!(again.table().get(&KeyId([0xab; 8])), Some(77));
+    }
+
+    #[test]
+    fn corrupt_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(LEGACY_FILE), "[floors]\n\"zz\" = \"1\"\n").unwrap();
         let err = FloorStore::load(dir.path()).unwrap_err();
-        assert!(format!("{err:#}").contains(FLOOR_FILE));
+        assert!(format!("{err:#}").contains(LEGACY_FILE));
+        std::fs::write(dir.path().join(FLOOR_FILE), [0u8; 8192]).unwrap();
+        let err = FloorStore::load(dir.path()).unwrap_err();
+        assert!(format!("{err:#}").contains(FLOOR_FILE), "{err:#}");
     }
 }

@@ -10,6 +10,7 @@ mod activation;
 mod allow;
 mod batch;
 mod cli;
+mod floor_format;
 mod floors;
 mod forward;
 mod keys;

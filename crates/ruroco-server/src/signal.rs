@@ -46,5 +46,10 @@ pub(crate) fn install_signal_handlers() -> nix::Result<()> {
         // async-signal-safe, and the previous handler is not needed (it is discarded).
         unsafe { sigaction(signal, &action) }?;
     }
+    // A write past the file size limit (RLIMIT_FSIZE) must fail with EFBIG and be handled
+    // like any failed floor write, not kill the server.
+    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    // SAFETY: ignoring a signal installs no handler code at all.
+    unsafe { sigaction(Signal::SIGXFSZ, &ignore) }?;
     Ok(())
 }

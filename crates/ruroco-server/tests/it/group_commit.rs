@@ -64,10 +64,9 @@ fn a_failed_commit_forwards_none_of_the_batch_and_keeps_the_old_floors() {
     let server = fx.start();
     let base = now_nanos();
     let packets: Vec<_> = (0..3).map(|i| fx.packet("a", base + i)).collect();
-    // A directory where the temp file must go makes the commit fail, even for root.
-    let blocker = fx.path().join(".blocklist.toml.tmp");
+    // A file size limit below the floor file makes the commit fail (EFBIG).
     server.signal(Signal::SIGSTOP);
-    std::fs::create_dir(&blocker).unwrap();
+    crate::util::limit_file_size(&server, Some(100));
     for p in &packets {
         server.send(p);
     }
@@ -82,7 +81,7 @@ fn a_failed_commit_forwards_none_of_the_batch_and_keeps_the_old_floors() {
         "forwarded without a durable floor",
     );
     // The floors did not move: once the disk works again, the same datagrams are new.
-    std::fs::remove_dir(&blocker).unwrap();
+    crate::util::limit_file_size(&server, None);
     for p in &packets {
         server.send(p);
     }

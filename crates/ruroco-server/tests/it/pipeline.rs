@@ -193,9 +193,8 @@ fn floor_that_cannot_be_written_stops_forwarding() {
     let fx = Fixture::new();
     let inbox = fx.inbox();
     let server = fx.start();
-    // A directory where the temp file must go makes the write fail, even for root.
-    let blocker = fx.path().join(".blocklist.toml.tmp");
-    std::fs::create_dir(&blocker).unwrap();
+    // A file size limit below the floor file makes every floor write fail (EFBIG).
+    crate::util::limit_file_size(&server, Some(100));
     let packet = fx.packet("default", now_nanos());
     server.send(&packet);
     assert!(
@@ -205,7 +204,7 @@ fn floor_that_cannot_be_written_stops_forwarding() {
     );
     inbox.assert_empty(QUIET, "floor not persisted");
     // Once the disk works again, the same datagram is accepted: the old floor was kept.
-    std::fs::remove_dir(&blocker).unwrap();
+    crate::util::limit_file_size(&server, None);
     server.send(&packet);
     assert!(
         inbox.recv(Duration::from_secs(3)).is_some(),

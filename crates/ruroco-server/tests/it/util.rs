@@ -266,3 +266,16 @@ pub fn wait_drained(addr: SocketAddr) {
         std::thread::sleep(Duration::from_micros(200));
     }
 }
+
+/// Sets (or lifts, with `None`) the soft file size limit of the running server with
+/// util-linux `prlimit`: writes past it fail with EFBIG, a real write fault.
+pub fn limit_file_size(server: &Running, bytes: Option<u64>) {
+    let limit = bytes.map_or("unlimited:".to_owned(), |b| format!("{b}:"));
+    let status = Command::new("prlimit")
+        .arg("--pid")
+        .arg(server.pid().to_string())
+        .arg(format!("--fsize={limit}"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "prlimit failed");
+}

@@ -1,0 +1,96 @@
+//! From datagram to command: a burst of valid datagrams sent back to back (commands run
+//! per second), and the latency from sending a datagram to the first line its command
+//! prints (`echo $(date +%s%N)`), 100 ms apart.
+
+use std::time::{Duration, Instant};
+
+use crate::binaries::Binaries;
+use crate::report::{fmt, Report, Row};
+use crate::stack::{now_ns, Stack};
+use crate::stats::{median, quantile};
+use crate::traffic::{valid, Sender};
+
+/// Datagrams in a burst.
+const BURST: usize = 100;
+/// Datagrams for the latency figure.
+const LATENCY: usize = 100;
+
+/// Waits (bounded) until `n` stamps are there; the stamps.
+fn wait_stamps(stack: &Stack, n: usize, limit: Duration) -> Vec<u128> {
+    let started = Instant::now();
+    loop {
+        let stamps = stack.stamps();
+        if stamps.len() >= n || started.elapsed() > limit {
+            return stamps;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Commands per second for one burst on a fresh stack.
+fn burst(bins: &Binaries) -> anyhow::Result<Option<f64>> {
+    let stack = Stack::start(bins)?;
+    let sender = Sender::new()?;
+    let base = now_ns();
+    let packets: Vec<Vec<u8>> = (0..BURST)
+        .map(|i| valid(&stack.key, "stamp", base + i as u128))
+        .collect::<anyhow::Result<_>>()?;
+    let first_sent = now_ns();
+    for p in &packets {
+        sender.send(stack.addr, p);
+    }
+    let stamps = wait_stamps(&stack, BURST, Duration::from_secs(30));
+    if stamps.len() < BURST {
+        eprintln!("burst: only {} of {BURST} commands ran", stamps.len());
+        return Ok(None);
+    }
+    let last = stamps.iter().max().copied().unwrap_or(first_sent);
+    let seconds = (last.saturating_sub(first_sent)) as f64 / 1e9;
+    Ok(Some(BURST as f64 / seconds))
+}
+
+/// (p50, p99) latency in ms over `LATENCY` datagrams 100 ms apart.
+fn latency(bins: &Binaries) -> anyhow::Result<(Option<f64>, Option<f64>)> {
+    let stack = Stack::start(bins)?;
+    let sender = Sender::new()?;
+    let mut samples = Vec::with_capacity(LATENCY);
+    for i in 0..LATENCY {
+        let packet = valid(&stack.key, "stamp", now_ns())?;
+        let sent = now_ns();
+        sender.send(stack.addr, &packet);
+        let stamps = wait_stamps(&stack, i + 1, Duration::from_secs(5));
+        if let Some(ran) = stamps.get(i) {
+            samples.push(ran.saturating_sub(sent) as f64 / 1e6);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok((quantile(&samples, 0.5), quantile(&samples, 0.99)))
+}
+
+pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> anyhow::Result<()> {
+    let mut rates = Vec::new();
+    for _ in 0..repeat {
+        rates.extend(burst(bins)?);
+    }
+    report.add(Row {
+        figure: format!("burst of {BURST} valid datagrams: commands run per second"),
+        ours: fmt(median(&rates), 0),
+        floor: "–".into(),
+        fwknop: "–".into(),
+        goal: "≥ 1,000".into(),
+    });
+    let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
+    for _ in 0..repeat {
+        let (p50, p99) = latency(bins)?;
+        p50s.extend(p50);
+        p99s.extend(p99);
+    }
+    report.add(Row {
+        figure: "latency datagram → first line of the command, ms, p50 / p99".into(),
+        ours: format!("{} / {}", fmt(median(&p50s), 2), fmt(median(&p99s), 2)),
+        floor: "–".into(),
+        fwknop: "–".into(),
+        goal: "≤ fwknopd".into(),
+    });
+    Ok(())
+}

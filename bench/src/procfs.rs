@@ -1,0 +1,68 @@
+//! What the kernel says about a process and a socket: CPU time (ns, from schedstat),
+//! resident memory, and a UDP socket's receive queue and drop counter.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+
+/// CPU time of every thread of `pid` so far, in nanoseconds.
+pub(crate) fn cpu_ns(pid: u32) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let path = task?.path().join("schedstat");
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        total += text
+            .split_whitespace()
+            .next()
+            .and_then(|t| t.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Ok(total)
+}
+
+/// Resident set size of `pid`, KiB.
+pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmRSS")
+}
+
+/// (bytes queued, datagrams dropped) of the IPv4 UDP socket bound to `addr`.
+pub(crate) fn udp_socket(addr: SocketAddr) -> anyhow::Result<(u64, u64)> {
+    let SocketAddr::V4(a) = addr else {
+        anyhow::bail!("only IPv4 sockets are measured");
+    };
+    let local = format!(
+        "{:08X}:{:04X}",
+        u32::from_le_bytes(a.ip().octets()),
+        a.port()
+    );
+    let text = std::fs::read_to_string("/proc/net/udp")?;
+    let line = text
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(local.as_str()))
+        .with_context(|| format!("{addr} not in /proc/net/udp"))?;
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let queued = fields
+        .get(4)
+        .and_then(|f| f.split(':').nth(1))
+        .and_then(|q| u64::from_str_radix(q, 16).ok())
+        .unwrap_or(0);
+    let drops = fields.last().and_then(|d| d.parse().ok()).unwrap_or(0);
+    Ok((queued, drops))
+}
+
+/// Waits (up to 20 s) until the socket at `addr` has nothing queued.
+pub(crate) fn wait_drained(addr: SocketAddr) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while udp_socket(addr)?.0 > 0 {
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("{addr} did not drain within 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Ok(())
+}
