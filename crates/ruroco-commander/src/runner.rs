@@ -8,7 +8,7 @@
 //! (`setsid`) is given up on after [`OUTPUT_GRACE`].
 
 use std::io::{ErrorKind, Read};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -17,6 +17,8 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
+/// The shell every line runs in.
+pub(crate) const SHELL: &str = "/bin/sh";
 /// Output kept per stream for the log; the rest is read and discarded.
 pub(crate) const OUTPUT_LIMIT: usize = 4096;
 /// How long to wait for output after the group was killed.
@@ -83,6 +85,11 @@ impl<P: Read + AsFd> Capture<P> {
             kept: Vec::new(),
             dropped: 0,
         }
+    }
+
+    /// The pipe's descriptor while it is open.
+    fn fd(&self) -> Option<RawFd> {
+        self.pipe.as_ref().map(|p| p.as_fd().as_raw_fd())
     }
 
     /// Reads what is there without blocking; closes the pipe at its end.
@@ -163,7 +170,9 @@ impl<T> Runner<T> {
     /// Starts `job` now; if it cannot be started, hands it back as done.
     pub(crate) fn start(&mut self, job: Spawn<T>) -> Result<(), Done<T>> {
         let started = Instant::now();
-        let spawned = Command::new("sh")
+        // An absolute path: no PATH search (eight failed execve calls here, and a root
+        // daemon must not let PATH pick its shell).
+        let spawned = Command::new(SHELL)
             .arg("-c")
             .arg(&job.line)
             .envs(job.env.iter().map(|(k, v)| (k, v)))
@@ -230,14 +239,21 @@ impl<T> Runner<T> {
             .min()
     }
 
-    /// Reads output, reaps exits, enforces deadlines; returns the jobs that are done.
-    pub(crate) fn service(&mut self, now: Instant) -> Vec<Done<T>> {
+    /// Reads the pipes in `ready` (all of them when `ready` is empty and `reap` is set),
+    /// reaps exits when `reap` (a SIGCHLD came), enforces deadlines; returns the jobs
+    /// that are done.
+    pub(crate) fn service(&mut self, now: Instant, ready: &[RawFd], reap: bool) -> Vec<Done<T>> {
         let mut done = Vec::new();
         let mut i = 0;
         while let Some(r) = self.running.get_mut(i) {
-            r.stdout.drain();
-            r.stderr.drain();
-            if r.status.is_none() {
+            let wanted = |fd: Option<RawFd>| fd.is_some_and(|fd| ready.contains(&fd));
+            if wanted(r.stdout.fd()) || (reap && ready.is_empty()) || r.killed.is_some() {
+                r.stdout.drain();
+            }
+            if wanted(r.stderr.fd()) || (reap && ready.is_empty()) || r.killed.is_some() {
+                r.stderr.drain();
+            }
+            if r.status.is_none() && (reap || r.killed.is_some() || !r.pipes_open()) {
                 r.status = r.child.try_wait().ok().flatten();
             }
             let finished = r.status.is_some() && !r.pipes_open();
@@ -301,7 +317,7 @@ mod tests {
             .unwrap();
         let started = Instant::now();
         loop {
-            if let Some(done) = runner.service(Instant::now()).pop() {
+            if let Some(done) = runner.service(Instant::now(), &[], true).pop() {
                 return done;
             }
             assert!(

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::io::Read;
 use std::net::IpAddr;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -76,6 +76,17 @@ pub(crate) struct Service {
     origin: Origin,
     metrics: CommanderMetrics,
     metrics_file: Option<MetricsFile>,
+}
+
+/// What one `poll` found ready.
+struct Ready {
+    /// The signal pipe (SIGCHLD, SIGTERM, SIGINT, SIGHUP).
+    wake: bool,
+    listener: bool,
+    /// Output pipes with data or at their end.
+    pipes: Vec<RawFd>,
+    /// Timed out (or interrupted) with nothing ready.
+    nothing: bool,
 }
 
 /// Everything [`Service::new`] takes over.
@@ -186,12 +197,17 @@ impl Service {
                 self.gate.prune(now_unix_ms());
                 self.pruned = Instant::now();
             }
-            self.wait();
-            self.drain_wake();
-            if self.socket.is_some() {
+            let ready = self.wait();
+            if ready.wake {
+                self.drain_wake();
+            }
+            if ready.listener {
                 self.accept();
             }
-            for done in self.runner.service(Instant::now()) {
+            // Children are reaped after a SIGCHLD (or a quiet timeout, as a safety net);
+            // pipes are read only when poll says they have something.
+            let reap = ready.wake || ready.nothing;
+            for done in self.runner.service(Instant::now(), &ready.pipes, reap) {
                 self.finished(done);
             }
         }
@@ -260,8 +276,8 @@ impl Service {
         }
     }
 
-    /// Sleeps until something happens or the nearest deadline.
-    fn wait(&mut self) {
+    /// Sleeps until something happens or the nearest deadline; says what is ready.
+    fn wait(&mut self) -> Ready {
         let now = Instant::now();
         let mut sleep = MAX_SLEEP;
         if let Some(at) = self.runner.next_wakeup() {
@@ -285,7 +301,21 @@ impl Service {
                 .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
         );
         // EINTR and timeouts just lead back to the checks.
-        let _ = poll(&mut fds, timeout);
+        let n = poll(&mut fds, timeout).unwrap_or(0);
+        let is_ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+        let listener = self.socket.is_some() && fds.get(1).is_some_and(is_ready);
+        let first_pipe = if self.socket.is_some() { 2 } else { 1 };
+        Ready {
+            wake: fds.first().is_some_and(is_ready),
+            listener,
+            pipes: fds
+                .iter()
+                .skip(first_pipe)
+                .filter(|fd| is_ready(fd))
+                .map(|fd| fd.as_fd().as_raw_fd())
+                .collect(),
+            nothing: n <= 0,
+        }
     }
 
     fn drain_wake(&mut self) {
