@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::binaries::Binaries;
+use crate::fwknopd::Fwknopd;
 use crate::report::{fmt, Report, Row};
 use crate::stack::{now_ns, Stack};
 use crate::stats::{median, quantile};
@@ -67,29 +68,116 @@ fn latency(bins: &Binaries) -> anyhow::Result<(Option<f64>, Option<f64>)> {
     Ok((quantile(&samples, 0.5), quantile(&samples, 0.99)))
 }
 
+/// Commands per second of a burst, and latency (p50, p99) in ms; `None` where not measured.
+struct Figures {
+    rate: Option<f64>,
+    p50: Option<f64>,
+    p99: Option<f64>,
+}
+
+/// fwknopd's burst rate and latency, each on a fresh fwknopd.
+fn fwknopd_runs() -> anyhow::Result<Option<Figures>> {
+    let fw = match Fwknopd::start()? {
+        Ok(fw) => fw,
+        Err(why) => {
+            eprintln!("fwknopd: not measured: {why}");
+            return Ok(None);
+        }
+    };
+    // Burst: packets made in advance by the real client, sent back to back.
+    let packets = fw.packets(BURST)?;
+    let to = fw.addr();
+    let first_sent = fw.inside(move || {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let first = now_ns();
+        for p in &packets {
+            sock.send_to(p, to)?;
+        }
+        Ok(first)
+    })?;
+    let stamps = wait_for(|| fw.stamps(), BURST, Duration::from_secs(30));
+    let rate = (stamps.len() >= BURST).then(|| {
+        let last = stamps.iter().max().copied().unwrap_or(first_sent);
+        BURST as f64 / (last.saturating_sub(first_sent) as f64 / 1e9)
+    });
+    drop(fw);
+    let mut figures = Figures {
+        rate,
+        p50: None,
+        p99: None,
+    };
+    let Ok(fw) = Fwknopd::start()? else {
+        return Ok(Some(figures));
+    };
+    let packets = fw.packets(LATENCY)?;
+    let to = fw.addr();
+    let sent: Vec<u128> = fw.inside(move || {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let mut sent = Vec::new();
+        for p in &packets {
+            sent.push(now_ns());
+            sock.send_to(p, to)?;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(sent)
+    })?;
+    let stamps = wait_for(|| fw.stamps(), LATENCY, Duration::from_secs(5));
+    let samples: Vec<f64> = sent
+        .iter()
+        .zip(stamps.iter())
+        .map(|(s, r)| r.saturating_sub(*s) as f64 / 1e6)
+        .collect();
+    figures.p50 = quantile(&samples, 0.5);
+    figures.p99 = quantile(&samples, 0.99);
+    Ok(Some(figures))
+}
+
+/// Waits (bounded) until `get` returns `n` items.
+fn wait_for(get: impl Fn() -> Vec<u128>, n: usize, limit: Duration) -> Vec<u128> {
+    let started = Instant::now();
+    loop {
+        let got = get();
+        if got.len() >= n || started.elapsed() > limit {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> anyhow::Result<()> {
-    let mut rates = Vec::new();
+    let (mut rates, mut p50s, mut p99s) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut fw_rates, mut fw_p50s, mut fw_p99s) = (Vec::new(), Vec::new(), Vec::new());
+    let mut fw_seen = false;
+    // Interleaved, so both see the same machine state.
     for _ in 0..repeat {
         rates.extend(burst(bins)?);
+        let (p50, p99) = latency(bins)?;
+        p50s.extend(p50);
+        p99s.extend(p99);
+        if let Some(f) = fwknopd_runs()? {
+            fw_seen = true;
+            fw_rates.extend(f.rate);
+            fw_p50s.extend(f.p50);
+            fw_p99s.extend(f.p99);
+        }
     }
+    let theirs = |v: String| if fw_seen { v } else { "–".into() };
     report.add(Row {
         figure: format!("burst of {BURST} valid datagrams: commands run per second"),
         ours: fmt(median(&rates), 0),
         floor: "–".into(),
-        fwknop: "–".into(),
+        fwknop: theirs(fmt(median(&fw_rates), 0)),
         goal: "≥ 1,000".into(),
     });
-    let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
-    for _ in 0..repeat {
-        let (p50, p99) = latency(bins)?;
-        p50s.extend(p50);
-        p99s.extend(p99);
-    }
     report.add(Row {
         figure: "latency datagram → first line of the command, ms, p50 / p99".into(),
         ours: format!("{} / {}", fmt(median(&p50s), 2), fmt(median(&p99s), 2)),
         floor: "–".into(),
-        fwknop: "–".into(),
+        fwknop: theirs(format!(
+            "{} / {}",
+            fmt(median(&fw_p50s), 2),
+            fmt(median(&fw_p99s), 2)
+        )),
         goal: "≤ fwknopd".into(),
     });
     Ok(())

@@ -8,6 +8,7 @@
 mod binaries;
 mod client_send;
 mod commands;
+mod fwknopd;
 mod procfs;
 mod report;
 mod server_load;

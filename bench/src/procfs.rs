@@ -30,8 +30,9 @@ pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .context("no VmRSS")
 }
 
-/// (bytes queued, datagrams dropped) of the IPv4 UDP socket bound to `addr`.
-pub(crate) fn udp_socket(addr: SocketAddr) -> anyhow::Result<(u64, u64)> {
+/// (bytes queued, datagrams dropped) of the IPv4 UDP socket bound to `addr` in the
+/// network namespace of process `pid`.
+pub(crate) fn udp_socket(pid: u32, addr: SocketAddr) -> anyhow::Result<(u64, u64)> {
     let SocketAddr::V4(a) = addr else {
         anyhow::bail!("only IPv4 sockets are measured");
     };
@@ -40,11 +41,16 @@ pub(crate) fn udp_socket(addr: SocketAddr) -> anyhow::Result<(u64, u64)> {
         u32::from_le_bytes(a.ip().octets()),
         a.port()
     );
-    let text = std::fs::read_to_string("/proc/net/udp")?;
+    let text = std::fs::read_to_string(format!("/proc/{pid}/net/udp"))?;
+    // Bound to the address, or to all addresses (0.0.0.0) on that port.
+    let any = format!("00000000:{:04X}", a.port());
     let line = text
         .lines()
-        .find(|l| l.split_whitespace().nth(1) == Some(local.as_str()))
-        .with_context(|| format!("{addr} not in /proc/net/udp"))?;
+        .find(|l| {
+            let local_field = l.split_whitespace().nth(1);
+            local_field == Some(local.as_str()) || local_field == Some(any.as_str())
+        })
+        .with_context(|| format!("{addr} not in /proc/{pid}/net/udp"))?;
     let fields: Vec<&str> = line.split_whitespace().collect();
     let queued = fields
         .get(4)
@@ -55,10 +61,10 @@ pub(crate) fn udp_socket(addr: SocketAddr) -> anyhow::Result<(u64, u64)> {
     Ok((queued, drops))
 }
 
-/// Waits (up to 20 s) until the socket at `addr` has nothing queued.
-pub(crate) fn wait_drained(addr: SocketAddr) -> anyhow::Result<()> {
+/// Waits (up to 20 s) until the socket at `addr` of process `pid` has nothing queued.
+pub(crate) fn wait_drained(pid: u32, addr: SocketAddr) -> anyhow::Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while udp_socket(addr)?.0 > 0 {
+    while udp_socket(pid, addr)?.0 > 0 {
         if std::time::Instant::now() > deadline {
             anyhow::bail!("{addr} did not drain within 20 s");
         }

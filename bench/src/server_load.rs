@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::binaries::Binaries;
+use crate::fwknopd::Fwknopd;
 use crate::procfs::{cpu_ns, rss_kib, udp_socket, wait_drained};
 use crate::report::{fmt, Report, Row};
 use crate::stack::{now_ns, Stack};
@@ -20,12 +21,12 @@ const JUNK: u64 = 300_000;
 
 /// CPU ns per datagram the process at `pid` spent on `JUNK` datagrams from `sources`
 /// distinct sources sent to `to`, and the kernel's drops on its socket.
-fn junk_cost(pid: u32, to: SocketAddr, sources: u32) -> anyhow::Result<(f64, u64)> {
+pub(crate) fn junk_cost(pid: u32, to: SocketAddr, sources: u32) -> anyhow::Result<(f64, u64)> {
     let SocketAddr::V4(to4) = to else {
         anyhow::bail!("IPv4 only");
     };
     let sender = Sender::new()?;
-    let drops_before = udp_socket(to)?.1;
+    let drops_before = udp_socket(pid, to)?.1;
     let cpu_before = cpu_ns(pid)?;
     let started = Instant::now();
     for i in 0..JUNK {
@@ -40,9 +41,9 @@ fn junk_cost(pid: u32, to: SocketAddr, sources: u32) -> anyhow::Result<(f64, u64
             break;
         }
     }
-    wait_drained(to)?;
+    wait_drained(pid, to)?;
     let cpu = cpu_ns(pid)?.saturating_sub(cpu_before);
-    let drops = udp_socket(to)?.1.saturating_sub(drops_before);
+    let drops = udp_socket(pid, to)?.1.saturating_sub(drops_before);
     let received = JUNK.saturating_sub(drops).max(1);
     Ok((cpu as f64 / received as f64, drops))
 }
@@ -62,44 +63,29 @@ fn start_floor(bins: &Binaries) -> anyhow::Result<(Child, SocketAddr)> {
     Ok((child, SocketAddr::from(([127, 0, 0, 1], port))))
 }
 
-/// Junk CPU per datagram (ours and the floor, 1 and 65,536 sources), drops, RSS, and
-/// valid commands during a flood.
-pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> anyhow::Result<()> {
-    let stack = Stack::start(bins)?;
-    let (mut floor, floor_addr) = start_floor(bins)?;
-    let floor_pid = floor.id();
-    for sources in [1u32, 65_536] {
-        let (mut ours, mut base, mut drops, mut base_drops) = (vec![], vec![], vec![], vec![]);
-        for _ in 0..repeat {
-            let (ns, d) = junk_cost(stack.server_pid(), stack.addr, sources)?;
-            ours.push(ns / 1000.0);
-            drops.push(d as f64);
-            let (ns, d) = junk_cost(floor_pid, floor_addr, sources)?;
-            base.push(ns / 1000.0);
-            base_drops.push(d as f64);
+/// RSS (KiB) of `pid` before and after junk from a million distinct sources.
+fn million_sources(pid: u32, to: SocketAddr) -> anyhow::Result<(u64, u64)> {
+    let before = rss_kib(pid)?;
+    let SocketAddr::V4(to4) = to else {
+        anyhow::bail!("IPv4 only")
+    };
+    let sender = Sender::new()?;
+    let started = Instant::now();
+    for i in 0..1_000_000u64 {
+        sender.send_from(source(i as u32), to4, &junk(i));
+        if i % 65_536 == 0 {
+            wait_drained(pid, to)?;
+            if started.elapsed() > Duration::from_secs(120) {
+                break;
+            }
         }
-        let (o, b) = (median(&ours), median(&base));
-        report.add(Row {
-            figure: format!(
-                "junk CPU per datagram, µs, {sources} source(s) (kernel drops of {JUNK})"
-            ),
-            ours: format!("{} ({})", fmt(o, 2), fmt(median(&drops), 0)),
-            floor: format!(
-                "{} ({}) recvmmsg loop",
-                fmt(b, 2),
-                fmt(median(&base_drops), 0)
-            ),
-            fwknop: "–".into(),
-            goal: format!(
-                "≤ 1.2× floor (now {}×)",
-                fmt(o.zip(b).map(|(o, b)| o / b), 2)
-            ),
-        });
     }
-    let _ = floor.kill();
-    let _ = floor.wait();
+    wait_drained(pid, to)?;
+    Ok((before, rss_kib(pid)?))
+}
 
-    // Valid commands sent during a junk flood from many sources.
+/// Valid commands run of 100 sent 20 ms apart during a junk flood from 65,536 sources.
+fn during_flood(stack: &Stack) -> anyhow::Result<(usize, u64)> {
     let flood_to = stack.addr;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = std::sync::Arc::clone(&stop);
@@ -119,8 +105,7 @@ pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> an
         Ok(i)
     });
     let sender = Sender::new()?;
-    let valid_sent = 100;
-    for _ in 0..valid_sent {
+    for _ in 0..VALID_IN_FLOOD {
         sender.send(stack.addr, &valid(&stack.key, "stamp", now_ns())?);
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -128,41 +113,94 @@ pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> an
     let junk_sent = flood
         .join()
         .map_err(|_| anyhow::anyhow!("flood thread panicked"))??;
-    wait_drained(stack.addr)?;
+    wait_drained(stack.server_pid(), stack.addr)?;
     std::thread::sleep(Duration::from_millis(1500));
-    report.add(Row {
-        figure: format!(
-            "valid commands run of {valid_sent} sent during a flood of {junk_sent} junk datagrams"
-        ),
-        ours: stack.stamps().len().to_string(),
-        floor: "–".into(),
-        fwknop: "–".into(),
-        goal: format!("{valid_sent}"),
-    });
+    Ok((stack.stamps().len(), junk_sent))
+}
 
-    // Memory: a million distinct sources.
-    let before = rss_kib(stack.server_pid())?;
-    let SocketAddr::V4(to) = stack.addr else {
-        anyhow::bail!("IPv4 only")
+/// Valid datagrams sent during the flood.
+const VALID_IN_FLOOD: usize = 100;
+
+/// Junk CPU per datagram (ours, the floor and fwknopd; 1 and 65,536 sources), drops,
+/// valid commands during a flood, RSS.
+pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> anyhow::Result<()> {
+    let stack = Stack::start(bins)?;
+    let (mut floor, floor_addr) = start_floor(bins)?;
+    let floor_pid = floor.id();
+    let fw = match Fwknopd::start()? {
+        Ok(fw) => Some(fw),
+        Err(why) => {
+            eprintln!("fwknopd: not measured: {why}");
+            None
+        }
     };
-    let sender = Sender::new()?;
-    let started = Instant::now();
-    for i in 0..1_000_000u64 {
-        sender.send_from(source(i as u32), to, &junk(i));
-        if i % 65_536 == 0 {
-            wait_drained(stack.addr)?;
-            if started.elapsed() > Duration::from_secs(120) {
-                break;
+    for sources in [1u32, 65_536] {
+        let mut m: [Vec<f64>; 6] = Default::default();
+        for _ in 0..repeat {
+            let (ns, d) = junk_cost(stack.server_pid(), stack.addr, sources)?;
+            m[0].push(ns / 1000.0);
+            m[1].push(d as f64);
+            let (ns, d) = junk_cost(floor_pid, floor_addr, sources)?;
+            m[2].push(ns / 1000.0);
+            m[3].push(d as f64);
+            if let Some(fw) = &fw {
+                let (pid, addr) = (fw.pid(), fw.addr());
+                let (ns, d) = fw.inside(move || junk_cost(pid, addr, sources))?;
+                m[4].push(ns / 1000.0);
+                m[5].push(d as f64);
             }
         }
+        let [ours, drops, base, base_drops, theirs, their_drops] = &m;
+        let (o, b) = (median(ours), median(base));
+        report.add(Row {
+            figure: format!(
+                "junk CPU per datagram, µs, {sources} source(s) (kernel drops of {JUNK})"
+            ),
+            ours: format!("{} ({})", fmt(o, 2), fmt(median(drops), 0)),
+            floor: format!(
+                "{} ({}) recvmmsg loop",
+                fmt(b, 2),
+                fmt(median(base_drops), 0)
+            ),
+            fwknop: format!(
+                "{} ({})",
+                fmt(median(theirs), 2),
+                fmt(median(their_drops), 0)
+            ),
+            goal: format!(
+                "≤ 1.2× floor (now {}×)",
+                fmt(o.zip(b).map(|(o, b)| o / b), 2)
+            ),
+        });
     }
-    wait_drained(stack.addr)?;
-    let after = rss_kib(stack.server_pid())?;
+    let _ = floor.kill();
+    let _ = floor.wait();
+
+    let (ran, junk_sent) = during_flood(&stack)?;
     report.add(Row {
-        figure: "server RSS, KiB, before → after junk from 1,000,000 distinct sources".into(),
-        ours: format!("{before} → {after}"),
+        figure: format!(
+            "valid commands run of {VALID_IN_FLOOD} sent during a flood of {junk_sent} junk datagrams"
+        ),
+        ours: ran.to_string(),
         floor: "–".into(),
         fwknop: "–".into(),
+        goal: format!("{VALID_IN_FLOOD}"),
+    });
+
+    let (before, after) = million_sources(stack.server_pid(), stack.addr)?;
+    let theirs = match &fw {
+        Some(fw) => {
+            let (pid, addr) = (fw.pid(), fw.addr());
+            let (b, a) = fw.inside(move || million_sources(pid, addr))?;
+            format!("{b} → {a}")
+        }
+        None => "–".into(),
+    };
+    report.add(Row {
+        figure: "RSS, KiB, before → after junk from 1,000,000 distinct sources".into(),
+        ours: format!("{before} → {after}"),
+        floor: "–".into(),
+        fwknop: theirs,
         goal: "flat".into(),
     });
     Ok(())
