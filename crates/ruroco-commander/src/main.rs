@@ -6,6 +6,7 @@
 //! all it trusts is a fixed-size message from a socket only the server's user can write to.
 #![forbid(unsafe_code)]
 
+mod aftermath;
 mod cli;
 mod clock;
 mod commands;
@@ -18,6 +19,8 @@ mod setup;
 mod socket;
 mod undo;
 mod undo_store;
+mod upkeep;
+mod warm;
 
 use std::process::ExitCode;
 

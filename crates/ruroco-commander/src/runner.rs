@@ -181,7 +181,7 @@ impl<T> Runner<T> {
             .stderr(Stdio::piped())
             .process_group(0)
             .spawn();
-        let mut child = match spawned {
+        let child = match spawned {
             Ok(child) => child,
             Err(e) => {
                 return Err(Done {
@@ -193,19 +193,26 @@ impl<T> Runner<T> {
                 })
             }
         };
+        self.adopt(child, job.tag, job.timeout);
+        Ok(())
+    }
+
+    /// Supervises a child started elsewhere (a warm shell just activated): its own process
+    /// group, output piped; the timeout counts from now.
+    pub(crate) fn adopt(&mut self, mut child: Child, tag: T, timeout: Duration) {
+        let started = Instant::now();
         let group = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
         self.running.push(Running {
             stdout: Capture::new(child.stdout.take()),
             stderr: Capture::new(child.stderr.take()),
-            tag: job.tag,
+            tag,
             child,
             group,
             started,
-            deadline: started + job.timeout,
+            deadline: started + timeout,
             status: None,
             killed: None,
         });
-        Ok(())
     }
 
     /// Jobs running now.

@@ -22,14 +22,15 @@ use crate::clock::{now_unix_ms, utc};
 use crate::commands::{CommandSpec, Commands};
 use ruroco_metrics::MetricsFile;
 
-use crate::hooks::{Event, Occurrence, MAX_RUNNING_HOOKS};
+use crate::hooks::Event;
 use crate::metrics::CommanderMetrics;
 use crate::policy::{Gate, Refusal};
-use crate::runner::{Done, Outcome, Runner, Spawn};
-use crate::setup::{self, Origin};
+use crate::runner::{Runner, Spawn};
+use crate::setup::Origin;
 use crate::socket::CommanderSocket;
 use crate::undo::{PendingUndo, Schedule, Ticket};
 use crate::undo_store::UndoStore;
+use crate::warm::WarmPool;
 
 /// Commands and undos running at once.
 pub(crate) const MAX_RUNNING: usize = 16;
@@ -46,7 +47,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// What a running job is.
 #[derive(Debug)]
-enum Tag {
+pub(crate) enum Tag {
     Command { spec: Arc<CommandSpec>, ip: IpAddr },
     Undo(Ticket),
     Hook { event: Event, command: String },
@@ -54,28 +55,31 @@ enum Tag {
 
 /// Waiting for a slot.
 #[derive(Debug)]
-enum Queued {
+pub(crate) enum Queued {
     Command { spec: Arc<CommandSpec>, ip: IpAddr },
     Undo(Ticket),
 }
 
 /// Everything the loop owns.
 pub(crate) struct Service {
-    socket: Option<CommanderSocket>,
-    commands: Commands,
-    allow_non_routable: bool,
-    gate: Gate,
-    undos: Schedule,
-    store: UndoStore,
-    runner: Runner<Tag>,
-    queue: VecDeque<Queued>,
-    wake: UnixStream,
-    stop: Arc<AtomicBool>,
-    reload: Arc<AtomicBool>,
-    pruned: Instant,
-    origin: Origin,
-    metrics: CommanderMetrics,
-    metrics_file: Option<MetricsFile>,
+    pub(crate) socket: Option<CommanderSocket>,
+    pub(crate) commands: Commands,
+    pub(crate) allow_non_routable: bool,
+    pub(crate) gate: Gate,
+    pub(crate) undos: Schedule,
+    pub(crate) store: UndoStore,
+    pub(crate) runner: Runner<Tag>,
+    pub(crate) queue: VecDeque<Queued>,
+    pub(crate) wake: UnixStream,
+    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) reload: Arc<AtomicBool>,
+    pub(crate) pruned: Instant,
+    /// Warm shells of recently run commands, and commands whose shell to refill.
+    pub(crate) warm: WarmPool,
+    pub(crate) refill: Vec<Arc<CommandSpec>>,
+    pub(crate) origin: Origin,
+    pub(crate) metrics: CommanderMetrics,
+    pub(crate) metrics_file: Option<MetricsFile>,
 }
 
 /// What one `poll` found ready.
@@ -152,6 +156,8 @@ impl Service {
             stop,
             reload,
             pruned: Instant::now(),
+            warm: WarmPool::default(),
+            refill: Vec::new(),
             origin,
             metrics: CommanderMetrics::new(start_time),
             metrics_file,
@@ -210,70 +216,16 @@ impl Service {
             for done in self.runner.service(Instant::now(), &ready.pipes, reap) {
                 self.finished(done);
             }
+            // Off the path of the commands just started: shells for their next run.
+            for spec in std::mem::take(&mut self.refill) {
+                if self.socket.is_some() {
+                    self.warm.refill(&spec.name, &spec.cmd);
+                }
+            }
         }
+        self.warm.clear();
         self.write_metrics(true);
         tracing::info!("ruroco-commander stopped");
-    }
-
-    /// SIGHUP: reads `config.toml` and the commands again. Running commands, queued ones
-    /// and pending undos keep what they started with; on any error nothing changes.
-    fn reload(&mut self) {
-        tracing::info!(
-            "reload requested (SIGHUP): reading {}",
-            self.origin.config.display()
-        );
-        let loaded = setup::load(&self.origin).and_then(|s| {
-            if s.commands.any_undo() {
-                self.store.prepare(&self.undos)?;
-            }
-            Ok(s)
-        });
-        match loaded {
-            Ok(settings) => {
-                for warning in &settings.config.warnings {
-                    tracing::warn!("{warning}");
-                }
-                if settings.config.socket_path()
-                    != self
-                        .socket
-                        .as_ref()
-                        .map(|s| s.path.clone())
-                        .unwrap_or_default()
-                    || settings.config.state_dir() != self.store.dir()
-                {
-                    tracing::warn!(
-                        "socket_dir and state_dir take a restart to change; keeping the running ones"
-                    );
-                }
-                tracing::info!(
-                    "reloaded {} command(s) from {}",
-                    settings.commands.len(),
-                    settings.source.path().display()
-                );
-                self.commands = settings.commands;
-                self.allow_non_routable = settings.config.allow_non_routable_ips;
-                self.metrics.reload(true);
-            }
-            Err(e) => {
-                self.metrics.reload(false);
-                tracing::error!("reload failed, the previous configuration stays in force: {e:#}");
-            }
-        }
-    }
-
-    /// Rewrites the metrics file when it is due (or now, with `force`).
-    fn write_metrics(&mut self, force: bool) {
-        let now = Instant::now();
-        let Some(file) = self.metrics_file.as_mut() else {
-            return;
-        };
-        if !force && !file.due(now) {
-            return;
-        }
-        let text = self.metrics.render(self.runner.len(), self.undos.len());
-        if let Err(e) = file.write(&text, now) {
-            tracing::error!("cannot write metrics file {}: {e}", file.path().display());
-        }
     }
 
     /// Sleeps until something happens or the nearest deadline; says what is ready.
@@ -422,12 +374,31 @@ impl Service {
                 return;
             };
             let job = match next {
-                Queued::Command { spec, ip } => Spawn {
-                    line: spec.cmd.clone(),
-                    env: vec![("RUROCO_IP", ip.to_string())],
-                    timeout: spec.timeout,
-                    tag: Tag::Command { spec, ip },
-                },
+                Queued::Command { spec, ip } => {
+                    // A warm shell if there is one: the command starts with one write.
+                    if let Some(shell) = self.warm.take(&spec.name, &spec.cmd) {
+                        if let Ok(child) = shell.activate(ip) {
+                            self.runner.adopt(
+                                child,
+                                Tag::Command {
+                                    spec: Arc::clone(&spec),
+                                    ip,
+                                },
+                                spec.timeout,
+                            );
+                            tracing::info!("running command {} for {ip}", spec.name);
+                            self.refill.push(spec);
+                            continue;
+                        }
+                    }
+                    self.refill.push(Arc::clone(&spec));
+                    Spawn {
+                        line: spec.cmd.clone(),
+                        env: vec![("RUROCO_IP", ip.to_string())],
+                        timeout: spec.timeout,
+                        tag: Tag::Command { spec, ip },
+                    }
+                }
                 Queued::Undo(ticket) => {
                     let u = &ticket.undo;
                     tracing::info!(
@@ -457,180 +428,6 @@ impl Service {
                 }
                 Err(done) => self.finished(done),
             }
-        }
-    }
-
-    /// Logs a finished job and does what follows from it.
-    fn finished(&mut self, done: Done<Tag>) {
-        let Done {
-            tag,
-            outcome,
-            duration,
-            stdout,
-            stderr,
-        } = done;
-        let ms = duration.as_millis();
-        let detail = match &outcome {
-            Outcome::Exited(status) => format!("({status}) in {ms} ms"),
-            Outcome::TimedOut => format!("after {ms} ms; process group killed"),
-            Outcome::SpawnFailed(e) => format!("could not be started: {e}"),
-        };
-        let event = match &outcome {
-            _ if outcome.success() => Event::Success,
-            Outcome::TimedOut => Event::Timeout,
-            _ => Event::Failure,
-        };
-        let verb = match event {
-            Event::Success => "succeeded",
-            Event::Timeout => "timed out",
-            _ => "failed",
-        };
-        let outcome_label = event.as_str();
-        match tag {
-            Tag::Command { spec, ip } => {
-                self.gate.finished(&spec.name);
-                self.metrics
-                    .command(&spec.name, outcome_label, duration.as_secs_f64());
-                let name = &spec.name;
-                let undo = match &spec.undo {
-                    Some(undo) if event == Event::Success => self.schedule_undo(&spec, undo, ip),
-                    _ => String::new(),
-                };
-                let line = format!(
-                    "command {name} for {ip} {verb} {detail}{undo}; stdout={stdout:?} stderr={stderr:?}"
-                );
-                if event == Event::Success {
-                    tracing::info!("{line}");
-                } else {
-                    tracing::warn!("{line}");
-                }
-                self.hook(event, name, ip, outcome.code(), duration, None);
-            }
-            Tag::Undo(ticket) => {
-                self.metrics.undo(outcome_label);
-                let u = &ticket.undo;
-                let line = format!(
-                    "undo of {} for {} {verb} {detail}; stdout={stdout:?} stderr={stderr:?}",
-                    u.command, u.ip
-                );
-                if event == Event::Success {
-                    tracing::info!("{line}");
-                } else {
-                    tracing::warn!("{line}");
-                }
-                if self.undos.finished(&ticket) {
-                    self.save_undos();
-                }
-                let (command, ip) = (u.command.clone(), u.ip);
-                self.hook(Event::Undo, &command, ip, outcome.code(), duration, None);
-            }
-            Tag::Hook { event: e, command } => {
-                self.metrics.hook(e.as_str(), outcome_label);
-                let line = format!(
-                    "hook on_{} for {command} {verb} {detail}; stdout={stdout:?} stderr={stderr:?}",
-                    e.as_str()
-                );
-                if event == Event::Success {
-                    tracing::info!("{line}");
-                } else {
-                    tracing::warn!("{line}");
-                }
-            }
-        }
-    }
-
-    /// Schedules the undo of a successful run and makes it durable before the run is
-    /// reported; returns the text for the report line.
-    fn schedule_undo(
-        &mut self,
-        spec: &CommandSpec,
-        undo: &crate::commands::UndoSpec,
-        ip: IpAddr,
-    ) -> String {
-        let after = u64::try_from(undo.after.as_millis()).unwrap_or(u64::MAX);
-        let due = now_unix_ms().saturating_add(after);
-        let pending = PendingUndo {
-            command: spec.name.clone(),
-            ip,
-            due_unix_ms: due,
-            undo: undo.cmd.clone(),
-            timeout_sec: spec.timeout.as_secs(),
-        };
-        if self.undos.schedule(pending).is_err() {
-            // Admission checked for room; this is only reached if that changed.
-            tracing::error!(
-                "undo of {} for {ip} NOT scheduled: {} undos pending already",
-                spec.name,
-                self.undos.len()
-            );
-            return "; undo NOT scheduled".into();
-        }
-        self.save_undos();
-        format!("; undo due {}", utc(due))
-    }
-
-    fn save_undos(&self) {
-        if let Err(e) = self.store.save(&self.undos) {
-            tracing::error!(
-                "cannot save pending undos to {}: {e}; they are kept in memory and run while the commander stays up",
-                self.store.path().display()
-            );
-        }
-    }
-
-    fn refused(&mut self, command: &str, ip: IpAddr, reason: &'static str) {
-        self.metrics.refused(command, reason);
-        self.hook(
-            Event::Refused,
-            command,
-            ip,
-            None,
-            Duration::ZERO,
-            Some(reason),
-        );
-    }
-
-    /// Starts the hook of `event`, if there is one and room for it.
-    fn hook(
-        &mut self,
-        event: Event,
-        command: &str,
-        ip: IpAddr,
-        exit: Option<i32>,
-        duration: Duration,
-        reason: Option<&'static str>,
-    ) {
-        let Some(line) = self.commands.hooks.line(event) else {
-            return;
-        };
-        if self.runner.count(|t| matches!(t, Tag::Hook { .. })) >= MAX_RUNNING_HOOKS {
-            self.metrics.hook(event.as_str(), "dropped");
-            tracing::warn!(
-                "hook on_{} for {command} dropped: {MAX_RUNNING_HOOKS} hooks are running",
-                event.as_str()
-            );
-            return;
-        }
-        let occurrence = Occurrence {
-            event,
-            command: command.to_owned(),
-            ip,
-            exit,
-            duration,
-            reason,
-        };
-        let job = Spawn {
-            line: line.to_owned(),
-            env: occurrence.env(),
-            timeout: self.commands.hooks.timeout,
-            tag: Tag::Hook {
-                event,
-                command: command.to_owned(),
-            },
-        };
-        if let Err(done) = self.runner.start(job) {
-            // A hook never triggers another hook: this only logs.
-            self.finished(done);
         }
     }
 }

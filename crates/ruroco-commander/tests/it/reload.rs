@@ -247,3 +247,40 @@ on_failure = "true"
     );
     assert!(!text.contains("192.0.2."), "an address became a label");
 }
+
+#[test]
+fn repeated_runs_see_their_own_ip_and_a_reload_runs_the_new_line() {
+    // From the second run on, the command starts in a shell made ahead of time.
+    let fx = Fixture::new(
+        r#"default = "echo \"a $RUROCO_IP [$(cat)] $$\" >> {dir}/ran""#,
+        ALLOW,
+    );
+    let cmd = fx.start();
+    for (i, ip) in ["192.0.2.1", "2001:db8::2", "192.0.2.3"].iter().enumerate() {
+        fx.send("default", ip);
+        assert_eq!(
+            fx.wait_lines("ran", i + 1, WAIT).len(),
+            i + 1,
+            "{}",
+            cmd.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ran = fx.lines("ran");
+    let fields: Vec<Vec<&str>> = ran.iter().map(|l| l.split(' ').collect()).collect();
+    for (f, ip) in fields.iter().zip(["192.0.2.1", "2001:db8::2", "192.0.2.3"]) {
+        assert_eq!(&f[..3], ["a", ip, "[]"], "{ran:?}");
+    }
+    assert_ne!(fields[1][3], fields[2][3], "each run is its own shell");
+    let d = fx.path().display().to_string();
+    std::fs::write(
+        &fx.commands,
+        format!("[commands]\ndefault = \"echo b $RUROCO_IP >> {d}/ran\"\n"),
+    )
+    .unwrap();
+    cmd.signal(Signal::SIGHUP);
+    assert!(cmd.wait_log("reloaded", WAIT));
+    fx.send("default", "192.0.2.4");
+    let ran = fx.wait_lines("ran", 4, WAIT);
+    assert_eq!(ran[3], "b 192.0.2.4", "the old line ran after a reload");
+}
