@@ -62,7 +62,8 @@ impl Fwknopd {
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
         std::fs::write(
             d.join("fwknopd.conf"),
-            "ENABLE_UDP_SERVER Y;\nUDPSERV_PORT 62201;\nENABLE_DIGEST_PERSISTENCE N;\n",
+            // Everything else as shipped, including its replay digest cache on disk.
+            "ENABLE_UDP_SERVER Y;\nUDPSERV_PORT 62201;\n",
         )?;
         std::fs::write(
             d.join("access.conf"),

@@ -156,13 +156,6 @@ impl Server {
             return;
         }
         self.logbook.accepted(accepted.wire);
-        tracing::info!(
-            "accepted datagram from {source_ip} wire={} key={} cmd_hash={:016x} for ip={}",
-            accepted.wire,
-            accepted.key_id,
-            message.cmd_hash,
-            message.ip
-        );
         if let Err(e) = self.forwarder.send(&message) {
             self.metrics.forward_errors += 1;
             tracing::error!(
@@ -173,5 +166,13 @@ impl Server {
         } else {
             self.metrics.forwards += 1;
         }
+        // Logged after the hand-off, so the line costs the command no latency.
+        tracing::info!(
+            "accepted datagram from {source_ip} wire={} key={} cmd_hash={:016x} for ip={}",
+            accepted.wire,
+            accepted.key_id,
+            message.cmd_hash,
+            message.ip
+        );
     }
 }

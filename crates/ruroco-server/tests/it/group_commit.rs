@@ -11,6 +11,21 @@ use crate::util::{now_nanos, Fixture};
 const WAIT: Duration = Duration::from_secs(5);
 const FAST: &str = "max_requests_per_second = 10000\nmax_requests_per_second_global = 10000";
 
+/// SIGSTOP, and wait until the kernel has really stopped it (`kill` returns before).
+fn stop(server: &crate::util::Running) {
+    stop(&server);
+    let stat = format!("/proc/{}/stat", server.pid());
+    for _ in 0..500 {
+        let text = std::fs::read_to_string(&stat).unwrap();
+        // The state follows the parenthesised command name.
+        if text.rsplit(')').next().unwrap().trim_start().starts_with('T') {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    panic!("the server did not stop");
+}
+
 fn fixture() -> (Fixture, std::path::PathBuf) {
     let fx = Fixture::with_config(FAST);
     let metrics = fx.path().join("metrics");
@@ -31,7 +46,7 @@ fn a_queued_burst_is_committed_once_and_all_of_it_runs_once() {
     let server = fx.start();
     let base = now_nanos();
     let packets: Vec<_> = (0..40).map(|i| fx.packet("a", base + i)).collect();
-    server.signal(Signal::SIGSTOP);
+    stop(&server);
     for p in &packets {
         server.send(p);
     }
@@ -65,7 +80,7 @@ fn a_failed_commit_forwards_none_of_the_batch_and_keeps_the_old_floors() {
     let base = now_nanos();
     let packets: Vec<_> = (0..3).map(|i| fx.packet("a", base + i)).collect();
     // A file size limit below the floor file makes the commit fail (EFBIG).
-    server.signal(Signal::SIGSTOP);
+    stop(&server);
     crate::util::limit_file_size(&server, Some(100));
     for p in &packets {
         server.send(p);
