@@ -13,7 +13,7 @@ const FAST: &str = "max_requests_per_second = 10000\nmax_requests_per_second_glo
 
 /// SIGSTOP, and wait until the kernel has really stopped it (`kill` returns before).
 fn stop(server: &crate::util::Running) {
-    stop(&server);
+    server.signal(Signal::SIGSTOP);
     let stat = format!("/proc/{}/stat", server.pid());
     for _ in 0..500 {
         let text = std::fs::read_to_string(&stat).unwrap();
