@@ -435,7 +435,8 @@ impl Service {
 /// Reads at most one byte more than a message, so an oversized one is seen as such
 /// without reading an unbounded stream.
 fn read_message(stream: UnixStream) -> std::io::Result<Vec<u8>> {
-    stream.set_nonblocking(false)?;
+    // Accepted sockets are blocking (Linux does not inherit O_NONBLOCK); the timeout
+    // bounds the wait.
     stream.set_read_timeout(Some(READ_TIMEOUT))?;
     let mut bytes = Vec::with_capacity(MESSAGE_LEN + 1);
     stream

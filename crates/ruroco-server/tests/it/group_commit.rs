@@ -18,7 +18,13 @@ fn stop(server: &crate::util::Running) {
     for _ in 0..500 {
         let text = std::fs::read_to_string(&stat).unwrap();
         // The state follows the parenthesised command name.
-        if text.rsplit(')').next().unwrap().trim_start().starts_with('T') {
+        if text
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .trim_start()
+            .starts_with('T')
+        {
             return;
         }
         std::thread::sleep(Duration::from_millis(2));
