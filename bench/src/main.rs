@@ -39,6 +39,8 @@ enum Section {
     Server,
     /// Burst commands per second and datagram-to-command latency.
     Commands,
+    /// Only the burst figure.
+    Burst,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,7 +55,9 @@ fn main() -> anyhow::Result<()> {
         server_load::measure(&bins, repeat, &mut report)?;
     }
     if wants(Section::Commands) {
-        commands::measure(&bins, repeat, &mut report)?;
+        commands::measure(&bins, repeat, &mut report, true)?;
+    } else if args.sections.contains(&Section::Burst) {
+        commands::measure(&bins, repeat, &mut report, false)?;
     }
     if wants(Section::Client) {
         client_send::measure(&bins, repeat, &mut report)?;
