@@ -71,6 +71,15 @@ pub struct Config {
     /// Where each daemon writes its Prometheus metrics file (`ruroco-server.prom`,
     /// `ruroco-commander.prom`) for node_exporter's textfile collector; off when absent.
     pub metrics_dir: Option<PathBuf>,
+    /// Where replay floors are kept: `"file"` (the default: `floors.bin` in
+    /// `blocklist_dir`) or a Redis URL `redis://host:port/db` shared by several servers.
+    #[serde(default = "default_floor_store")]
+    pub floor_store: String,
+    /// File holding the Redis password (never in the URL).
+    pub floor_store_password_file: Option<PathBuf>,
+    /// How long a Redis round trip may take before the batch is refused, ms.
+    #[serde(default = "default_floor_store_timeout")]
+    pub floor_store_timeout_ms: u64,
     /// Per-key allow-lists: key name (file name without `.key`) → commands it may run.
     /// Keys not listed may run anything.
     #[serde(default)]
@@ -101,6 +110,12 @@ fn default_skew() -> u64 {
 }
 fn default_owner() -> String {
     DEFAULT_SOCKET_OWNER.to_owned()
+}
+fn default_floor_store() -> String {
+    "file".to_owned()
+}
+fn default_floor_store_timeout() -> u64 {
+    200
 }
 fn default_true() -> bool {
     true
@@ -199,6 +214,15 @@ impl Config {
             ));
         }
         config.warnings = warnings;
+        if !(1..=10_000).contains(&config.floor_store_timeout_ms) {
+            return Err(value_error(
+                "floor_store_timeout_ms",
+                &format!(
+                    "must be between 1 and 10000, got {}",
+                    config.floor_store_timeout_ms
+                ),
+            ));
+        }
         if config.ips.as_ref().is_some_and(Vec::is_empty) {
             return Err(value_error("ips", "must list at least one address"));
         }

@@ -16,9 +16,11 @@ mod forward;
 mod keys;
 mod logbook;
 mod metrics;
+mod redis;
 mod reload;
 mod server;
 mod setup;
+mod shared_floors;
 mod signal;
 mod socket;
 
@@ -82,6 +84,7 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
     }
     let keys = settings.keys;
     let allow = settings.allow;
+    let shared = settings.shared;
     let mut floors = FloorStore::load(config.blocklist_dir())?;
     floors.seed(keys.ids(), now_nanos())?;
 
@@ -99,12 +102,16 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
         .unwrap_or_else(|_| "?".into());
     let forwarder = Forwarder::new(config.socket_path());
     tracing::info!(
-        "ruroco-server {} listening on {local} ({source}), {} key(s) ({} with an allow-list), formats {}, floors in {}, commander at {}",
+        "ruroco-server {} listening on {local} ({source}), {} key(s) ({} with an allow-list), formats {}, floors in {}{}, commander at {}",
         env!("CARGO_PKG_VERSION"),
         keys.len(),
         allow.len(),
         if config.accept_v0 { "v1 and v0" } else { "v1 only" },
         floors.path().display(),
+        shared
+            .as_ref()
+            .map(|s| format!(" and shared through {}", s.endpoint()))
+            .unwrap_or_default(),
         forwarder.socket().display(),
         source = match &source {
             socket::SocketSource::Bind { origin, .. } => origin,
@@ -131,6 +138,7 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
         ),
         forwarder,
         allow,
+        shared,
         started: Instant::now(),
         logbook: Logbook::new(0),
         config_path: cli.config,

@@ -13,6 +13,7 @@ pub(crate) struct ServerMetrics {
     pub(crate) forwards: u64,
     pub(crate) forward_errors: u64,
     pub(crate) floor_write_errors: u64,
+    pub(crate) floor_store_errors: u64,
     pub(crate) floor_write: Histogram,
     pub(crate) keys: usize,
     pub(crate) reloads_ok: u64,
@@ -27,6 +28,7 @@ impl ServerMetrics {
             forwards: 0,
             forward_errors: 0,
             floor_write_errors: 0,
+            floor_store_errors: 0,
             floor_write: Histogram::new(FAST_BUCKETS),
             keys,
             reloads_ok: 0,
@@ -74,6 +76,11 @@ impl ServerMetrics {
                 "ruroco_server_floor_write_errors_total",
                 "Accepted datagrams dropped because their replay floor could not be stored.",
                 self.floor_write_errors,
+            ),
+            (
+                "ruroco_server_floor_store_errors_total",
+                "Batches refused because the shared floor store (Redis) could not be asked.",
+                self.floor_store_errors,
             ),
         ] {
             e.family(name, Kind::Counter, help);

@@ -17,6 +17,7 @@ use crate::floors::FloorStore;
 use crate::forward::Forwarder;
 use crate::logbook::Logbook;
 use crate::metrics::ServerMetrics;
+use crate::shared_floors::SharedFloors;
 use crate::signal::{shutdown_requested, take_reload_request};
 
 /// How long one receive may block before the shutdown flag is checked again.
@@ -38,6 +39,8 @@ pub(crate) struct Server {
     pub(crate) limiter: RateLimiter,
     pub(crate) forwarder: Forwarder,
     pub(crate) allow: AllowList,
+    /// The Redis floor store, when floors are shared between servers.
+    pub(crate) shared: Option<SharedFloors>,
     pub(crate) started: Instant,
     pub(crate) logbook: Logbook,
     /// The file reloads read again, and what it said last time.
@@ -119,9 +122,43 @@ impl Server {
                 .set(accepted.key_id, accepted.counter);
             forward.push((accepted, source_ip));
         }
-        let Some(next) = next else {
+        let Some(mut next) = next else {
             return;
         };
+        if let Some(shared) = self.shared.as_mut() {
+            // The store decides, once for everyone sharing it.
+            let updates: Vec<_> = forward.iter().map(|(a, _)| (a.key_id, a.counter)).collect();
+            let now = Instant::now();
+            let verdicts = match shared.advance(now, &updates) {
+                Ok(verdicts) => verdicts,
+                Err(why) => {
+                    self.metrics.floor_store_errors += 1;
+                    shared.log_error(now, &why, forward.len());
+                    return;
+                }
+            };
+            let mut approved = Vec::with_capacity(forward.len());
+            for ((accepted, source_ip), yes) in forward.into_iter().zip(verdicts) {
+                if yes {
+                    approved.push((accepted, source_ip));
+                } else {
+                    let key = Some(accepted.key_id);
+                    self.logbook
+                        .rejected(self.uptime(), source_ip, Reason::Replay, key);
+                }
+            }
+            forward = approved;
+            // The local floors record what the store approved (a lower bound for later).
+            next = self.floors.table().clone();
+            for (a, _) in &forward {
+                if next.get(&a.key_id).is_none_or(|f| a.counter > f) {
+                    next.set(a.key_id, a.counter);
+                }
+            }
+            if forward.is_empty() {
+                return;
+            }
+        }
         let write_started = Instant::now();
         let stored = self.floors.commit(next);
         self.metrics

@@ -4,16 +4,20 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use ruroco_config::Config;
 use ruroco_proto::{KeyId, Keyring, Policy};
 
 use crate::allow::AllowList;
 use crate::floors::FloorStore;
 use crate::keys;
+use crate::shared_floors::SharedFloors;
 use crate::socket;
 
 /// What a start or reload runs with.
 pub(crate) struct Settings {
+    /// The Redis floor store, when `floor_store` names one.
+    pub(crate) shared: Option<SharedFloors>,
     pub(crate) config: Config,
     pub(crate) keys: Keyring,
     pub(crate) allow: AllowList,
@@ -26,12 +30,14 @@ pub(crate) fn load(path: &Path) -> anyhow::Result<Settings> {
     let ips = config.required_ips(path)?.to_vec();
     let loaded = keys::load_keys(&config.config_dir)?;
     let allow = AllowList::build(&config.key_commands, &loaded.names, path)?;
+    let shared = shared_floors(&config, path)?;
     let policy = Policy {
         ips,
         max_clock_skew_secs: config.max_clock_skew_seconds,
         accept_v0: config.accept_v0,
     };
     Ok(Settings {
+        shared,
         keys: loaded.ring,
         allow,
         policy,
@@ -57,6 +63,9 @@ pub(crate) fn check(path: &Path, address: Option<String>) -> Vec<String> {
             problems.push(format!("{e:#}"));
         }
     }
+    if let Err(e) = shared_floors(&config, path) {
+        problems.push(format!("{e:#}"));
+    }
     if let Err(e) = FloorStore::load(config.blocklist_dir()) {
         problems.push(format!("{e:#}"));
     }
@@ -81,6 +90,20 @@ pub(crate) fn check(path: &Path, address: Option<String>) -> Vec<String> {
     problems
 }
 
+/// The Redis store `floor_store` names, or `None` for `"file"`; errors name the file.
+pub(crate) fn shared_floors(config: &Config, path: &Path) -> anyhow::Result<Option<SharedFloors>> {
+    if config.floor_store == "file" {
+        return Ok(None);
+    }
+    SharedFloors::new(
+        &config.floor_store,
+        config.floor_store_password_file.as_deref(),
+        std::time::Duration::from_millis(config.floor_store_timeout_ms),
+    )
+    .map(Some)
+    .with_context(|| format!("invalid config file {}", path.display()))
+}
+
 /// Settings a reload cannot change (they name what the running process holds open), as
 /// (config key, old, new) when they differ.
 pub(crate) fn fixed_changes(old: &Config, new: &Config) -> Vec<(&'static str, PathBuf, PathBuf)> {
@@ -97,6 +120,13 @@ pub(crate) fn fixed_changes(old: &Config, new: &Config) -> Vec<(&'static str, Pa
     let (a, b) = (old.socket_path(), new.socket_path());
     if a != b {
         changed.push(("socket_dir", a, b));
+    }
+    if old.floor_store != new.floor_store {
+        changed.push((
+            "floor_store",
+            PathBuf::from(&old.floor_store),
+            PathBuf::from(&new.floor_store),
+        ));
     }
     if old.address != new.address {
         let show = |a: &Option<String>| PathBuf::from(a.clone().unwrap_or_default());

@@ -16,4 +16,5 @@ mod monitoring;
 mod proxy;
 mod roundtrip;
 mod saved;
+mod shared_floors;
 mod util;

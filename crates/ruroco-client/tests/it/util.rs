@@ -55,13 +55,27 @@ impl Stack {
 
     /// Like [`Stack::start`], with the files laid out as in `layout`.
     pub fn start_layout(config_extra: &str, listen: &str, layout: Layout) -> Stack {
+        Self::start_full(config_extra, listen, layout, None)
+    }
+
+    /// Like [`Stack::start`], with a given key string (several stacks sharing one key).
+    pub fn start_with_key(config_extra: &str, key_text: &str) -> Stack {
+        Self::start_full(config_extra, "127.0.0.1:0", Layout::Current, Some(key_text))
+    }
+
+    fn start_full(config_extra: &str, listen: &str, layout: Layout, key: Option<&str>) -> Stack {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display().to_string();
         let server_dir = dir.path().join("server");
         std::fs::create_dir(&server_dir).unwrap();
-        let key = client(&["gen"], dir.path());
-        assert!(key.status.success());
-        let key_text = String::from_utf8(key.stdout).unwrap();
+        let key_text = match key {
+            Some(key) => key.to_owned(),
+            None => {
+                let key = client(&["gen"], dir.path());
+                assert!(key.status.success());
+                String::from_utf8(key.stdout).unwrap()
+            }
+        };
         let key_file = dir.path().join("client.key");
         std::fs::write(&key_file, &key_text).unwrap();
         std::fs::write(server_dir.join("client.key"), &key_text).unwrap();
