@@ -18,7 +18,7 @@ pub(crate) struct Cli {
     /// the config file).
     #[arg(long, value_name = "ADDR")]
     pub(crate) address: Option<String>,
-    /// Check config.toml, the key files, [key_commands], the floor file and the address as
+    /// Check config.toml, the key files, `[key_commands]`, the floor file and the address as
     /// a start would, print one line per problem (or one summary line) and exit 0 or 1
     /// without binding anything.
     #[arg(long)]
