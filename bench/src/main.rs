@@ -14,6 +14,7 @@ mod report;
 mod server_load;
 mod stack;
 mod stats;
+mod store;
 mod traffic;
 
 use clap::{Parser, ValueEnum};
@@ -41,6 +42,8 @@ enum Section {
     Commands,
     /// Only the burst figure.
     Burst,
+    /// Accepted datagrams per second with the file and the Redis floor store.
+    Store,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,6 +61,9 @@ fn main() -> anyhow::Result<()> {
         commands::measure(&bins, repeat, &mut report, true)?;
     } else if args.sections.contains(&Section::Burst) {
         commands::measure(&bins, repeat, &mut report, false)?;
+    }
+    if wants(Section::Store) {
+        store::measure(&bins, repeat, &mut report)?;
     }
     if wants(Section::Client) {
         client_send::measure(&bins, repeat, &mut report)?;
