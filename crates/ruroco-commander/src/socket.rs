@@ -6,6 +6,7 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use nix::sys::stat::{umask, Mode};
 use nix::unistd::{Group, User};
 use ruroco_fs::LockFile;
 
@@ -48,10 +49,21 @@ impl CommanderSocket {
                     .with_context(|| format!("cannot remove stale socket {}", path.display()))
             }
         }
-        let listener = UnixListener::bind(path)
-            .with_context(|| format!("cannot bind socket {}", path.display()))?;
-        std::fs::set_permissions(path, Permissions::from_mode(SOCKET_MODE))
-            .with_context(|| format!("cannot set mode {SOCKET_MODE:o} on {}", path.display()))?;
+        // The socket file is created with its final mode: the umask masks everything the
+        // mode does not grant while `bind` creates it, and is restored at once. There is
+        // never a moment in which it is wider than SOCKET_MODE.
+        let mask = Mode::from_bits_truncate(0o777 & !SOCKET_MODE);
+        let previous = umask(mask);
+        let bound = UnixListener::bind(path);
+        umask(previous);
+        let listener = bound.with_context(|| format!("cannot bind socket {}", path.display()))?;
+        // The file now has SOCKET_MODE & ~mask = SOCKET_MODE exactly; say so if not.
+        let mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777);
+        if mode.as_ref().ok() != Some(&SOCKET_MODE) {
+            std::fs::set_permissions(path, Permissions::from_mode(SOCKET_MODE)).with_context(
+                || format!("cannot set mode {SOCKET_MODE:o} on {}", path.display()),
+            )?;
+        }
         if uid.is_some() || gid.is_some() {
             std::os::unix::fs::chown(path, uid, gid).with_context(|| {
                 format!(

@@ -202,3 +202,58 @@ fn help_and_version() {
         assert!(help.contains(flag), "{flag} missing:\n{help}");
     }
 }
+
+/// The socket is created with its final mode (umask around `bind`), never chmod'ed wider
+/// or narrower afterwards: seen in the real system calls with strace.
+#[test]
+fn the_socket_is_created_with_its_final_mode() {
+    let Some(strace) = crate::util::tool("strace") else {
+        return;
+    };
+    let fx = Fixture::new(r#"default = "true""#, "");
+    let log = fx.path().join("strace.log");
+    let mut cmd = std::process::Command::new(strace);
+    cmd.args(["-f", "-e", "trace=umask,bind,chmod,fchmod,fchmodat", "-o"])
+        .arg(&log)
+        .arg(crate::util::BIN)
+        .arg("--config")
+        .arg(&fx.config)
+        .arg("--commands")
+        .arg(&fx.commands);
+    let daemon = crate::util::Daemon::spawn(cmd, "listening on");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(fx.socket()).unwrap().permissions(),
+    ) & 0o777;
+    assert_eq!(mode, 0o204);
+    // Stop the commander itself (strace's child); strace then exits too.
+    let children = std::fs::read_to_string(format!(
+        "/proc/{}/task/{}/children",
+        daemon.pid(),
+        daemon.pid()
+    ))
+    .unwrap();
+    let commander: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(commander), Signal::SIGTERM).unwrap();
+    daemon.stop_after_signal();
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let socket = fx.socket().display().to_string();
+    let bind = calls
+        .lines()
+        .position(|l| l.contains("bind(") && l.contains(&socket))
+        .unwrap_or_else(|| panic!("no bind of the socket in:\n{calls}"));
+    let lines: Vec<&str> = calls.lines().collect();
+    assert!(
+        lines[..bind].iter().any(|l| l.contains("umask(0573)")),
+        "umask not set before bind:\n{calls}"
+    );
+    assert!(
+        lines[bind..].iter().any(|l| l.contains("umask(")),
+        "umask not restored after bind:\n{calls}"
+    );
+    assert!(
+        !calls
+            .lines()
+            .any(|l| l.contains("chmod") && l.contains(&socket)),
+        "the socket was chmod'ed:\n{calls}"
+    );
+}

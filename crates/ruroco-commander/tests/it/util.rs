@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ruroco_ipc::{command_hash, CommanderMessage};
-pub use ruroco_testkit::Daemon;
+pub use ruroco_testkit::{tool, Daemon};
 use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ruroco-commander");

@@ -8,6 +8,7 @@
     dead_code
 )]
 
+mod crash;
 mod group_commit;
 mod metrics;
 mod packaging;
