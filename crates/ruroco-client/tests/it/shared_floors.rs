@@ -139,6 +139,15 @@ fn with_redis_down_nothing_runs_and_it_recovers_without_a_restart() {
     };
     let (a, _b, _secrets) = pair(&redis);
     let (port, dir) = redis.stop();
+    // Junk never reaches the store: no store error for it.
+    send(&a, &[0u8; 94]);
+    send(&a, &[1u8; 93]);
+    assert!(
+        a.server.wait_log_count("rejected datagram", 2, WAIT),
+        "{}",
+        a.logs()
+    );
+    assert!(!a.server.log_text().contains("floor store"), "{}", a.logs());
     send(&a, &v0_datagram(&key_string(&a), "default", now_nanos()));
     assert!(
         a.server.wait_log("floor store: cannot connect", WAIT),
