@@ -11,6 +11,7 @@ mod cli;
 mod clock;
 mod commands;
 mod hooks;
+mod leftovers;
 mod metrics;
 mod policy;
 mod runner;
@@ -91,6 +92,14 @@ fn serve(origin: setup::Origin) -> anyhow::Result<()> {
         &config.socket_user,
         &config.socket_group,
     )?;
+    // The socket's lock is ours: whatever still carries its marker is a leftover of a
+    // commander that died without stopping its commands.
+    let killed = leftovers::kill_leftovers(&socket.path);
+    if killed > 0 {
+        tracing::warn!("killed {killed} process(es) left by a previous commander");
+    }
+    // Everything started from now on carries the marker (inherited by its children).
+    std::env::set_var(leftovers::MARKER, &socket.path);
     tracing::info!(
         "ruroco-commander {} listening on {} with {} command(s) from {}{}",
         env!("CARGO_PKG_VERSION"),

@@ -257,3 +257,50 @@ fn the_socket_is_created_with_its_final_mode() {
         "the socket was chmod'ed:\n{calls}"
     );
 }
+
+/// `kill -9` of the commander while a command runs: its processes survive that, but not
+/// the next start, which kills and logs them; the socket works again at once.
+#[test]
+fn a_restart_after_kill_9_kills_what_the_previous_commander_left() {
+    let fx = Fixture::new(
+        r#"slow = { cmd = "sleep 60 & echo $! > {dir}/bg.pid; sleep 60", timeout_sec = 120 }
+fast = "echo $RUROCO_IP >> {dir}/ran""#,
+        "allow_non_routable_ips = true",
+    );
+    let mut first = fx.start();
+    fx.send("slow", "192.0.2.1");
+    let pid: i32 = fx
+        .wait_file("bg.pid", Duration::from_secs(5))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let alive = |pid: i32| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+    first.signal(Signal::SIGKILL);
+    first.wait_exit(Duration::from_secs(5)).unwrap();
+    assert!(alive(pid), "the background sleep should outlive a kill -9");
+    let second = fx.start();
+    let log = second.log_text();
+    assert!(
+        log.contains("left running by a previous commander"),
+        "{log}"
+    );
+    // Reaped by init once killed: gone within a moment.
+    let mut gone = false;
+    for _ in 0..100 {
+        if !alive(pid)
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))
+        {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(gone, "pid {pid} survived the restart");
+    fx.send("fast", "192.0.2.9");
+    assert_eq!(
+        fx.wait_file("ran", Duration::from_secs(5)).as_deref(),
+        Some("192.0.2.9\n")
+    );
+}
