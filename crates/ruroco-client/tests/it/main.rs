@@ -13,6 +13,7 @@ mod allow;
 mod cli;
 mod compat;
 mod monitoring;
+mod privileges;
 mod proxy;
 mod roundtrip;
 mod saved;
