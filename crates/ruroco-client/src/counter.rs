@@ -23,6 +23,12 @@ pub(crate) fn now_nanos() -> u128 {
         .unwrap_or(0)
 }
 
+/// The counter file's contents: exactly 16 bytes, a big-endian u128; anything else is
+/// corrupt (`None`).
+pub(crate) fn decode(bytes: &[u8]) -> Option<u128> {
+    <[u8; 16]>::try_from(bytes).ok().map(u128::from_be_bytes)
+}
+
 /// The first of `count` values to use, given the stored value and the clock.
 ///
 /// Why `max(stored + 1, now)`: a server seeds the floor of each key to its own start time,
@@ -79,9 +85,9 @@ impl Counter {
     /// line: with the clock as a lower bound, starting again from "now" is safe.
     pub(crate) fn read(&self) -> anyhow::Result<Option<u128>> {
         match std::fs::read(&self.path) {
-            Ok(bytes) => match <[u8; 16]>::try_from(bytes.as_slice()) {
-                Ok(raw) => Ok(Some(u128::from_be_bytes(raw))),
-                Err(_) => {
+            Ok(bytes) => match decode(&bytes) {
+                Some(value) => Ok(Some(value)),
+                None => {
                     eprintln!(
                         "warning: counter file {} is corrupt ({} bytes, expected 16); starting again from the current time, which is safe",
                         self.path.display(),

@@ -1,0 +1,18 @@
+//! The client's `client.toml` (saved servers and groups): parsing never panics.
+#![no_main]
+#![allow(dead_code, unreachable_pub)]
+
+#[path = "../../crates/ruroco-client/src/profile.rs"]
+mod profile;
+#[path = "../../crates/ruroco-client/src/target.rs"]
+mod target;
+
+use std::path::Path;
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|text: &str| {
+    if let Ok(p) = profile::Profile::parse(text, Path::new("/home/u/.config/ruroco/client.toml")) {
+        let _ = p.listing();
+    }
+});
