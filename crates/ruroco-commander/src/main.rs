@@ -11,6 +11,7 @@ mod cli;
 mod clock;
 mod commands;
 mod hooks;
+mod intake;
 mod leftovers;
 mod metrics;
 mod policy;
