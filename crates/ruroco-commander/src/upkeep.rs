@@ -56,16 +56,14 @@ impl Service {
 
     /// Rewrites the metrics file when it is due (or now, with `force`).
     pub(crate) fn write_metrics(&mut self, force: bool) {
-        let now = Instant::now();
         let Some(file) = self.metrics_file.as_mut() else {
             return;
         };
-        if !force && !file.due(now) {
-            return;
-        }
-        let text = self.metrics.render(self.runner.len(), self.undos.len());
-        if let Err(e) = file.write(&text, now) {
-            tracing::error!("cannot write metrics file {}: {e}", file.path().display());
+        let (metrics, running, pending) = (&self.metrics, self.runner.len(), self.undos.len());
+        if let Err(e) =
+            file.write_if_due(Instant::now(), force, || metrics.render(running, pending))
+        {
+            tracing::error!("{e}");
         }
     }
 }

@@ -192,6 +192,22 @@ impl MetricsFile {
             .is_none_or(|at| now.saturating_duration_since(at) >= WRITE_EVERY)
     }
 
+    /// Renders and writes the file if it is due (or now, with `force`); the error names
+    /// the file. `render` only runs when the file is written.
+    pub fn write_if_due(
+        &mut self,
+        now: Instant,
+        force: bool,
+        render: impl FnOnce() -> String,
+    ) -> Result<(), String> {
+        if !force && !self.due(now) {
+            return Ok(());
+        }
+        let text = render();
+        self.write(&text, now)
+            .map_err(|e| format!("cannot write metrics file {}: {e}", self.path.display()))
+    }
+
     /// Replaces the file with `text` (world-readable, for node_exporter).
     pub fn write(&mut self, text: &str, now: Instant) -> std::io::Result<()> {
         self.written = Some(now);
@@ -244,5 +260,9 @@ mod tests {
         let meta = std::fs::metadata(f.path()).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o644);
         assert_eq!(std::fs::read_to_string(f.path()).unwrap(), "a 1\n");
+        // Not due: nothing rendered; forced: written.
+        f.write_if_due(now, false, || unreachable!()).unwrap();
+        f.write_if_due(now, true, || "b 2\n".into()).unwrap();
+        assert_eq!(std::fs::read_to_string(f.path()).unwrap(), "b 2\n");
     }
 }

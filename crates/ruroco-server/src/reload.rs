@@ -8,16 +8,12 @@ use crate::setup;
 impl Server {
     /// Rewrites the metrics file when it is due (or now, with `force`).
     pub(crate) fn write_metrics(&mut self, force: bool) {
-        let now = Instant::now();
         let Some(file) = self.metrics_file.as_mut() else {
             return;
         };
-        if !force && !file.due(now) {
-            return;
-        }
-        let text = self.metrics.render(&self.logbook);
-        if let Err(e) = file.write(&text, now) {
-            tracing::error!("cannot write metrics file {}: {e}", file.path().display());
+        let (metrics, book) = (&self.metrics, &self.logbook);
+        if let Err(e) = file.write_if_due(Instant::now(), force, || metrics.render(book)) {
+            tracing::error!("{e}");
         }
     }
 
