@@ -8,7 +8,9 @@ use std::process::Command;
 
 use anyhow::Context;
 
-use crate::binaries::{run, tool, Binaries};
+use ruroco_testkit::find_tool as tool;
+
+use crate::binaries::{run, Binaries};
 use crate::report::{fmt, Report, Row};
 use crate::stats::median;
 

@@ -11,7 +11,9 @@ use std::time::Duration;
 use anyhow::Context;
 use nix::sched::{setns, CloneFlags};
 
-use crate::binaries::{run, tool};
+use ruroco_testkit::find_tool as tool;
+
+use crate::binaries::run;
 
 /// A running fwknopd in its own namespace.
 pub(crate) struct Fwknopd {

@@ -4,18 +4,19 @@
 //! are durable before anything is forwarded).
 
 use std::io::Read;
-use std::net::TcpListener;
 use std::os::unix::net::UnixListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ruroco_proto::Key;
-use ruroco_testkit::Daemon;
+use ruroco_testkit::{Daemon, RedisServer};
 
-use crate::binaries::{tool, Binaries};
+use ruroco_testkit::find_tool as tool;
+
+use crate::binaries::Binaries;
 use crate::procfs::wait_drained;
 use crate::report::{fmt, Report, Row};
 use crate::stack::now_ns;
@@ -95,38 +96,14 @@ fn rate(bins: &Binaries, store: &str) -> anyhow::Result<f64> {
 }
 
 /// A redis-server on a free loopback port, durable like the file store.
-fn start_redis() -> anyhow::Result<Option<(Child, u16, tempfile::TempDir)>> {
+fn start_redis() -> anyhow::Result<Option<RedisServer>> {
     let Some(redis) = tool("redis-server") else {
         eprintln!("floor store: Redis not measured: redis-server is not installed");
         return Ok(None);
     };
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let dir = tempfile::tempdir()?;
-    let mut child = Command::new(redis)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .args(["--appendonly", "yes", "--appendfsync", "always"])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("cannot start redis-server")?;
-    for _ in 0..250 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(Some((child, port, dir)));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    anyhow::bail!("redis-server did not start")
+    RedisServer::start(&redis, None, None, &["--appendfsync", "always"])
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!(e))
 }
 
 pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> anyhow::Result<()> {
@@ -134,14 +111,12 @@ pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> an
     let (mut file, mut shared) = (Vec::new(), Vec::new());
     for _ in 0..repeat {
         file.push(rate(bins, "file")?);
-        if let Some((_, port, _)) = &redis {
-            shared.push(rate(bins, &format!("redis://127.0.0.1:{port}/0"))?);
+        if let Some(redis) = &redis {
+            let url = format!("redis://127.0.0.1:{}/0", redis.port);
+            shared.push(rate(bins, &url)?);
         }
     }
-    if let Some((mut child, _, _)) = redis {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    drop(redis);
     report.add(Row {
         figure: format!(
             "accepted datagrams per second, {DATAGRAMS} valid in chunks of {CHUNK}: file store | Redis store (AOF, fsync always)"

@@ -38,56 +38,47 @@ impl Service {
             _ => "failed",
         };
         let outcome_label = event.as_str();
-        match tag {
+        // Per kind: the bookkeeping, what the line is about, and the hook that follows.
+        let (subject, note, hook) = match tag {
             Tag::Command { spec, ip } => {
                 self.gate.finished(&spec.name);
                 self.metrics
                     .command(&spec.name, outcome_label, duration.as_secs_f64());
-                let name = &spec.name;
-                let undo = match &spec.undo {
+                // Durable before the run is reported.
+                let note = match &spec.undo {
                     Some(undo) if event == Event::Success => self.schedule_undo(&spec, undo, ip),
                     _ => String::new(),
                 };
-                let line = format!(
-                    "command {name} for {ip} {verb} {detail}{undo}; stdout={stdout:?} stderr={stderr:?}"
-                );
-                if event == Event::Success {
-                    tracing::info!("{line}");
-                } else {
-                    tracing::warn!("{line}");
-                }
-                self.hook(event, name, ip, outcome.code(), duration, None);
+                let subject = format!("command {} for {ip}", spec.name);
+                (subject, note, Some((event, spec.name.clone(), ip)))
             }
             Tag::Undo(ticket) => {
                 self.metrics.undo(outcome_label);
-                let u = &ticket.undo;
-                let line = format!(
-                    "undo of {} for {} {verb} {detail}; stdout={stdout:?} stderr={stderr:?}",
-                    u.command, u.ip
-                );
-                if event == Event::Success {
-                    tracing::info!("{line}");
-                } else {
-                    tracing::warn!("{line}");
-                }
                 if self.undos.finished(&ticket) {
                     self.save_undos();
                 }
-                let (command, ip) = (u.command.clone(), u.ip);
-                self.hook(Event::Undo, &command, ip, outcome.code(), duration, None);
+                let u = ticket.undo;
+                let subject = format!("undo of {} for {}", u.command, u.ip);
+                (subject, String::new(), Some((Event::Undo, u.command, u.ip)))
             }
             Tag::Hook { event: e, command } => {
+                // A hook never triggers another hook.
                 self.metrics.hook(e.as_str(), outcome_label);
-                let line = format!(
-                    "hook on_{} for {command} {verb} {detail}; stdout={stdout:?} stderr={stderr:?}",
-                    e.as_str()
-                );
-                if event == Event::Success {
-                    tracing::info!("{line}");
-                } else {
-                    tracing::warn!("{line}");
-                }
+                (
+                    format!("hook on_{} for {command}", e.as_str()),
+                    String::new(),
+                    None,
+                )
             }
+        };
+        let line = format!("{subject} {verb} {detail}{note}; stdout={stdout:?} stderr={stderr:?}");
+        if event == Event::Success {
+            tracing::info!("{line}");
+        } else {
+            tracing::warn!("{line}");
+        }
+        if let Some((event, command, ip)) = hook {
+            self.hook(event, &command, ip, outcome.code(), duration, None);
         }
     }
 

@@ -35,12 +35,14 @@ impl Service {
 
     /// One connection: exactly 24 bytes, then end of stream.
     fn handle(&mut self, stream: UnixStream) {
-        let path = self.socket.as_ref().map(|s| s.path.display().to_string());
-        let path = path.unwrap_or_default();
         let bytes = match read_message(stream) {
             Ok(bytes) => bytes,
             Err(e) => {
-                tracing::warn!("could not read a message from {path}: {e}");
+                let path = self.socket.as_ref().map(|s| s.path.display().to_string());
+                tracing::warn!(
+                    "could not read a message from {}: {e}",
+                    path.unwrap_or_default()
+                );
                 return;
             }
         };
@@ -70,7 +72,7 @@ impl Service {
                 "refusing command {} for non-routable ip {ip} (set allow_non_routable_ips = true to allow)",
                 spec.name
             );
-            self.refused(&spec.name, ip, "non_routable");
+            self.refused(&spec.name, ip, Refusal::NonRoutable.as_str());
             return;
         }
         if self.in_flight() >= MAX_IN_FLIGHT
@@ -97,6 +99,10 @@ impl Service {
                 ),
                 Refusal::Busy => tracing::error!(
                     "refused command {} for {ip}: reason=busy (cooldown table full)",
+                    spec.name
+                ),
+                Refusal::NonRoutable => tracing::warn!(
+                    "refused command {} for {ip}: reason=non_routable",
                     spec.name
                 ),
             }

@@ -27,6 +27,8 @@ pub(crate) enum Refusal {
     SingleFlight,
     /// Too much in flight or tracked; nothing can be taken on now.
     Busy,
+    /// The address is loopback, private, link-local, … and `allow_non_routable_ips` is off.
+    NonRoutable,
 }
 
 impl Refusal {
@@ -36,6 +38,7 @@ impl Refusal {
             Refusal::Cooldown { .. } => "cooldown",
             Refusal::SingleFlight => "single_flight",
             Refusal::Busy => "busy",
+            Refusal::NonRoutable => "non_routable",
         }
     }
 }

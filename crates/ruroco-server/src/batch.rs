@@ -6,7 +6,7 @@ use std::io::IoSliceMut;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 
-use nix::sys::socket::{recvmmsg, MsgFlags, MultiHeaders, SockaddrLike, SockaddrStorage};
+use nix::sys::socket::{recvmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
 
 /// Datagrams taken per system call (and per floor commit).
 pub(crate) const BATCH: usize = 64;
@@ -48,26 +48,18 @@ impl Batch {
         )
         .map_err(std::io::Error::from)?;
         for msg in results {
+            // A datagram longer than the buffer arrives as the full buffer (MSG_TRUNC):
+            // DATAGRAM_BUFFER bytes, which no format has, so it is judged oversized.
             let source = msg.address.and_then(|a| to_std(&a));
-            // A datagram longer than the buffer is truncated; report its full length so
-            // it is judged oversized, never as the prefix.
-            let len = if msg.flags.contains(MsgFlags::MSG_TRUNC) {
-                usize::MAX
-            } else {
-                msg.bytes
-            };
-            self.received.push((len, source));
+            self.received.push((msg.bytes, source));
         }
         Ok(self.received.len())
     }
 
-    /// Datagram `i` of the last batch: its bytes (empty if it was truncated, so it fails
-    /// the size check) and its source.
+    /// Datagram `i` of the last batch: its bytes and its source.
     pub(crate) fn get(&self, i: usize) -> Option<(&[u8], Option<SocketAddr>)> {
         let (len, source) = *self.received.get(i)?;
-        let buffer = self.buffers.get(i)?;
-        let bytes = buffer.get(..len).unwrap_or(&[0u8; DATAGRAM_BUFFER][..]);
-        Some((bytes, source))
+        Some((self.buffers.get(i)?.get(..len)?, source))
     }
 }
 
@@ -77,5 +69,4 @@ fn to_std(addr: &SockaddrStorage) -> Option<SocketAddr> {
     }
     addr.as_sockaddr_in6()
         .map(|v6| SocketAddr::from((v6.ip(), v6.port())))
-        .filter(|_| addr.family().is_some())
 }

@@ -43,32 +43,20 @@ impl Server {
         for warning in &settings.config.warnings {
             tracing::warn!("{warning}");
         }
-        for (key, old, new) in setup::fixed_changes(&self.config, &settings.config) {
+        let mut config = settings.config;
+        for (key, running, new) in setup::keep_fixed(&self.config, &mut config) {
             tracing::warn!(
-                "config key `{key}` changed from `{}` to `{}`; that takes a restart, keeping `{}`",
-                old.display(),
-                new.display(),
-                old.display()
+                "config key `{key}` changed from `{running}` to `{new}`; that takes a restart, keeping `{running}`"
             );
         }
-        let c = &settings.config;
-        self.limiter
-            .set_limits(c.max_requests_per_second, c.max_requests_per_second_global);
+        self.limiter.set_limits(
+            config.max_requests_per_second,
+            config.max_requests_per_second_global,
+        );
         self.keys = settings.keys;
         self.allow = settings.allow;
         self.policy = settings.policy;
-        let (blocklist, socket, address, metrics) = (
-            self.config.blocklist_dir.clone(),
-            self.config.socket_dir.clone(),
-            self.config.address.clone(),
-            self.config.metrics_dir.clone(),
-        );
-        self.config = settings.config;
-        // What the process holds open stays as it was started.
-        self.config.blocklist_dir = blocklist;
-        self.config.socket_dir = socket;
-        self.config.address = address;
-        self.config.metrics_dir = metrics;
+        self.config = config;
         self.metrics.keys = self.keys.len();
         self.metrics.reloads_ok += 1;
         tracing::info!(

@@ -1,15 +1,13 @@
 //! The receive loop and the per-datagram pipeline around the pure decision.
 
 use std::net::{IpAddr, UdpSocket};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ruroco_ipc::normalize_ip;
-use ruroco_proto::{decide, Accepted, FloorTable, Keyring, Policy, RateLimiter, Reason};
-
-use std::path::PathBuf;
-
 use ruroco_config::Config;
+use ruroco_ipc::normalize_ip;
 use ruroco_metrics::MetricsFile;
+use ruroco_proto::{decide, Accepted, FloorTable, Keyring, Policy, RateLimiter, Reason};
 
 use crate::allow::AllowList;
 use crate::batch::Batch;
@@ -122,11 +120,13 @@ impl Server {
                 .set(accepted.key_id, accepted.counter);
             forward.push((accepted, source_ip));
         }
-        let Some(mut next) = next else {
+        let Some(next) = next else {
             return;
         };
         if let Some(shared) = self.shared.as_mut() {
-            // The store decides, once for everyone sharing it.
+            // The store decides, once for everyone sharing it. `next` stays as it is: a
+            // counter the store refused is at or below the shared floor, so keeping it as
+            // the local lower bound refuses nothing the store would accept.
             let updates: Vec<_> = forward.iter().map(|(a, _)| (a.key_id, a.counter)).collect();
             let now = Instant::now();
             let verdicts = match shared.advance(now, &updates) {
@@ -137,24 +137,17 @@ impl Server {
                     return;
                 }
             };
-            let mut approved = Vec::with_capacity(forward.len());
-            for ((accepted, source_ip), yes) in forward.into_iter().zip(verdicts) {
-                if yes {
-                    approved.push((accepted, source_ip));
-                } else {
+            let uptime = self.uptime();
+            let mut verdicts = verdicts.into_iter();
+            forward.retain(|(accepted, source_ip)| {
+                let yes = verdicts.next().unwrap_or(false);
+                if !yes {
                     let key = Some(accepted.key_id);
                     self.logbook
-                        .rejected(self.uptime(), source_ip, Reason::Replay, key);
+                        .rejected(uptime, *source_ip, Reason::Replay, key);
                 }
-            }
-            forward = approved;
-            // The local floors record what the store approved (a lower bound for later).
-            next = self.floors.table().clone();
-            for (a, _) in &forward {
-                if next.get(&a.key_id).is_none_or(|f| a.counter > f) {
-                    next.set(a.key_id, a.counter);
-                }
-            }
+                yes
+            });
             if forward.is_empty() {
                 return;
             }

@@ -2,7 +2,7 @@
 //! judge a configuration the same way: `config.toml`, the key files, `[key_commands]`,
 //! the replay floor file and the listening address.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 use ruroco_config::Config;
@@ -104,39 +104,55 @@ pub(crate) fn shared_floors(config: &Config, path: &Path) -> anyhow::Result<Opti
     .with_context(|| format!("invalid config file {}", path.display()))
 }
 
-/// Settings a reload cannot change (they name what the running process holds open), as
-/// (config key, old, new) when they differ.
-pub(crate) fn fixed_changes(old: &Config, new: &Config) -> Vec<(&'static str, PathBuf, PathBuf)> {
-    let mut changed = Vec::new();
-    let pairs = [
-        ("blocklist_dir", old.blocklist_dir(), new.blocklist_dir()),
-        ("metrics_dir", opt(&old.metrics_dir), opt(&new.metrics_dir)),
-    ];
-    for (key, a, b) in pairs {
-        if a != b {
-            changed.push((key, a.to_owned(), b.to_owned()));
-        }
-    }
-    let (a, b) = (old.socket_path(), new.socket_path());
-    if a != b {
-        changed.push(("socket_dir", a, b));
-    }
-    if old.floor_store != new.floor_store {
-        changed.push((
-            "floor_store",
-            PathBuf::from(&old.floor_store),
-            PathBuf::from(&new.floor_store),
-        ));
-    }
-    if old.address != new.address {
-        let show = |a: &Option<String>| PathBuf::from(a.clone().unwrap_or_default());
-        changed.push(("address", show(&old.address), show(&new.address)));
-    }
+/// Settings a reload cannot change (they name what the running process holds open: the
+/// floor file, the commander socket, the UDP socket, the metrics file, the floor store).
+/// Each that differs in `new` is put back to its `running` value and reported as
+/// (config key, running value, value in the file).
+pub(crate) fn keep_fixed(
+    running: &Config,
+    new: &mut Config,
+) -> Vec<(&'static str, String, String)> {
+    let show = |c: &Config| {
+        [
+            ("blocklist_dir", c.blocklist_dir().display().to_string()),
+            ("socket_dir", c.socket_path().display().to_string()),
+            ("address", c.address.clone().unwrap_or_default()),
+            (
+                "metrics_dir",
+                c.metrics_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+            ),
+            ("floor_store", c.floor_store.clone()),
+            (
+                "floor_store_password_file",
+                c.floor_store_password_file
+                    .as_ref()
+                    .map(|f| f.display().to_string())
+                    .unwrap_or_default(),
+            ),
+            (
+                "floor_store_timeout_ms",
+                c.floor_store_timeout_ms.to_string(),
+            ),
+        ]
+    };
+    let changed = show(running)
+        .into_iter()
+        .zip(show(new))
+        .filter(|((_, a), (_, b))| a != b)
+        .map(|((key, a), (_, b))| (key, a, b))
+        .collect();
+    new.blocklist_dir.clone_from(&running.blocklist_dir);
+    new.socket_dir.clone_from(&running.socket_dir);
+    new.address.clone_from(&running.address);
+    new.metrics_dir.clone_from(&running.metrics_dir);
+    new.floor_store.clone_from(&running.floor_store);
+    new.floor_store_password_file
+        .clone_from(&running.floor_store_password_file);
+    new.floor_store_timeout_ms = running.floor_store_timeout_ms;
     changed
-}
-
-fn opt(p: &Option<PathBuf>) -> &Path {
-    p.as_deref().unwrap_or(Path::new(""))
 }
 
 /// Key ids in `new` that are not in `old`, and the count of those gone.
@@ -144,4 +160,34 @@ pub(crate) fn key_changes(old: &Keyring, new: &Keyring) -> (Vec<KeyId>, usize) {
     let added: Vec<KeyId> = new.ids().filter(|id| old.get(id).is_none()).collect();
     let removed = old.ids().filter(|id| new.get(id).is_none()).count();
     (added, removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        Config::parse(text, Path::new("/c/config.toml")).unwrap()
+    }
+
+    #[test]
+    fn a_reload_keeps_what_the_process_holds_open_and_says_so() {
+        let running = config("ips = [\"192.0.2.1\"]\nblocklist_dir = \"/a\"\n");
+        let mut new = config(
+            "ips = [\"192.0.2.2\"]\nblocklist_dir = \"/b\"\nfloor_store = \"redis://r/0\"\n",
+        );
+        let changed = keep_fixed(&running, &mut new);
+        let keys: Vec<&str> = changed.iter().map(|(k, _, _)| *k).collect();
+        assert_eq!(keys, ["blocklist_dir", "floor_store"]);
+        assert_eq!(changed[0].1, "/a");
+        assert_eq!(new.blocklist_dir(), Path::new("/a"));
+        assert_eq!(new.floor_store, "file");
+        // What a reload may change is taken from the file.
+        assert_eq!(new.ips, Some(vec!["192.0.2.2".parse().unwrap()]));
+        // A second reload of the same file reports the same difference again.
+        let mut again = config(
+            "ips = [\"192.0.2.2\"]\nblocklist_dir = \"/b\"\nfloor_store = \"redis://r/0\"\n",
+        );
+        assert_eq!(keep_fixed(&new, &mut again).len(), 2);
+    }
 }

@@ -185,16 +185,21 @@ impl Drop for Daemon {
     }
 }
 
-/// An external tool a test needs. Missing: a failure under CI (`CI` set; `.ci/run`
-/// installs it), a loud skip elsewhere.
-pub fn tool(name: &str) -> Option<PathBuf> {
-    // Daemons such as sshd live in sbin, which a non-root PATH often leaves out.
-    let found = std::env::var_os("PATH")
+/// Where the program `name` is: `PATH`, then the sbin directories (daemons such as sshd
+/// live there, and a non-root `PATH` often leaves them out).
+pub fn find_tool(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
         .map(|dir| dir.join(name))
-        .find(|p| p.is_file());
+        .find(|p| p.is_file())
+}
+
+/// An external tool a test needs. Missing: a failure under CI (`CI` set; `.ci/run`
+/// installs it), a loud skip elsewhere.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let found = find_tool(name);
     if found.is_none() {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -245,4 +250,86 @@ pub fn promtool(text: &str) -> Option<String> {
     } else {
         format!("exit {:?}: {said}", out.status.code())
     })
+}
+
+/// A `redis-server` on a loopback port, with no snapshots and an append-only file in its
+/// own directory; stopped (by its PID) when dropped.
+pub struct RedisServer {
+    child: std::process::Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl RedisServer {
+    /// Starts `redis` on `port` (a free one if `None`) keeping its files in `dir` (a new
+    /// temporary one if `None`), with `args` added; waits until it accepts connections.
+    pub fn start(
+        redis: &std::path::Path,
+        port: Option<u16>,
+        dir: Option<tempfile::TempDir>,
+        args: &[&str],
+    ) -> Result<RedisServer, String> {
+        let free = || -> std::io::Result<u16> {
+            Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port())
+        };
+        let port = match port {
+            Some(port) => port,
+            None => free().map_err(|e| e.to_string())?,
+        };
+        let dir = match dir {
+            Some(dir) => dir,
+            None => tempfile::tempdir().map_err(|e| e.to_string())?,
+        };
+        let mut child = Command::new(redis)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "yes"])
+            .args(args)
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start redis-server: {e}"))?;
+        for _ in 0..250 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(RedisServer {
+                    child,
+                    port,
+                    dir: Some(dir),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(format!("redis-server did not start on port {port}"))
+    }
+
+    /// Stops it and hands back its port and directory, to start it again as it was.
+    pub fn stop(mut self) -> (u16, tempfile::TempDir) {
+        self.halt();
+        let dir = self.dir.take().unwrap();
+        (self.port, dir)
+    }
+
+    fn halt(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.halt();
+    }
 }

@@ -2,81 +2,25 @@
 //! datagram runs once across both, fails closed while Redis is down, and works again
 //! when it is back, without a restart.
 
-use std::net::{TcpListener, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::net::UdpSocket;
+use std::process::Command;
 use std::time::Duration;
 
 use crate::compat::{key_string, now_nanos, v0_datagram};
+use ruroco_testkit::RedisServer;
+
 use crate::util::{tool, Stack};
 
 const WAIT: Duration = Duration::from_secs(5);
 const QUIET: Duration = Duration::from_millis(700);
 
-/// A redis-server on a loopback port of its own, with a password; stopped when dropped.
-struct Redis {
-    child: Child,
-    port: u16,
-    dir: Option<tempfile::TempDir>,
+/// A redis-server on a free loopback port, with a password.
+fn start_redis(port: Option<u16>, dir: Option<tempfile::TempDir>) -> Option<RedisServer> {
+    let server = tool("redis-server")?;
+    Some(RedisServer::start(&server, port, dir, &["--requirepass", "s3cret-pass"]).unwrap())
 }
 
-impl Redis {
-    fn start(port: Option<u16>, dir: Option<tempfile::TempDir>) -> Option<Redis> {
-        let server = tool("redis-server")?;
-        let port = port.unwrap_or_else(|| {
-            TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        });
-        let dir = dir.unwrap_or_else(|| tempfile::tempdir().unwrap());
-        let mut child = Command::new(server)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--requirepass",
-                "s3cret-pass",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-            ])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        for _ in 0..250 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(Redis {
-                    child,
-                    port,
-                    dir: Some(dir),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("redis-server did not start on port {port}");
-    }
-
-    /// Stops it (by its PID) and hands back what a restart on the same port needs.
-    fn stop(mut self) -> (u16, tempfile::TempDir) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        (self.port, self.dir.take().unwrap())
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn pair(redis: &Redis) -> (Stack, Stack, tempfile::TempDir) {
+fn pair(redis: &RedisServer) -> (Stack, Stack, tempfile::TempDir) {
     let secrets = tempfile::tempdir().unwrap();
     let pass = secrets.path().join("redis.pass");
     std::fs::write(&pass, "s3cret-pass\n").unwrap();
@@ -103,7 +47,7 @@ fn runs(stack: &Stack) -> usize {
 
 #[test]
 fn one_datagram_runs_once_across_two_servers() {
-    let Some(redis) = Redis::start(None, None) else {
+    let Some(redis) = start_redis(None, None) else {
         return;
     };
     let (a, b, _secrets) = pair(&redis);
@@ -134,7 +78,7 @@ fn one_datagram_runs_once_across_two_servers() {
 
 #[test]
 fn with_redis_down_nothing_runs_and_it_recovers_without_a_restart() {
-    let Some(redis) = Redis::start(None, None) else {
+    let Some(redis) = start_redis(None, None) else {
         return;
     };
     let (a, _b, _secrets) = pair(&redis);
@@ -157,7 +101,7 @@ fn with_redis_down_nothing_runs_and_it_recovers_without_a_restart() {
     assert!(a.server.log_text().contains("fail closed"));
     std::thread::sleep(QUIET);
     assert_eq!(runs(&a), 0, "ran while the store was down");
-    let _redis = Redis::start(Some(port), Some(dir)).unwrap();
+    let _redis = start_redis(Some(port), Some(dir)).unwrap();
     // Backoff is at most 5 s; keep sending fresh datagrams until one gets through.
     let mut ran = false;
     for _ in 0..40 {
@@ -174,7 +118,7 @@ fn with_redis_down_nothing_runs_and_it_recovers_without_a_restart() {
 
 #[test]
 fn a_server_restart_keeps_the_floors() {
-    let Some(redis) = Redis::start(None, None) else {
+    let Some(redis) = start_redis(None, None) else {
         return;
     };
     let (a, b, _secrets) = pair(&redis);

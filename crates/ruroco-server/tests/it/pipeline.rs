@@ -148,6 +148,18 @@ fn every_rejection_reason_forwards_nothing() {
 }
 
 #[test]
+fn a_valid_datagram_with_padding_past_the_buffer_is_a_size_rejection() {
+    // Judged by its real length (it arrives truncated to the buffer), never as the
+    // 94-byte prefix.
+    let fx = Fixture::new();
+    let inbox = fx.inbox();
+    let server = fx.start();
+    let mut padded = fx.packet_with(plain(now_nanos())).to_vec();
+    padded.resize(4000, 0);
+    expect_rejected(&server, &inbox, &padded, "size");
+}
+
+#[test]
 fn permissive_claim_is_forwarded_and_strict_matching_claim_too() {
     let fx = Fixture::new();
     let inbox = fx.inbox();
