@@ -2,7 +2,7 @@
 //! commands (from `commands.toml` or the released `[commands]` table) and the pending
 //! undos' state file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ruroco_config::Config;
 
@@ -66,14 +66,6 @@ pub(crate) fn check(origin: &Origin) -> Vec<String> {
             ));
         }
     }
-    if let Some(dir) = &config.metrics_dir {
-        if !Path::new(dir).is_dir() {
-            problems.push(format!(
-                "invalid config file {}: key `metrics_dir`: {} is not a directory",
-                origin.config.display(),
-                dir.display()
-            ));
-        }
-    }
+    problems.extend(config.metrics_dir_problem(&origin.config));
     problems
 }

@@ -242,6 +242,19 @@ impl Config {
         self.blocklist_dir.as_deref().unwrap_or(&self.config_dir)
     }
 
+    /// For `--check`: `metrics_dir`, when set, must be an existing directory; the problem
+    /// names the file and the key.
+    pub fn metrics_dir_problem(&self, path: &Path) -> Option<String> {
+        let dir = self.metrics_dir.as_ref()?;
+        (!dir.is_dir()).then(|| {
+            format!(
+                "invalid config file {}: key `metrics_dir`: {} is not a directory",
+                path.display(),
+                dir.display()
+            )
+        })
+    }
+
     /// Where the commander keeps its state (pending undos).
     pub fn state_dir(&self) -> &Path {
         self.state_dir

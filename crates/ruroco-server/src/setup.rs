@@ -78,15 +78,7 @@ pub(crate) fn check(path: &Path, address: Option<String>) -> Vec<String> {
     if let Err(e) = source.and_then(|s| socket::check(&s)) {
         problems.push(format!("{e:#}"));
     }
-    if let Some(dir) = &config.metrics_dir {
-        if !dir.is_dir() {
-            problems.push(format!(
-                "invalid config file {}: key `metrics_dir`: {} is not a directory",
-                path.display(),
-                dir.display()
-            ));
-        }
-    }
+    problems.extend(config.metrics_dir_problem(path));
     problems
 }
 
