@@ -101,7 +101,9 @@ fn serve(origin: setup::Origin) -> anyhow::Result<()> {
     }
     // Everything started from now on carries the marker (inherited by its children).
     std::env::set_var(leftovers::MARKER, &socket.path);
-    tracing::info!(
+    // Said only once the service (with its signal handlers) stands: a SIGTERM that
+    // follows this line always stops the commander cleanly.
+    let ready = format!(
         "ruroco-commander {} listening on {} with {} command(s) from {}{}",
         env!("CARGO_PKG_VERSION"),
         socket.path.display(),
@@ -129,6 +131,7 @@ fn serve(origin: setup::Origin) -> anyhow::Result<()> {
         origin,
         start_time,
     })?;
+    tracing::info!("{ready}");
     service.run();
     Ok(())
 }
