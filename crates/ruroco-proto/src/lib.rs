@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod datagram;
+mod floors;
 mod key;
 mod plaintext;
 mod rate;
@@ -19,11 +20,12 @@ mod validate;
 mod wire;
 
 pub use datagram::{open, seal, seal_with_iv, Datagram};
+pub use floors::{FloorTable, Spend, MAX_REFUSED_PER_KEY};
 pub use key::{Key, KeyError, KeyId, KEY_ID_LEN, KEY_LEN, KEY_STRING_BYTES};
 pub use plaintext::{Plaintext, PROTOCOL_VERSION, V0_VERSION};
 pub use rate::RateLimiter;
 pub use ruroco_ipc::{command_hash, CommanderMessage};
-pub use validate::{decide, Accepted, FloorTable, Keyring, Policy, Reason};
+pub use validate::{decide, judge, Accepted, Keyring, Policy, Reason, Refusal};
 pub use wire::{UnknownWire, Wire, DATAGRAM_LEN, IV_LEN, PLAINTEXT_LEN, TAG_LEN};
 
 /// Nanoseconds per second, for converting configured seconds into counter units.

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use ruroco_ipc::{normalize_ip, CommanderMessage};
 
 use crate::datagram::{open_parts, split};
+use crate::floors::{FloorTable, Spend};
 use crate::key::{Key, KeyId};
 use crate::plaintext::PROTOCOL_VERSION;
 use crate::wire::Wire;
@@ -121,42 +122,6 @@ impl Keyring {
     }
 }
 
-/// The replay floor of every key: the highest counter accepted (or the start time).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FloorTable {
-    floors: HashMap<KeyId, u128>,
-}
-
-impl FloorTable {
-    /// An empty table.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The floor for `id`, if one is known.
-    pub fn get(&self, id: &KeyId) -> Option<u128> {
-        self.floors.get(id).copied()
-    }
-
-    /// Sets the floor for `id` (callers only ever raise it).
-    pub fn set(&mut self, id: KeyId, floor: u128) {
-        self.floors.insert(id, floor);
-    }
-
-    /// Gives every id without a floor the floor `now`, so that no datagram made before
-    /// the server started is accepted. Existing (higher or lower) floors are kept.
-    pub fn seed(&mut self, ids: impl IntoIterator<Item = KeyId>, now: u128) {
-        for id in ids {
-            self.floors.entry(id).or_insert(now);
-        }
-    }
-
-    /// All floors, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (KeyId, u128)> + '_ {
-        self.floors.iter().map(|(id, floor)| (*id, *floor))
-    }
-}
-
 /// What the server is configured to accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
@@ -183,6 +148,26 @@ pub struct Accepted {
     pub message: CommanderMessage,
 }
 
+/// A datagram that was not accepted: why, and for an authentic one above its key's
+/// floor, what the caller must spend so that it can never be accepted later (a refusal
+/// that depends on time or configuration must not turn into an acceptance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    /// The first check that failed.
+    pub reason: Reason,
+    /// To apply to the floors (and commit with them) even though nothing is forwarded.
+    pub spend: Option<Spend>,
+}
+
+impl From<Reason> for Refusal {
+    fn from(reason: Reason) -> Self {
+        Self {
+            reason,
+            spend: None,
+        }
+    }
+}
+
 /// Judges one datagram received from `source` at `now` (nanoseconds since the epoch).
 ///
 /// Runs the checks in order and returns the first failing one; the datagram's length alone
@@ -197,6 +182,20 @@ pub fn decide(
     source: IpAddr,
     bytes: &[u8],
 ) -> Result<Accepted, Reason> {
+    judge(keys, floors, policy, now, source, bytes).map_err(|r| r.reason)
+}
+
+/// [`decide`], also saying what a refused authentic datagram spends: its counter becomes
+/// the floor when it is within the skew ([`Reason::DstIp`], [`Reason::SrcIp`]), or is
+/// remembered when it is ahead of it ([`Reason::Future`]).
+pub fn judge(
+    keys: &Keyring,
+    floors: &FloorTable,
+    policy: &Policy,
+    now: u128,
+    source: IpAddr,
+    bytes: &[u8],
+) -> Result<Accepted, Refusal> {
     let parts = split(bytes)
         .filter(|p| p.wire == Wire::V1 || policy.accept_v0)
         .ok_or(Reason::Size)?;
@@ -204,26 +203,31 @@ pub fn decide(
     let plain = open_parts(key, &parts).ok_or(Reason::Auth)?;
     // v0 has no version byte to check.
     if parts.wire == Wire::V1 && plain.version != PROTOCOL_VERSION {
-        return Err(Reason::Version);
+        return Err(Reason::Version.into());
     }
     // A key without a floor was never seeded; refusing it keeps the check fail-closed.
-    match floors.get(&parts.key_id) {
-        Some(floor) if plain.counter > floor => {}
-        _ => return Err(Reason::Replay),
+    let id = parts.key_id;
+    if floors.is_spent(&id, plain.counter) {
+        return Err(Reason::Replay.into());
     }
+    let refuse = |reason, spend| Refusal {
+        reason,
+        spend: Some(spend),
+    };
     let skew = u128::from(policy.max_clock_skew_secs).saturating_mul(NANOS_PER_SEC);
     if plain.counter > now.saturating_add(skew) {
-        return Err(Reason::Future);
+        return Err(refuse(Reason::Future, Spend::Remember(id, plain.counter)));
     }
+    let spent = Spend::Floor(id, plain.counter);
     let dst = normalize_ip(plain.dst_ip);
     if !policy.ips.iter().any(|ip| normalize_ip(*ip) == dst) {
-        return Err(Reason::DstIp);
+        return Err(refuse(Reason::DstIp, spent));
     }
     let source = normalize_ip(source);
     let claimed = plain.src_ip.map(normalize_ip);
     if let Some(claimed) = claimed {
         if plain.strict && claimed != source {
-            return Err(Reason::SrcIp);
+            return Err(refuse(Reason::SrcIp, spent));
         }
     }
     Ok(Accepted {

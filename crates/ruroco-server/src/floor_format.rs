@@ -9,9 +9,11 @@
 //! never behind anything that ran, with two system calls per commit instead of the five
 //! of temp + fsync + rename + directory fsync (measured here: ~100 µs instead of ~640 µs).
 //!
-//! Slot layout (big-endian): magic `RUROCOF1` (8) ‖ sequence u64 ‖ count u32 ‖ zero u32 ‖
-//! checksum u64 (FNV-1a 64 of the first 24 bytes and the entries) ‖ count × (key id 8 ‖
-//! floor u128). A slot is a multiple of 4096 bytes, zero-padded; the file is two slots.
+//! Slot layout (big-endian): magic `RUROCOF1` (8) ‖ sequence u64 ‖ count u32 ‖ refused
+//! u32 ‖ checksum u64 (FNV-1a 64 of the first 24 bytes and the entries) ‖ count × (key id
+//! 8 ‖ floor u128) ‖ refused × (key id 8 ‖ refused counter u128). A slot is a multiple of
+//! 4096 bytes, zero-padded; the file is two slots. (Files written before refused counters
+//! were kept have 0 there, and read the same.)
 
 use ruroco_proto::{FloorTable, KeyId};
 
@@ -25,7 +27,12 @@ pub(crate) const ENTRY: usize = 24;
 pub(crate) const PAGE: usize = 4096;
 
 /// The smallest slot size that holds `count` entries.
-pub(crate) fn slot_size_for(count: usize) -> usize {
+pub(crate) fn slot_size_for(table: &FloorTable) -> usize {
+    slot_size_for_entries(table.iter().count() + table.refused().count())
+}
+
+/// The smallest slot size that holds `count` entries of either kind.
+pub(crate) fn slot_size_for_entries(count: usize) -> usize {
     (HEADER + count * ENTRY).div_ceil(PAGE).max(1) * PAGE
 }
 
@@ -45,10 +52,12 @@ fn fnv1a(parts: &[&[u8]]) -> u64 {
 pub(crate) fn encode_slot(seq: u64, table: &FloorTable, slot_size: usize) -> Vec<u8> {
     let mut entries: Vec<(KeyId, u128)> = table.iter().collect();
     entries.sort();
-    let mut body = Vec::with_capacity(entries.len() * ENTRY);
-    for (id, floor) in &entries {
+    let mut refused: Vec<(KeyId, u128)> = table.refused().collect();
+    refused.sort();
+    let mut body = Vec::with_capacity((entries.len() + refused.len()) * ENTRY);
+    for (id, value) in entries.iter().chain(&refused) {
         body.extend_from_slice(&id.0);
-        body.extend_from_slice(&floor.to_be_bytes());
+        body.extend_from_slice(&value.to_be_bytes());
     }
     let mut head = Vec::with_capacity(HEADER);
     head.extend_from_slice(&MAGIC);
@@ -58,7 +67,11 @@ pub(crate) fn encode_slot(seq: u64, table: &FloorTable, slot_size: usize) -> Vec
             .unwrap_or(u32::MAX)
             .to_be_bytes(),
     );
-    head.extend_from_slice(&[0; 4]);
+    head.extend_from_slice(
+        &u32::try_from(refused.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
     let sum = fnv1a(&[&head, &body]);
     head.extend_from_slice(&sum.to_be_bytes());
     let mut slot = head;
@@ -75,18 +88,31 @@ pub(crate) fn decode_slot(slot: &[u8]) -> Option<(u64, FloorTable)> {
     }
     let seq = u64::from_be_bytes(head.get(8..16)?.try_into().ok()?);
     let count = u32::from_be_bytes(head.get(16..20)?.try_into().ok()?) as usize;
+    let refused = u32::from_be_bytes(head.get(20..24)?.try_into().ok()?) as usize;
     let sum = u64::from_be_bytes(head.get(24..32)?.try_into().ok()?);
-    let body = slot.get(HEADER..HEADER.checked_add(count.checked_mul(ENTRY)?)?)?;
+    let len = count.checked_add(refused)?.checked_mul(ENTRY)?;
+    let body = slot.get(HEADER..HEADER.checked_add(len)?)?;
     if fnv1a(&[head.get(..24)?, body]) != sum {
         return None;
     }
+    let (floors, remembered) = body.split_at_checked(count.checked_mul(ENTRY)?)?;
     let mut table = FloorTable::new();
-    for entry in body.chunks_exact(ENTRY) {
-        let id = KeyId(entry.get(..8)?.try_into().ok()?);
-        let floor = u128::from_be_bytes(entry.get(8..)?.try_into().ok()?);
+    for entry in floors.chunks_exact(ENTRY) {
+        let (id, floor) = decode_entry(entry)?;
         table.set(id, floor);
     }
+    // After the floors, so that each refused counter is judged against its key's floor.
+    for entry in remembered.chunks_exact(ENTRY) {
+        let (id, counter) = decode_entry(entry)?;
+        table.refuse(id, counter);
+    }
     Some((seq, table))
+}
+
+fn decode_entry(entry: &[u8]) -> Option<(KeyId, u128)> {
+    let id = KeyId(entry.get(..8)?.try_into().ok()?);
+    let value = u128::from_be_bytes(entry.get(8..)?.try_into().ok()?);
+    Some((id, value))
 }
 
 /// A whole file: the newest intact slot's (sequence, slot size, table), or what is wrong.
@@ -158,10 +184,27 @@ mod tests {
     }
 
     #[test]
+    fn refused_counters_round_trip_and_count_towards_the_size() {
+        let mut t = table(&[(1, 10), (2, 20)]);
+        t.refuse(KeyId([1; 8]), 99);
+        t.refuse(KeyId([1; 8]), 98);
+        t.refuse(KeyId([2; 8]), 5); // below its floor: not kept
+        assert_eq!(slot_size_for(&t), slot_size_for_entries(4));
+        let slot = encode_slot(3, &t, PAGE);
+        let (seq, back) = decode_slot(&slot).unwrap();
+        assert_eq!(seq, 3);
+        assert_eq!(back, t);
+        assert!(back.is_spent(&KeyId([1; 8]), 99) && !back.is_spent(&KeyId([1; 8]), 97));
+        // A file without refused counters (the earlier layout) reads the same as before.
+        let plain = table(&[(1, 10)]);
+        assert_eq!(&encode_slot(1, &plain, PAGE)[20..24], &[0; 4]);
+    }
+
+    #[test]
     fn sizes_and_garbage() {
-        assert_eq!(slot_size_for(0), PAGE);
-        assert_eq!(slot_size_for((PAGE - HEADER) / ENTRY), PAGE);
-        assert_eq!(slot_size_for((PAGE - HEADER) / ENTRY + 1), 2 * PAGE);
+        assert_eq!(slot_size_for_entries(0), PAGE);
+        assert_eq!(slot_size_for_entries((PAGE - HEADER) / ENTRY), PAGE);
+        assert_eq!(slot_size_for_entries((PAGE - HEADER) / ENTRY + 1), 2 * PAGE);
         for bad in [&[][..], &[0u8; 100][..], &[0u8; PAGE][..]] {
             assert!(decode_file(bad).is_err());
         }

@@ -89,8 +89,7 @@ impl FloorStore {
         self.commit(next)
     }
 
-    /// Durably stores `floor` for `id`; only once that succeeded is the in-memory floor
-    /// moved. On error nothing changes.
+    /// Durably stores `floor` for `id` (see [`Self::commit`]).
     #[cfg(test)]
     pub(crate) fn advance(&mut self, id: KeyId, floor: u128) -> anyhow::Result<()> {
         let mut next = self.table.clone();
@@ -98,13 +97,14 @@ impl FloorStore {
         self.commit(next)
     }
 
-    /// Group commit: durably stores `next` (the floors after a whole batch) in one write;
-    /// only once that succeeded does it become the in-memory table. On error nothing
-    /// changes in memory (on disk, the slot written may or may not hold `next`: either
-    /// way nothing of it was forwarded, so a higher floor there only refuses more).
+    /// Group commit: durably stores `next` (the floors after a whole batch) in one write.
+    /// `next` becomes the in-memory table even when the write fails: the caller forwards
+    /// nothing then, and what the batch spent must stay spent (a datagram refused because
+    /// its floor could not be stored must not pass once the disk works again). The next
+    /// commit that succeeds writes it, since every commit writes the whole table.
     pub(crate) fn commit(&mut self, next: FloorTable) -> anyhow::Result<()> {
         let seq = self.seq + 1;
-        let needed = floor_format::slot_size_for(next.iter().count());
+        let needed = floor_format::slot_size_for(&next);
         let written = match self.file.as_ref() {
             Some(file) if needed <= self.slot_size => {
                 let slot = floor_format::encode_slot(seq, &next, self.slot_size);
@@ -114,10 +114,10 @@ impl FloorStore {
             }
             _ => self.create(seq, &next, needed),
         };
+        self.table = next;
         written
             .with_context(|| format!("cannot write replay floor file {}", self.path.display()))?;
         self.seq = seq;
-        self.table = next;
         Ok(())
     }
 
@@ -220,7 +220,7 @@ mod tests {
         let len = std::fs::metadata(dir.path().join(FLOOR_FILE))
             .unwrap()
             .len();
-        assert_eq!(len as usize, 2 * floor_format::slot_size_for(500));
+        assert_eq!(len as usize, 2 * floor_format::slot_size_for_entries(500));
     }
 
     #[test]

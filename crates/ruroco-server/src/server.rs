@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ruroco_config::Config;
 use ruroco_ipc::normalize_ip;
 use ruroco_metrics::MetricsFile;
-use ruroco_proto::{decide, Accepted, FloorTable, Keyring, Policy, RateLimiter, Reason};
+use ruroco_proto::{judge, Accepted, FloorTable, Keyring, Policy, RateLimiter, Reason, Spend};
 
 use crate::allow::AllowList;
 use crate::batch::Batch;
@@ -27,6 +27,12 @@ pub(crate) fn now_nanos() -> u128 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0)
+}
+
+/// What one authentic datagram of a batch spends, and whether it is to be forwarded.
+struct Item {
+    spend: Spend,
+    forward: Option<(Accepted, IpAddr)>,
 }
 
 pub(crate) struct Server {
@@ -90,68 +96,57 @@ impl Server {
 
     /// One batch: judge every datagram against the floors as they stand after the ones
     /// before it, commit the new floors of all accepted ones in one durable write, and
-    /// only then forward. A failed commit forwards none of them and keeps the old floors.
+    /// only then forward. A failed commit forwards none of them.
+    ///
+    /// An authentic datagram refused after its replay check (`future`, `dst_ip`, `src_ip`,
+    /// `rate`) spends its counter in the same commit, and so does one that cannot be
+    /// forwarded because the store failed: refused once, it stays refused, whatever the
+    /// clock, the configuration or the disk do later.
     pub(crate) fn handle_batch(&mut self, batch: &Batch, n: usize) {
         let now = now_nanos();
         let mut next: Option<FloorTable> = None;
-        let mut forward: Vec<(Accepted, IpAddr)> = Vec::new();
+        let mut items: Vec<Item> = Vec::new();
         for i in 0..n {
             let Some((data, Some(source))) = batch.get(i) else {
                 continue;
             };
             let source_ip: IpAddr = normalize_ip(source.ip());
             let floors = next.as_ref().unwrap_or(self.floors.table());
-            let accepted = match decide(&self.keys, floors, &self.policy, now, source_ip, data) {
+            let accepted = match judge(&self.keys, floors, &self.policy, now, source_ip, data) {
                 Ok(accepted) => accepted,
-                Err(reason) => {
+                Err(refusal) => {
                     let key = data.first_chunk::<8>().map(|id| ruroco_proto::KeyId(*id));
-                    let key = key.filter(|_| reason.is_authenticated());
-                    self.logbook.rejected(self.uptime(), source_ip, reason, key);
+                    let key = key.filter(|_| refusal.reason.is_authenticated());
+                    self.logbook
+                        .rejected(self.uptime(), source_ip, refusal.reason, key);
+                    if let Some(spend) = refusal.spend {
+                        next.get_or_insert_with(|| self.floors.table().clone())
+                            .spend(spend);
+                        items.push(Item {
+                            spend,
+                            forward: None,
+                        });
+                    }
                     continue;
                 }
             };
-            if !self.limiter.admit(now, source_ip) {
+            let spend = Spend::Floor(accepted.key_id, accepted.counter);
+            next.get_or_insert_with(|| self.floors.table().clone())
+                .spend(spend);
+            let forward = if self.limiter.admit(now, source_ip) {
+                Some((accepted, source_ip))
+            } else {
                 let key = Some(accepted.key_id);
                 self.logbook
                     .rejected(self.uptime(), source_ip, Reason::Rate, key);
-                continue;
-            }
-            next.get_or_insert_with(|| self.floors.table().clone())
-                .set(accepted.key_id, accepted.counter);
-            forward.push((accepted, source_ip));
+                None
+            };
+            items.push(Item { spend, forward });
         }
         let Some(next) = next else {
             return;
         };
-        if let Some(shared) = self.shared.as_mut() {
-            // The store decides, once for everyone sharing it. `next` stays as it is: a
-            // counter the store refused is at or below the shared floor, so keeping it as
-            // the local lower bound refuses nothing the store would accept.
-            let updates: Vec<_> = forward.iter().map(|(a, _)| (a.key_id, a.counter)).collect();
-            let now = Instant::now();
-            let verdicts = match shared.advance(now, &updates) {
-                Ok(verdicts) => verdicts,
-                Err(why) => {
-                    self.metrics.floor_store_errors += 1;
-                    shared.log_error(now, &why, forward.len());
-                    return;
-                }
-            };
-            let uptime = self.uptime();
-            let mut verdicts = verdicts.into_iter();
-            forward.retain(|(accepted, source_ip)| {
-                let yes = verdicts.next().unwrap_or(false);
-                if !yes {
-                    let key = Some(accepted.key_id);
-                    self.logbook
-                        .rejected(uptime, *source_ip, Reason::Replay, key);
-                }
-                yes
-            });
-            if forward.is_empty() {
-                return;
-            }
-        }
+        let mut forward = self.ask_shared_store(items);
         let write_started = Instant::now();
         let stored = self.floors.commit(next);
         self.metrics
@@ -167,9 +162,47 @@ impl Server {
             }
             return;
         }
-        for (accepted, source_ip) in forward {
+        for (accepted, source_ip) in forward.drain(..) {
             self.forward(accepted, source_ip);
         }
+    }
+
+    /// With shared floors, the store decides, once for everyone sharing it: what it
+    /// refuses is a replay here too, and when it cannot be asked nothing is forwarded
+    /// (fail closed). Without, everything accepted so far is forwarded. Either way the
+    /// local floors keep everything the batch spent: a counter the store refused is at or
+    /// below the shared floor, so keeping it as the local lower bound refuses nothing the
+    /// store would accept.
+    fn ask_shared_store(&mut self, items: Vec<Item>) -> Vec<(Accepted, IpAddr)> {
+        let Some(shared) = self.shared.as_mut() else {
+            return items.into_iter().filter_map(|item| item.forward).collect();
+        };
+        let spends: Vec<Spend> = items.iter().map(|item| item.spend).collect();
+        let now = Instant::now();
+        let verdicts = match shared.advance(now, &spends) {
+            Ok(verdicts) => verdicts,
+            Err(why) => {
+                self.metrics.floor_store_errors += 1;
+                let forwards = items.iter().filter(|item| item.forward.is_some()).count();
+                shared.log_error(now, &why, forwards);
+                return Vec::new();
+            }
+        };
+        let uptime = self.uptime();
+        let mut forward = Vec::new();
+        for (item, yes) in items.into_iter().zip(verdicts) {
+            let Some((accepted, source_ip)) = item.forward else {
+                continue;
+            };
+            if yes {
+                forward.push((accepted, source_ip));
+            } else {
+                let key = Some(accepted.key_id);
+                self.logbook
+                    .rejected(uptime, source_ip, Reason::Replay, key);
+            }
+        }
+        forward
     }
 
     /// An accepted datagram whose floor is durable: the allow-list, then the commander.

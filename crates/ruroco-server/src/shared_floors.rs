@@ -1,39 +1,63 @@
 //! Replay floors shared by several servers through Redis (`floor_store = "redis://…"`).
 //!
-//! Each batch's accepted datagrams go to Redis in one round trip: a server-side script
+//! Each batch's authentic datagrams go to Redis in one round trip: a server-side script
 //! that, for each (key, counter) in order, sets the key's floor only if the counter is
-//! above it and says whether it did. Accepted means Redis said yes — so of two servers
-//! given the same datagram, whichever asked first runs it, once. Floors are stored as
-//! 32-digit hex, so the script compares them as strings (Lua numbers cannot hold a u128).
+//! above it (and not a remembered refused counter) and says whether it did. Accepted
+//! means Redis said yes — so of two servers given the same datagram, whichever asked
+//! first runs it, once. Authentic datagrams this server refused go there too (as a floor,
+//! or remembered when too far ahead), so that no other server runs them later. Floors are
+//! stored as 32-digit hex, so the script compares them as strings (Lua numbers cannot
+//! hold a u128).
 //!
 //! Fail closed: when Redis cannot be reached or answers too slowly (bounded by the
 //! timeout), nothing of the batch is forwarded; the error is logged at most once every
 //! [`LOG_EVERY`] and counted, and the connection is retried with backoff. Only
-//! authenticated, otherwise valid datagrams ever reach Redis. The local floor file stays a
+//! authenticated datagrams ever reach Redis; what a failed call spent is sent ahead of the
+//! next one. The local floor file stays a
 //! lower bound: a Redis that lost its data cannot reopen counters this server has seen.
 
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ruroco_proto::KeyId;
+use ruroco_proto::{KeyId, Spend, MAX_REFUSED_PER_KEY};
 use zeroize::Zeroizing;
 
 use crate::redis::{Connection, Endpoint, Reply};
 
-/// The compare-and-set of a batch. KEYS: floor keys; ARGV: the new floors (hex).
+/// The compare-and-set of a batch. KEYS: per update, the floor key and the refused-set
+/// key; ARGV: per update, `f` (advance the floor) or `r` (remember a refused counter)
+/// followed by the counter in hex. A counter at or below the floor, or remembered, is
+/// refused (0); otherwise `f` sets the floor (1) and `r` remembers it (0). Remembered
+/// counters live in a sorted set (lexical order is numeric order for fixed-width hex),
+/// pruned as the floor passes them and bounded like the local ones: past the bound the
+/// smallest becomes the floor.
 const SCRIPT: &str = "local out = {}
-for i, key in ipairs(KEYS) do
-  local new = ARGV[i]
-  local cur = redis.call('GET', key)
-  if (not cur) or new > cur then
-    redis.call('SET', key, new)
+for i = 1, #ARGV do
+  local fkey = KEYS[2 * i - 1]
+  local rkey = KEYS[2 * i]
+  local kind = string.sub(ARGV[i], 1, 1)
+  local new = string.sub(ARGV[i], 2)
+  local cur = redis.call('GET', fkey)
+  local open = ((not cur) or new > cur) and not redis.call('ZSCORE', rkey, new)
+  out[i] = 0
+  if open and kind == 'f' then
+    redis.call('SET', fkey, new)
+    redis.call('ZREMRANGEBYLEX', rkey, '-', '[' .. new)
     out[i] = 1
-  else
-    out[i] = 0
+  elseif open then
+    redis.call('ZADD', rkey, 0, new)
+    if redis.call('ZCARD', rkey) > tonumber(ARGV_MAX) then
+      local low = redis.call('ZRANGE', rkey, 0, 0)[1]
+      redis.call('SET', fkey, low)
+      redis.call('ZREMRANGEBYLEX', rkey, '-', '[' .. low)
+    end
   end
 end
 return out";
+/// Prefix of the refused-counter sets: `ruroco:refused:<key id hex>`.
+pub(crate) const REFUSED_PREFIX: &str = "ruroco:refused:";
 /// Prefix of the floor keys: `ruroco:floor:<key id hex>`.
 pub(crate) const PREFIX: &str = "ruroco:floor:";
 /// Longest pause between reconnection attempts.
@@ -53,6 +77,50 @@ pub(crate) struct SharedFloors {
     backoff: Duration,
     last_log: Option<Instant>,
     suppressed: u64,
+    /// What batches spent while the store could not be asked, sent ahead of the next
+    /// batch: a datagram refused here because the store was down must not run on
+    /// another server once the store is back.
+    pending: Pending,
+}
+
+/// Spends not yet in the store, bounded like the floors themselves: per key, the highest
+/// floor and at most [`MAX_REFUSED_PER_KEY`] remembered counters.
+#[derive(Debug, Default)]
+struct Pending {
+    floors: HashMap<KeyId, u128>,
+    remembered: HashMap<KeyId, BTreeSet<u128>>,
+}
+
+impl Pending {
+    fn add(&mut self, spend: Spend) {
+        match spend {
+            Spend::Floor(id, c) => {
+                let floor = self.floors.entry(id).or_insert(c);
+                *floor = (*floor).max(c);
+            }
+            Spend::Remember(id, c) => {
+                let set = self.remembered.entry(id).or_default();
+                set.insert(c);
+                if set.len() > MAX_REFUSED_PER_KEY {
+                    if let Some(low) = set.pop_first() {
+                        let floor = self.floors.entry(id).or_insert(low);
+                        *floor = (*floor).max(low);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every pending spend, remembered counters first (a floor sent first would make the
+    /// store drop the ones below it anyway).
+    fn spends(&self) -> Vec<Spend> {
+        let remembered = self
+            .remembered
+            .iter()
+            .flat_map(|(id, set)| set.iter().map(|c| Spend::Remember(*id, *c)));
+        let floors = self.floors.iter().map(|(id, c)| Spend::Floor(*id, *c));
+        remembered.chain(floors).collect()
+    }
 }
 
 impl SharedFloors {
@@ -85,6 +153,7 @@ impl SharedFloors {
             backoff: MIN_BACKOFF,
             last_log: None,
             suppressed: 0,
+            pending: Pending::default(),
         })
     }
 
@@ -92,13 +161,30 @@ impl SharedFloors {
         &self.endpoint
     }
 
-    /// Advances each floor if its counter is above the stored one: one verdict per update,
-    /// in order; `Err` when the store could not be asked (then nothing may be forwarded).
-    pub(crate) fn advance(
-        &mut self,
-        now: Instant,
-        updates: &[(KeyId, u128)],
-    ) -> Result<Vec<bool>, String> {
+    /// Spends each counter if it is above the stored floor and not remembered: one verdict
+    /// per update, in order, `true` when a floor was advanced (the datagram may run);
+    /// `Err` when the store could not be asked (then nothing may be forwarded, and the
+    /// updates are kept to be sent ahead of the next call).
+    pub(crate) fn advance(&mut self, now: Instant, updates: &[Spend]) -> Result<Vec<bool>, String> {
+        let mut all = self.pending.spends();
+        let earlier = all.len();
+        all.extend_from_slice(updates);
+        match self.call(now, &all) {
+            Ok(verdicts) => {
+                self.pending = Pending::default();
+                Ok(verdicts.into_iter().skip(earlier).collect())
+            }
+            Err(why) => {
+                for spend in updates {
+                    self.pending.add(*spend);
+                }
+                Err(why)
+            }
+        }
+    }
+
+    /// One script call for `updates`: a verdict per update, in order.
+    fn call(&mut self, now: Instant, updates: &[Spend]) -> Result<Vec<bool>, String> {
         if updates.is_empty() {
             return Ok(Vec::new());
         }
@@ -132,13 +218,23 @@ impl SharedFloors {
         };
         let keys: Vec<String> = updates
             .iter()
-            .map(|(id, _)| format!("{PREFIX}{id}"))
+            .flat_map(|spend| {
+                let (id, _) = spend.parts();
+                [format!("{PREFIX}{id}"), format!("{REFUSED_PREFIX}{id}")]
+            })
             .collect();
-        let floors: Vec<String> = updates.iter().map(|(_, f)| format!("{f:032x}")).collect();
-        let count = updates.len().to_string();
-        let mut args: Vec<&[u8]> = vec![b"EVAL", SCRIPT.as_bytes(), count.as_bytes()];
+        let values: Vec<String> = updates
+            .iter()
+            .map(|spend| match spend {
+                Spend::Floor(_, c) => format!("f{c:032x}"),
+                Spend::Remember(_, c) => format!("r{c:032x}"),
+            })
+            .collect();
+        let script = SCRIPT.replace("ARGV_MAX", &MAX_REFUSED_PER_KEY.to_string());
+        let count = keys.len().to_string();
+        let mut args: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), count.as_bytes()];
         args.extend(keys.iter().map(|k| k.as_bytes()));
-        args.extend(floors.iter().map(|f| f.as_bytes()));
+        args.extend(values.iter().map(|f| f.as_bytes()));
         let reply = conn.call(&args);
         match reply {
             Ok(Reply::Array(Some(items))) if items.len() == updates.len() => {

@@ -81,7 +81,7 @@ fn with_redis_down_nothing_runs_and_it_recovers_without_a_restart() {
     let Some(redis) = start_redis(None, None) else {
         return;
     };
-    let (a, _b, _secrets) = pair(&redis);
+    let (a, b, _secrets) = pair(&redis);
     let (port, dir) = redis.stop();
     // Junk never reaches the store: no store error for it.
     send(&a, &[0u8; 94]);
@@ -92,7 +92,8 @@ fn with_redis_down_nothing_runs_and_it_recovers_without_a_restart() {
         a.logs()
     );
     assert!(!a.server.log_text().contains("floor store"), "{}", a.logs());
-    send(&a, &v0_datagram(&key_string(&a), "default", now_nanos()));
+    let refused = v0_datagram(&key_string(&a), "default", now_nanos());
+    send(&a, &refused);
     assert!(
         a.server.wait_log("floor store: cannot connect", WAIT),
         "{}",
@@ -114,6 +115,52 @@ fn with_redis_down_nothing_runs_and_it_recovers_without_a_restart() {
     }
     assert!(ran, "{}", a.logs());
     assert!(a.server.log_text().contains("reachable again"));
+    // The datagram refused while the store was down was spent in it since: neither
+    // server runs it now.
+    for stack in [&a, &b] {
+        let before = (runs(stack), stack.server.count_log("reason=replay"));
+        send(stack, &refused);
+        assert!(
+            stack
+                .server
+                .wait_log_count("reason=replay", before.1 + 1, WAIT),
+            "{}",
+            stack.logs()
+        );
+        std::thread::sleep(QUIET);
+        assert_eq!(runs(stack), before.0, "{}", stack.logs());
+    }
+}
+
+#[test]
+fn a_future_datagram_refused_by_one_server_never_runs_on_the_other() {
+    let Some(redis) = start_redis(None, None) else {
+        return;
+    };
+    let secrets = tempfile::tempdir().unwrap();
+    let pass = secrets.path().join("redis.pass");
+    std::fs::write(&pass, "s3cret-pass\n").unwrap();
+    let extra = format!(
+        "floor_store = \"redis://127.0.0.1:{}/0\"\nfloor_store_password_file = \"{}\"\nmax_clock_skew_seconds = 1\n",
+        redis.port,
+        pass.display()
+    );
+    let a = Stack::start(&extra);
+    let b = Stack::start_with_key(&extra, &key_string(&a));
+    let ahead = now_nanos() + 3_000_000_000;
+    let recorded = v0_datagram(&key_string(&a), "default", ahead);
+    send(&a, &recorded);
+    assert!(a.server.wait_log("reason=future", WAIT), "{}", a.logs());
+    // Once the clock has caught up, the recorded datagram goes to the other server.
+    let wait = ahead.saturating_sub(now_nanos());
+    std::thread::sleep(Duration::from_nanos(u64::try_from(wait).unwrap()));
+    send(&b, &recorded);
+    assert!(b.server.wait_log("reason=replay", WAIT), "{}", b.logs());
+    std::thread::sleep(QUIET);
+    assert_eq!(runs(&a) + runs(&b), 0, "{}\n{}", a.logs(), b.logs());
+    // The key still works on both.
+    send(&b, &v0_datagram(&key_string(&a), "default", now_nanos()));
+    b.expect_runs("default", &["127.0.0.1"]);
 }
 
 #[test]

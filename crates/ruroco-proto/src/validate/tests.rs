@@ -1,4 +1,5 @@
 use super::*;
+use crate::Spend;
 use crate::{seal_with_iv, Plaintext, Wire};
 
 const NOW: u128 = 1_800_000_000 * NANOS_PER_SEC;
@@ -228,4 +229,88 @@ fn reason_names_are_the_spec_names() {
             "not_allowed"
         ]
     );
+}
+
+#[test]
+fn a_refused_authentic_datagram_spends_its_counter_and_never_passes_later() {
+    let mut s = setup();
+    let ahead = NOW + 120 * NANOS_PER_SEC;
+    let packet = seal_with_iv(&s.key, Wire::V1, [3; 12], &plain(ahead));
+    let at = |s: &Setup, now| {
+        judge(
+            &s.keys,
+            &s.floors,
+            &s.policy,
+            now,
+            ip("198.51.100.7"),
+            &packet,
+        )
+    };
+    let refusal = at(&s, NOW).unwrap_err();
+    assert_eq!(refusal.reason, Reason::Future);
+    assert_eq!(
+        refusal.spend,
+        Some(Spend::Remember(KeyId(*b"unittest"), ahead))
+    );
+    // Without spending, the clock catching up makes it acceptable: the defect.
+    assert!(at(&s, ahead).is_ok());
+    s.floors.spend(refusal.spend.unwrap());
+    assert_eq!(at(&s, ahead).unwrap_err().reason, Reason::Replay);
+    assert_eq!(
+        s.floors.get(&KeyId(*b"unittest")),
+        Some(NOW - NANOS_PER_SEC)
+    );
+    // A counter below it (a client reseeded after fixing its clock) still passes.
+    assert!(run(&s, &plain(NOW), "203.0.113.5").is_ok());
+
+    // Refusals within the skew make the counter the floor.
+    let mut wrong_dst = plain(NOW + 5);
+    wrong_dst.dst_ip = ip("192.0.2.99");
+    let packet = seal_with_iv(&s.key, Wire::V1, [4; 12], &wrong_dst);
+    let refusal = judge(
+        &s.keys,
+        &s.floors,
+        &s.policy,
+        NOW,
+        ip("203.0.113.5"),
+        &packet,
+    )
+    .unwrap_err();
+    assert_eq!(refusal.reason, Reason::DstIp);
+    assert_eq!(
+        refusal.spend,
+        Some(Spend::Floor(KeyId(*b"unittest"), NOW + 5))
+    );
+    let mut claim = plain(NOW + 6);
+    claim.src_ip = Some(ip("203.0.113.9"));
+    let packet = seal_with_iv(&s.key, Wire::V1, [5; 12], &claim);
+    let refusal = judge(
+        &s.keys,
+        &s.floors,
+        &s.policy,
+        NOW,
+        ip("203.0.113.5"),
+        &packet,
+    )
+    .unwrap_err();
+    assert_eq!(refusal.reason, Reason::SrcIp);
+    assert_eq!(
+        refusal.spend,
+        Some(Spend::Floor(KeyId(*b"unittest"), NOW + 6))
+    );
+    // Unauthenticated refusals and replays spend nothing.
+    let mut junk = packet.to_vec();
+    junk[40] ^= 1;
+    let refusal = judge(&s.keys, &s.floors, &s.policy, NOW, ip("203.0.113.5"), &junk).unwrap_err();
+    assert_eq!((refusal.reason, refusal.spend), (Reason::Auth, None));
+    let refusal = judge(
+        &s.keys,
+        &s.floors,
+        &s.policy,
+        NOW,
+        ip("203.0.113.9"),
+        &seal_with_iv(&s.key, Wire::V1, [6; 12], &plain(NOW - NANOS_PER_SEC)),
+    )
+    .unwrap_err();
+    assert_eq!((refusal.reason, refusal.spend), (Reason::Replay, None));
 }

@@ -79,7 +79,7 @@ fn a_queued_burst_is_committed_once_and_all_of_it_runs_once() {
 }
 
 #[test]
-fn a_failed_commit_forwards_none_of_the_batch_and_keeps_the_old_floors() {
+fn a_failed_commit_forwards_none_of_the_batch_and_spends_it_all_the_same() {
     let (fx, _) = fixture();
     let inbox = fx.inbox();
     let server = fx.start();
@@ -101,12 +101,18 @@ fn a_failed_commit_forwards_none_of_the_batch_and_keeps_the_old_floors() {
         Duration::from_millis(300),
         "forwarded without a durable floor",
     );
-    // The floors did not move: once the disk works again, the same datagrams are new.
+    // Spent all the same: once the disk works again, the same datagrams are replays,
+    // and a new one runs.
     crate::util::limit_file_size(&server, None);
     for p in &packets {
         server.send(p);
     }
-    for _ in 0..3 {
-        assert!(inbox.recv(WAIT).is_some(), "{}", server.log_text());
-    }
+    assert!(
+        server.wait_log_count("reason=replay", 3, WAIT),
+        "{}",
+        server.log_text()
+    );
+    server.send(&fx.packet("a", now_nanos()));
+    assert!(inbox.recv(WAIT).is_some(), "{}", server.log_text());
+    inbox.assert_empty(Duration::from_millis(300), "a refused datagram ran");
 }

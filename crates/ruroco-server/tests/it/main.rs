@@ -16,5 +16,6 @@ mod pipeline;
 mod reload;
 mod shutdown;
 mod socket;
+mod spent;
 mod startup;
 mod util;

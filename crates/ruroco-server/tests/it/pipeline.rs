@@ -215,14 +215,19 @@ fn floor_that_cannot_be_written_stops_forwarding() {
         server.log_text()
     );
     inbox.assert_empty(QUIET, "floor not persisted");
-    // Once the disk works again, the same datagram is accepted: the old floor was kept.
+    // Once the disk works again, the refused datagram stays refused (it was spent in
+    // memory) and a new one runs; its commit makes both durable.
     crate::util::limit_file_size(&server, None);
-    server.send(&packet);
+    expect_rejected(&server, &inbox, &packet, "replay");
+    server.send(&fx.packet("default", now_nanos()));
     assert!(
         inbox.recv(Duration::from_secs(3)).is_some(),
         "{}",
         server.log_text()
     );
+    server.stop();
+    let server = fx.start();
+    expect_rejected(&server, &inbox, &packet, "replay");
 }
 
 #[test]
