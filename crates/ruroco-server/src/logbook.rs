@@ -5,6 +5,11 @@
 //! tracked per window; beyond that, lines are only counted. So whatever arrives on the wire,
 //! the log grows by at most `MAX_TRACKED * (LINES_PER_WINDOW + 1) + 2` lines per window and
 //! the table never exceeds `MAX_TRACKED` entries.
+//!
+//! Rejections of authenticated datagrams (`replay`, `future`, `src_ip`, …) have a budget
+//! of their own, per (key, reason), so that junk from spoofed sources can never use it up
+//! and hide them. Only a loaded key's holder can produce one, so that table is bounded by
+//! the number of keys (and, to be safe, by `MAX_TRACKED_KEYED`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -17,6 +22,8 @@ pub(crate) const WINDOW_SECS: u64 = 60;
 pub(crate) const LINES_PER_WINDOW: u32 = 3;
 /// Distinct (source, reason) pairs tracked per window.
 pub(crate) const MAX_TRACKED: usize = 256;
+/// Distinct (key, reason) pairs of authenticated rejections tracked per window.
+pub(crate) const MAX_TRACKED_KEYED: usize = 4096;
 
 #[derive(Debug, Default)]
 struct Entry {
@@ -32,6 +39,7 @@ pub(crate) struct Logbook {
     reported: ([u64; Reason::ALL.len()], [u64; Wire::ALL.len()]),
     window_start: u64,
     lines: HashMap<(IpAddr, Reason), Entry>,
+    keyed: HashMap<(KeyId, Reason), Entry>,
     untracked: u64,
 }
 
@@ -43,6 +51,7 @@ impl Logbook {
             reported: ([0; Reason::ALL.len()], [0; Wire::ALL.len()]),
             window_start: now,
             lines: HashMap::new(),
+            keyed: HashMap::new(),
             untracked: 0,
         }
     }
@@ -59,14 +68,13 @@ impl Logbook {
         if let Some(count) = self.counts.get_mut(reason as usize) {
             *count = count.saturating_add(1);
         }
-        let tracked = self.lines.len();
-        let entry = match self.lines.get_mut(&(source, reason)) {
-            Some(entry) => entry,
-            None if tracked >= MAX_TRACKED => {
-                self.untracked = self.untracked.saturating_add(1);
-                return;
-            }
-            None => self.lines.entry((source, reason)).or_default(),
+        let entry = match key {
+            Some(key) => budget(&mut self.keyed, (key, reason), MAX_TRACKED_KEYED),
+            None => budget(&mut self.lines, (source, reason), MAX_TRACKED),
+        };
+        let Some(entry) = entry else {
+            self.untracked = self.untracked.saturating_add(1);
+            return;
         };
         if entry.logged >= LINES_PER_WINDOW {
             entry.suppressed = entry.suppressed.saturating_add(1);
@@ -115,6 +123,15 @@ impl Logbook {
                 );
             }
         }
+        for ((key, reason), entry) in self.keyed.drain() {
+            if entry.suppressed > 0 {
+                tracing::warn!(
+                    "suppressed {} further log lines for reason={} key={key}",
+                    entry.suppressed,
+                    reason.as_str()
+                );
+            }
+        }
         if self.untracked > 0 {
             tracing::warn!(
                 "suppressed {} further log lines about bad datagrams from too many distinct sources",
@@ -153,6 +170,18 @@ impl Logbook {
     }
 }
 
+/// The entry of `at` in `table`, made if there is room for it.
+fn budget<K: std::hash::Hash + Eq>(
+    table: &mut HashMap<K, Entry>,
+    at: K,
+    max: usize,
+) -> Option<&mut Entry> {
+    if table.len() >= max && !table.contains_key(&at) {
+        return None;
+    }
+    Some(table.entry(at).or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +202,34 @@ mod tests {
             book.count(Reason::Auth),
             100_000,
             "counters outlive windows"
+        );
+    }
+
+    #[test]
+    fn junk_from_many_sources_never_hides_an_authenticated_rejection() {
+        let mut book = Logbook::new(0);
+        for n in 0..10_000u32 {
+            book.rejected(1, IpAddr::from(n.to_be_bytes()), Reason::Size, None);
+        }
+        assert_eq!(book.tracked(), MAX_TRACKED);
+        let key = KeyId([7; 8]);
+        let ip: IpAddr = "198.51.100.9".parse().unwrap();
+        for reason in [Reason::Replay, Reason::SrcIp, Reason::Future, Reason::Rate] {
+            book.rejected(1, ip, reason, Some(key));
+            assert_eq!(
+                book.keyed.get(&(key, reason)).unwrap().logged,
+                1,
+                "{reason:?}"
+            );
+        }
+        // Its own budget is bounded too: a few lines per key and reason.
+        for _ in 0..100 {
+            book.rejected(1, ip, Reason::Replay, Some(key));
+        }
+        let entry = book.keyed.get(&(key, Reason::Replay)).unwrap();
+        assert_eq!(
+            (entry.logged, entry.suppressed),
+            (LINES_PER_WINDOW, 101 - u64::from(LINES_PER_WINDOW))
         );
     }
 

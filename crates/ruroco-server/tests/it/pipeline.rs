@@ -464,3 +464,31 @@ fn stalled_commander_never_blocks_the_receive_loop() {
     );
     drop(listener);
 }
+
+#[test]
+fn junk_from_many_sources_never_hides_a_replay_line() {
+    let fx = Fixture::new();
+    let inbox = fx.inbox();
+    let server = fx.start();
+    // More spoofed-looking sources than the log tracks per window, each logging its line.
+    for k in 0..300u32 {
+        let sock = UdpSocket::bind(format!("127.3.{}.{}:0", 1 + k / 200, 1 + k % 200)).unwrap();
+        sock.send_to(&[0u8; 10], server.addr).unwrap();
+        if k % 50 == 0 {
+            wait_drained(server.addr);
+        }
+    }
+    assert!(
+        server.wait_log_count("reason=size", 256, Duration::from_secs(5)),
+        "{}",
+        server.log_text()
+    );
+    let packet = fx.packet("default", now_nanos());
+    server.send(&packet);
+    assert!(inbox.recv(Duration::from_secs(3)).is_some());
+    // The replay's line names the key and the source, though the per-source table is full.
+    expect_rejected(&server, &inbox, &packet, "replay");
+    assert!(server
+        .log_text()
+        .contains(&format!("reason=replay key={}", fx.key.id())));
+}
