@@ -55,6 +55,27 @@ pub(crate) enum Queued {
     Undo(Ticket),
 }
 
+impl Queued {
+    /// The (command, IP) it acts on.
+    fn subject(&self) -> (&str, IpAddr) {
+        match self {
+            Queued::Command { spec, ip } => (&spec.name, *ip),
+            Queued::Undo(ticket) => (&ticket.undo.command, ticket.undo.ip),
+        }
+    }
+}
+
+impl Tag {
+    /// The (command, IP) a command or undo acts on; `None` for a hook.
+    fn subject(&self) -> Option<(&str, IpAddr)> {
+        match self {
+            Tag::Command { spec, ip } => Some((&spec.name, *ip)),
+            Tag::Undo(ticket) => Some((&ticket.undo.command, ticket.undo.ip)),
+            Tag::Hook { .. } => None,
+        }
+    }
+}
+
 /// Everything the loop owns.
 pub(crate) struct Service {
     pub(crate) socket: Option<CommanderSocket>,
@@ -270,10 +291,22 @@ impl Service {
         while matches!(self.wake.read(&mut buf), Ok(n) if n > 0) {}
     }
 
-    /// Starts queued commands and undos while there are free slots.
+    /// Starts queued commands and undos while there are free slots, in order, except that
+    /// a command and the undo of the same (command, IP) never run at once: one waits for
+    /// the other (else a re-knock as its undo comes due could run `add` before `delete`).
     pub(crate) fn start_queued(&mut self) {
         while self.runner.count(|t| !matches!(t, Tag::Hook { .. })) < MAX_RUNNING {
-            let Some(next) = self.queue.pop_front() else {
+            let runner = &self.runner;
+            let free = |q: &Queued| {
+                let (name, ip) = q.subject();
+                runner.count(|t| t.subject() == Some((name, ip))) == 0
+            };
+            let Some(next) = self
+                .queue
+                .iter()
+                .position(free)
+                .and_then(|i| self.queue.remove(i))
+            else {
                 return;
             };
             let job = match next {
@@ -304,6 +337,20 @@ impl Service {
                 }
                 Queued::Undo(ticket) => {
                     let u = &ticket.undo;
+                    if !self.undos.is_current(&ticket) {
+                        // A run of the same command for the same IP succeeded while this
+                        // undo waited for it, and moved the deadline: undoing now would
+                        // take away what that run just gave.
+                        tracing::info!(
+                            "undo of {} for {} not run now: a new run moved it to {}",
+                            u.command,
+                            u.ip,
+                            self.undos
+                                .due(&u.command, u.ip)
+                                .map_or_else(|| "never".to_owned(), utc)
+                        );
+                        continue;
+                    }
                     tracing::info!(
                         "running undo of {} for {} (due {})",
                         u.command,

@@ -139,6 +139,22 @@ impl Schedule {
         false
     }
 
+    /// Whether `ticket` is still what its entry holds (not moved by a new run since it
+    /// was handed out).
+    pub(crate) fn is_current(&self, ticket: &Ticket) -> bool {
+        let key = (ticket.undo.command.clone(), ticket.undo.ip);
+        self.entries
+            .get(&key)
+            .is_some_and(|e| e.generation == ticket.generation)
+    }
+
+    /// When the undo of `command` for `ip` is due, if one is pending.
+    pub(crate) fn due(&self, command: &str, ip: IpAddr) -> Option<u64> {
+        self.entries
+            .get(&(command.to_owned(), ip))
+            .map(|e| e.undo.due_unix_ms)
+    }
+
     /// The earliest deadline of an undo not yet running.
     pub(crate) fn next_due(&self) -> Option<u64> {
         self.entries
@@ -219,8 +235,10 @@ mod tests {
         s.schedule(undo("open_ssh", "192.0.2.1", 100)).unwrap();
         let t = s.take_due(100).pop().unwrap();
         s.schedule(undo("open_ssh", "192.0.2.1", 500)).unwrap();
+        assert!(!s.is_current(&t));
         assert!(!s.finished(&t));
         assert_eq!(s.list(), vec![undo("open_ssh", "192.0.2.1", 500)]);
+        assert_eq!(s.due("open_ssh", "192.0.2.1".parse().unwrap()), Some(500));
         assert_eq!(s.next_due(), Some(500));
     }
 

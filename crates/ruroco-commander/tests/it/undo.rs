@@ -217,3 +217,70 @@ fn an_unwritable_state_dir_stops_the_start_naming_it() {
     assert!(!status.success());
     assert!(err.contains("/proc/ruroco-no-such-dir"), "{err}");
 }
+
+/// A command and an undo that each take a while, recording when they start and end.
+fn slow_pair(after_sec: u64) -> String {
+    format!(
+        r#"open_ssh = {{ cmd = "echo add-start >> {{dir}}/order; sleep 0.8; echo add-end >> {{dir}}/order", undo = "echo del-start >> {{dir}}/order; sleep 0.8; echo del-end >> {{dir}}/order", undo_after_sec = {after_sec} }}"#
+    )
+}
+
+#[test]
+fn a_knock_while_the_undo_runs_waits_for_it_and_keeps_its_access() {
+    let fx = Fixture::new(&slow_pair(1), ALLOW);
+    let cmd = fx.start();
+    fx.send("open_ssh", "203.0.113.7");
+    // The undo is due 1 s after the add ended; knock again while it runs.
+    fx.wait_lines("order", 3, Duration::from_secs(6));
+    assert_eq!(fx.lines("order").last().unwrap(), "del-start");
+    fx.send("open_ssh", "203.0.113.7");
+    let order = fx.wait_lines("order", 6, Duration::from_secs(6));
+    assert_eq!(
+        order,
+        [
+            "add-start",
+            "add-end",
+            "del-start",
+            "del-end",
+            "add-start",
+            "add-end"
+        ],
+        "{}",
+        cmd.log_text()
+    );
+    // The second add's access lasts its full second: its undo follows it once.
+    let order = fx.wait_lines("order", 8, Duration::from_secs(6));
+    assert_eq!(&order[6..], ["del-start", "del-end"], "{}", cmd.log_text());
+}
+
+#[test]
+fn an_undo_due_while_a_new_run_is_going_waits_and_is_moved_by_it() {
+    let fx = Fixture::new(&slow_pair(1), ALLOW);
+    let cmd = fx.start();
+    fx.send("open_ssh", "203.0.113.7");
+    fx.wait_lines("order", 2, Duration::from_secs(5));
+    // 0.5 s into the 1 s before the undo: the new run is still going when it comes due.
+    std::thread::sleep(Duration::from_millis(500));
+    fx.send("open_ssh", "203.0.113.7");
+    let order = fx.wait_lines("order", 6, Duration::from_secs(8));
+    assert_eq!(
+        order,
+        [
+            "add-start",
+            "add-end",
+            "add-start",
+            "add-end",
+            "del-start",
+            "del-end"
+        ],
+        "{}",
+        cmd.log_text()
+    );
+    assert!(
+        cmd.log_text().contains("not run now: a new run moved it"),
+        "{}",
+        cmd.log_text()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(fx.lines("order").len(), 6, "one undo for the two runs");
+}
