@@ -1,11 +1,17 @@
 //! Taking messages in: accepting connections on the socket, reading exactly one message
 //! each, and admitting its command (known, routable, within the bounds, past the gate)
 //! or refusing it with one log line.
+//!
+//! Connections are non-blocking and read by the event loop when `poll` says they have
+//! something, each with its own deadline: a peer that connects and stalls costs one slot
+//! until its deadline, never the loop's time (a blocking read would hold up job timeouts
+//! and undos for as long as such peers keep coming).
 
 use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ruroco_ipc::{is_routable, CommanderMessage, MESSAGE_LEN};
 
@@ -15,15 +21,120 @@ use crate::service::{Queued, Service, Tag, MAX_IN_FLIGHT};
 
 /// Connections taken per wake-up, so a flood cannot starve the running jobs.
 const ACCEPTS_PER_WAKE: usize = 64;
+/// Connections being read at once; while this many are open the listener is not polled
+/// (new ones wait in its backlog).
+pub(crate) const MAX_OPEN: usize = 64;
 /// How long a connection may take to deliver its message.
 const READ_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// A connection whose message is still arriving.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    stream: UnixStream,
+    bytes: Vec<u8>,
+    deadline: Instant,
+}
+
+/// The connections being read.
+#[derive(Debug, Default)]
+pub(crate) struct Intake {
+    open: Vec<Incoming>,
+}
+
+impl Intake {
+    /// Whether another connection may be taken.
+    pub(crate) fn has_room(&self) -> bool {
+        self.open.len() < MAX_OPEN
+    }
+
+    /// The descriptors to poll for reading.
+    pub(crate) fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        self.open.iter().map(|c| c.stream.as_fd()).collect()
+    }
+
+    /// The nearest deadline.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.open.iter().map(|c| c.deadline).min()
+    }
+
+    fn add(&mut self, stream: UnixStream, now: Instant) -> std::io::Result<()> {
+        stream.set_nonblocking(true)?;
+        self.open.push(Incoming {
+            stream,
+            bytes: Vec::with_capacity(MESSAGE_LEN + 1),
+            deadline: now + READ_TIMEOUT,
+        });
+        Ok(())
+    }
+
+    /// Reads what the ready connections have; returns the complete messages (the bytes up
+    /// to end of stream, or one byte past a message) and how many connections missed
+    /// their deadline (dropped).
+    fn service(&mut self, now: Instant, ready: &[RawFd]) -> (Vec<std::io::Result<Vec<u8>>>, usize) {
+        let mut done = Vec::new();
+        let mut expired = 0;
+        let mut i = 0;
+        while let Some(conn) = self.open.get_mut(i) {
+            let finished = if ready.contains(&conn.stream.as_raw_fd()) {
+                read_some(conn)
+            } else {
+                None
+            };
+            match finished {
+                Some(result) => {
+                    done.push(result);
+                    self.open.swap_remove(i);
+                }
+                None if now >= conn.deadline => {
+                    expired += 1;
+                    self.open.swap_remove(i);
+                }
+                None => i += 1,
+            }
+        }
+        (done, expired)
+    }
+}
+
+/// Reads what is there, at most one byte more than a message: `Some` once the message is
+/// complete (end of stream or oversized) or the read failed, `None` while more may come.
+fn read_some(conn: &mut Incoming) -> Option<std::io::Result<Vec<u8>>> {
+    let mut buf = [0u8; MESSAGE_LEN + 1];
+    loop {
+        let room = (MESSAGE_LEN + 1).saturating_sub(conn.bytes.len());
+        let Some(buf) = buf.get_mut(..room) else {
+            return Some(Ok(std::mem::take(&mut conn.bytes)));
+        };
+        match conn.stream.read(buf) {
+            Ok(0) => return Some(Ok(std::mem::take(&mut conn.bytes))),
+            Ok(n) => {
+                conn.bytes
+                    .extend_from_slice(buf.get(..n).unwrap_or_default());
+                if conn.bytes.len() > MESSAGE_LEN {
+                    return Some(Ok(std::mem::take(&mut conn.bytes)));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Some(Err(e)),
+        }
+    }
+}
+
 impl Service {
+    /// Takes new connections while there is room; they are read as data arrives.
     pub(crate) fn accept(&mut self) {
         for _ in 0..ACCEPTS_PER_WAKE {
+            if !self.intake.has_room() {
+                return;
+            }
             let Some(socket) = &self.socket else { return };
             match socket.listener.accept() {
-                Ok((stream, _)) => self.handle(stream),
+                Ok((stream, _)) => {
+                    if let Err(e) = self.intake.add(stream, Instant::now()) {
+                        tracing::warn!("could not take a connection: {e}");
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) => {
                     tracing::error!("accept on {} failed: {e}", socket.path.display());
@@ -33,9 +144,24 @@ impl Service {
         }
     }
 
-    /// One connection: exactly 24 bytes, then end of stream.
-    fn handle(&mut self, stream: UnixStream) {
-        let bytes = match read_message(stream) {
+    /// Reads the connections `poll` found ready, handles complete messages and drops
+    /// connections past their deadline.
+    pub(crate) fn read_incoming(&mut self, ready: &[RawFd]) {
+        let (done, expired) = self.intake.service(Instant::now(), ready);
+        if expired > 0 {
+            tracing::warn!(
+                "dropped {expired} connection(s) that sent no complete message within {} ms; nothing run",
+                READ_TIMEOUT.as_millis()
+            );
+        }
+        for result in done {
+            self.handle(result);
+        }
+    }
+
+    /// One connection's bytes: exactly 24, then end of stream.
+    fn handle(&mut self, read: std::io::Result<Vec<u8>>) {
+        let bytes = match read {
             Ok(bytes) => bytes,
             Err(e) => {
                 let path = self.socket.as_ref().map(|s| s.path.display().to_string());
@@ -116,17 +242,4 @@ impl Service {
     pub(crate) fn in_flight(&self) -> usize {
         self.queue.len() + self.runner.count(|t| !matches!(t, Tag::Hook { .. }))
     }
-}
-
-/// Reads at most one byte more than a message, so an oversized one is seen as such
-/// without reading an unbounded stream.
-fn read_message(stream: UnixStream) -> std::io::Result<Vec<u8>> {
-    // Accepted sockets are blocking (Linux does not inherit O_NONBLOCK); the timeout
-    // bounds the wait.
-    stream.set_read_timeout(Some(READ_TIMEOUT))?;
-    let mut bytes = Vec::with_capacity(MESSAGE_LEN + 1);
-    stream
-        .take(MESSAGE_LEN as u64 + 1)
-        .read_to_end(&mut bytes)?;
-    Ok(bytes)
 }

@@ -22,6 +22,7 @@ use crate::commands::{CommandSpec, Commands};
 use ruroco_metrics::MetricsFile;
 
 use crate::hooks::Event;
+use crate::intake::Intake;
 use crate::metrics::CommanderMetrics;
 use crate::policy::Gate;
 use crate::runner::{Runner, Spawn};
@@ -86,6 +87,8 @@ pub(crate) struct Service {
     pub(crate) store: UndoStore,
     pub(crate) runner: Runner<Tag>,
     pub(crate) queue: VecDeque<Queued>,
+    /// Connections whose message is still arriving.
+    pub(crate) intake: Intake,
     pub(crate) wake: UnixStream,
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) reload: Arc<AtomicBool>,
@@ -103,6 +106,8 @@ struct Ready {
     /// The signal pipe (SIGCHLD, SIGTERM, SIGINT, SIGHUP).
     wake: bool,
     listener: bool,
+    /// Connections with (part of) a message or at their end.
+    incoming: Vec<RawFd>,
     /// Output pipes with data or at their end.
     pipes: Vec<RawFd>,
     /// Timed out (or interrupted) with nothing ready.
@@ -168,6 +173,7 @@ impl Service {
             store,
             runner: Runner::default(),
             queue: VecDeque::new(),
+            intake: Intake::default(),
             wake,
             stop,
             reload,
@@ -200,6 +206,7 @@ impl Service {
                         self.undos.len()
                     );
                     socket.close();
+                    self.intake = Intake::default();
                     self.queue.retain(|q| matches!(q, Queued::Command { .. }));
                 }
                 if self.runner.len() == 0 && self.queue.is_empty() {
@@ -223,6 +230,8 @@ impl Service {
             if ready.wake {
                 self.drain_wake();
             }
+            // Connections are read (and past-deadline ones dropped) every round.
+            self.read_incoming(&ready.incoming);
             if ready.listener {
                 self.accept();
             }
@@ -248,7 +257,10 @@ impl Service {
     fn wait(&mut self) -> Ready {
         let now = Instant::now();
         let mut sleep = MAX_SLEEP;
-        if let Some(at) = self.runner.next_wakeup() {
+        for at in [self.runner.next_wakeup(), self.intake.next_deadline()]
+            .into_iter()
+            .flatten()
+        {
             sleep = sleep.min(at.saturating_duration_since(now));
         }
         if self.socket.is_some() {
@@ -258,30 +270,36 @@ impl Service {
         }
         let timeout = PollTimeout::try_from(sleep).unwrap_or(PollTimeout::MAX);
         let pipes = self.runner.fds();
-        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(pipes.len() + 2);
+        let incoming = self.intake.fds();
+        let listen = self.socket.as_ref().filter(|_| self.intake.has_room());
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(pipes.len() + incoming.len() + 2);
         fds.push(PollFd::new(self.wake.as_fd(), PollFlags::POLLIN));
-        if let Some(socket) = &self.socket {
+        if let Some(socket) = listen {
             fds.push(PollFd::new(socket.listener.as_fd(), PollFlags::POLLIN));
         }
+        let first_incoming = fds.len();
+        let first_pipe = first_incoming + incoming.len();
         fds.extend(
-            pipes
+            incoming
                 .into_iter()
+                .chain(pipes)
                 .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
         );
         // EINTR and timeouts just lead back to the checks.
         let n = poll(&mut fds, timeout).unwrap_or(0);
         let is_ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
-        let listener = self.socket.is_some() && fds.get(1).is_some_and(is_ready);
-        let first_pipe = if self.socket.is_some() { 2 } else { 1 };
+        let ready_in = |from: usize, to: usize| -> Vec<RawFd> {
+            fds.iter()
+                .enumerate()
+                .filter(|(i, fd)| (from..to).contains(i) && is_ready(fd))
+                .map(|(_, fd)| fd.as_fd().as_raw_fd())
+                .collect()
+        };
         Ready {
             wake: fds.first().is_some_and(is_ready),
-            listener,
-            pipes: fds
-                .iter()
-                .skip(first_pipe)
-                .filter(|fd| is_ready(fd))
-                .map(|fd| fd.as_fd().as_raw_fd())
-                .collect(),
+            listener: listen.is_some() && fds.get(1).is_some_and(is_ready),
+            incoming: ready_in(first_incoming, first_pipe),
+            pipes: ready_in(first_pipe, fds.len()),
             nothing: n <= 0,
         }
     }

@@ -187,3 +187,59 @@ fn malformed_messages_run_nothing() {
         cmd.log_text()
     );
 }
+
+#[test]
+fn stalled_connections_never_delay_a_timeout_or_an_undo() {
+    let fx = Fixture::new(
+        r#"slow = { cmd = "echo started >> {dir}/events; sleep 30", timeout_sec = 1 }
+open_ssh = { cmd = "echo open $(date +%s%N) >> {dir}/events", undo = "echo close $(date +%s%N) >> {dir}/events", undo_after_sec = 1 }"#,
+        "",
+    );
+    let cmd = fx.start();
+    fx.send("slow", "8.8.8.8");
+    fx.send("open_ssh", "8.8.8.8");
+    let started = std::time::Instant::now();
+    fx.wait_lines("events", 2, Duration::from_secs(5));
+    // A compromised sender keeps 64 connections open that each send one byte and hang,
+    // renewing them for 3 s.
+    let mut stalled = Vec::new();
+    while started.elapsed() < Duration::from_secs(3) {
+        for _ in 0..64 {
+            if let Ok(mut s) = std::os::unix::net::UnixStream::connect(fx.socket()) {
+                let _ = std::io::Write::write_all(&mut s, &[1]);
+                stalled.push(s);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        if stalled.len() > 2000 {
+            stalled.drain(..1000);
+        }
+    }
+    // The timeout struck within its second (plus slack), and the undo came due on time.
+    let log = cmd.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("command slow for 8.8.8.8 timed out"))
+        .unwrap_or_else(|| panic!("{log}"));
+    let ms: u64 = line
+        .split("after ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(ms < 1600, "killed after {ms} ms: {line}");
+    let events = fx.lines("events");
+    let at = |kind: &str| -> u128 {
+        events
+            .iter()
+            .find_map(|l| l.strip_prefix(kind).map(|t| t.trim().parse().unwrap()))
+            .unwrap_or_else(|| panic!("no {kind} in {events:?}\n{log}"))
+    };
+    let late = (at("close") - at("open")) as f64 / 1e9;
+    assert!(
+        (0.9..1.8).contains(&late),
+        "undo {late} s after the open\n{log}"
+    );
+    assert!(log.contains("sent no complete message"), "{log}");
+    drop(stalled);
+}
