@@ -6,6 +6,11 @@
 //! job is done when its shell has exited and both pipes are closed; at its deadline the
 //! whole process group is killed. Output still held open by a process that left the group
 //! (`setsid`) is given up on after [`OUTPUT_GRACE`].
+//!
+//! The shell is not reaped until its job is done: its exit is seen with `waitid(WNOWAIT)`,
+//! which leaves it a zombie. So the process group ID the deadline kills stays ours for the
+//! job's whole life; reaped early, the ID could be reused by another program's group
+//! while a `setsid` descendant kept the job open, and the kill would hit that group.
 
 use std::io::{ErrorKind, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -15,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::signal::{killpg, Signal};
+use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 /// The shell every line runs in.
@@ -140,7 +146,8 @@ struct Running<T> {
     deadline: Instant,
     stdout: Capture<ChildStdout>,
     stderr: Capture<ChildStderr>,
-    status: Option<ExitStatus>,
+    /// The shell has exited (seen without reaping it: it stays a zombie until done).
+    exited: bool,
     /// Set when the group was killed: whether the shell itself had not exited by then,
     /// and when to stop waiting for its output.
     killed: Option<(bool, Instant)>,
@@ -210,7 +217,7 @@ impl<T> Runner<T> {
             group,
             started,
             deadline: started + timeout,
-            status: None,
+            exited: false,
             killed: None,
         });
     }
@@ -260,17 +267,18 @@ impl<T> Runner<T> {
             if wanted(r.stderr.fd()) || (reap && ready.is_empty()) || r.killed.is_some() {
                 r.stderr.drain();
             }
-            if r.status.is_none() && (reap || r.killed.is_some() || !r.pipes_open()) {
-                r.status = r.child.try_wait().ok().flatten();
+            if !r.exited && (reap || r.killed.is_some() || !r.pipes_open()) {
+                r.exited = has_exited(r.group);
             }
-            let finished = r.status.is_some() && !r.pipes_open();
+            let finished = r.exited && !r.pipes_open();
             if !finished && r.killed.is_none() && now >= r.deadline {
                 // Kills the shell and everything it started, including children that
-                // still hold the output pipes.
-                if r.group.as_raw() > 0 {
+                // still hold the output pipes. The group is ours: its leader is alive or
+                // an unreaped zombie, so its ID cannot have been reused.
+                if r.group.as_raw() > 1 {
                     let _ = killpg(r.group, Signal::SIGKILL);
                 }
-                r.killed = Some((r.status.is_none(), now + OUTPUT_GRACE));
+                r.killed = Some((!r.exited, now + OUTPUT_GRACE));
             }
             let given_up = matches!(r.killed, Some((_, give_up)) if now >= give_up);
             if finished || given_up {
@@ -284,17 +292,31 @@ impl<T> Runner<T> {
     }
 }
 
-fn finish<T>(mut r: Running<T>, given_up: bool) -> Done<T> {
-    if r.status.is_none() {
-        // Killed with SIGKILL a second ago at the latest: this returns at once.
-        r.status = r.child.wait().ok();
+/// Whether the shell whose pid is `group` has exited, leaving it unreaped.
+fn has_exited(group: Pid) -> bool {
+    if group.as_raw() <= 0 {
+        return true;
     }
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    match waitid(Id::Pid(group), flags) {
+        Ok(WaitStatus::StillAlive) => false,
+        Ok(_) => true,
+        // ECHILD: not our child any more (cannot happen while unreaped); treat as gone.
+        Err(nix::errno::Errno::EINTR) => false,
+        Err(_) => true,
+    }
+}
+
+fn finish<T>(mut r: Running<T>, given_up: bool) -> Done<T> {
+    // Reaps the shell now that the job is done: it has exited, or was killed with SIGKILL
+    // a second ago at the latest, so this returns at once.
+    let status = r.child.wait().ok();
     if given_up && r.pipes_open() {
         tracing::warn!(
             "a process left its process group and still holds the output open; no longer reading it"
         );
     }
-    let outcome = match (r.killed, r.status) {
+    let outcome = match (r.killed, status) {
         (Some((true, _)), _) | (_, None) => Outcome::TimedOut,
         (_, Some(status)) => Outcome::Exited(status),
     };

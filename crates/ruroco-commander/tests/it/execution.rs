@@ -243,3 +243,52 @@ open_ssh = { cmd = "echo open $(date +%s%N) >> {dir}/events", undo = "echo close
     assert!(log.contains("sent no complete message"), "{log}");
     drop(stalled);
 }
+
+/// The state letter of a process (`None` once it is gone).
+fn proc_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(") ").next()?.chars().next()
+}
+
+#[test]
+fn the_shell_stays_unreaped_while_a_setsid_child_holds_the_output() {
+    // The shell exits at once; a `setsid` child keeps stdout open past the deadline.
+    let fx = Fixture::new(
+        r#"default = { cmd = "echo $$ > {dir}/shell.pid; setsid sleep 4 & exit 0", timeout_sec = 1 }"#,
+        "",
+    );
+    let cmd = fx.start();
+    fx.send("default", "8.8.8.8");
+    let pid: i32 = fx
+        .wait_file("shell.pid", Duration::from_secs(5))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // Exited, but kept as a zombie: its pid, and so its process group ID, cannot be
+    // reused by another program whose group the deadline would then kill.
+    assert_eq!(proc_state(pid), Some('Z'), "{}", cmd.log_text());
+    assert!(
+        cmd.wait_log("no longer reading it", Duration::from_secs(5)),
+        "{}",
+        cmd.log_text()
+    );
+    // Reaped once the job is done.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while proc_state(pid).is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "shell {pid} never reaped"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        cmd.wait_log(
+            "command default for 8.8.8.8 succeeded",
+            Duration::from_secs(3)
+        ),
+        "{}",
+        cmd.log_text()
+    );
+}
