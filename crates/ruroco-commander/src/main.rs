@@ -93,13 +93,24 @@ fn serve(origin: setup::Origin) -> anyhow::Result<()> {
         &config.socket_user,
         &config.socket_group,
     )?;
-    // The socket's lock is ours: whatever still carries its marker is a leftover of a
-    // commander that died without stopping its commands.
-    let killed = leftovers::kill_leftovers(&socket.path);
-    if killed > 0 {
-        tracing::warn!("killed {killed} process(es) left by a previous commander");
+    // The socket's lock is ours: whatever still carries the previous start's token is a
+    // leftover of a commander that died without stopping its commands.
+    let state_dir = config.state_dir();
+    if let Some(previous) = leftovers::previous_token(state_dir) {
+        let killed = leftovers::kill_leftovers(&previous, &socket.path);
+        if killed > 0 {
+            tracing::warn!("killed {killed} process(es) left by a previous commander");
+        }
     }
-    // Everything started from now on carries the marker (inherited by its children).
+    // Everything started from now on carries the marker and this start's token
+    // (inherited by its children).
+    match leftovers::new_token(state_dir) {
+        Ok(token) => std::env::set_var(leftovers::TOKEN_VAR, token),
+        Err(e) => tracing::warn!(
+            "cannot write {}: {e}; processes left running by this commander if it is killed will not be found by the next start",
+            leftovers::token_path(state_dir).display()
+        ),
+    }
     std::env::set_var(leftovers::MARKER, &socket.path);
     // Said only once the service (with its signal handlers) stands: a SIGTERM that
     // follows this line always stops the commander cleanly.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::util::{Daemon, Fixture};
+use crate::util::{tool, Daemon, Fixture};
 
 fn stat(path: &std::path::Path) -> String {
     let out = Command::new("stat")
@@ -303,4 +303,75 @@ fast = "echo $RUROCO_IP >> {dir}/ran""#,
         fx.wait_file("ran", Duration::from_secs(5)).as_deref(),
         Some("192.0.2.9\n")
     );
+}
+
+/// A local user who puts the marker (even with the current token) on a program of their
+/// own, or anyone who copies the old socket-path marker, gets nothing killed by a start.
+#[test]
+fn forged_markers_never_get_a_process_killed() {
+    let fx = Fixture::new(r#"fast = "true""#, "allow_non_routable_ips = true");
+    let first = fx.start();
+    let token = std::fs::read_to_string(fx.path().join("state/commander.run")).unwrap();
+    let token = token.trim().to_owned();
+    assert_eq!(token.len(), 32);
+    let socket = fx.socket();
+    let mut spawned = Vec::new();
+    // Our own user, with only the socket marker (the old scheme's whole marker).
+    spawned.push(
+        std::process::Command::new("sleep")
+            .arg("30")
+            .env("RUROCO_COMMANDER", &socket)
+            .spawn()
+            .unwrap(),
+    );
+    // Another user with the full marker, token included.
+    let other_user = nix::unistd::geteuid().is_root() && tool("setpriv").is_some();
+    if other_user {
+        spawned.push(
+            std::process::Command::new("setpriv")
+                .args([
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    "sleep",
+                    "30",
+                ])
+                .env("RUROCO_COMMANDER", &socket)
+                .env("RUROCO_COMMANDER_RUN", &token)
+                .spawn()
+                .unwrap(),
+        );
+    } else {
+        eprintln!("not root or no setpriv: the other-user case is skipped");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let mut first = first;
+    first.signal(Signal::SIGKILL);
+    first.wait_exit(Duration::from_secs(5)).unwrap();
+    let second = fx.start();
+    std::thread::sleep(Duration::from_millis(300));
+    for child in &mut spawned {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "pid {} was killed\n{}",
+            child.id(),
+            second.log_text()
+        );
+    }
+    assert!(
+        !second.log_text().contains("left running"),
+        "{}",
+        second.log_text()
+    );
+    assert_ne!(
+        std::fs::read_to_string(fx.path().join("state/commander.run"))
+            .unwrap()
+            .trim(),
+        token,
+        "a new token at every start"
+    );
+    for mut child in spawned {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
