@@ -14,7 +14,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-use anyhow::bail;
 use ruroco_ipc::command_hash;
 use ruroco_proto::KeyId;
 
@@ -25,27 +24,31 @@ pub(crate) struct AllowList {
 }
 
 impl AllowList {
-    /// Builds the lists from the config table and the loaded keys' names; a name with no
-    /// key file is an error naming it and the file.
+    /// Builds the lists from the config table and the loaded keys' names. A name with no
+    /// key file is a warning naming it, the file and the keys there are, and is skipped:
+    /// a deleted key must stop working at the next reload, not keep the old key set in
+    /// force because its list entry stayed behind.
     pub(crate) fn build(
         table: &BTreeMap<String, Vec<String>>,
         names: &HashMap<String, KeyId>,
         config_path: &Path,
-    ) -> anyhow::Result<Self> {
+    ) -> (Self, Vec<String>) {
         let mut by_key = HashMap::new();
+        let mut warnings = Vec::new();
         for (name, commands) in table {
             let Some(id) = names.get(name) else {
                 let mut known: Vec<&str> = names.keys().map(String::as_str).collect();
                 known.sort_unstable();
-                bail!(
-                    "invalid config file {}: [key_commands] names key `{name}`, but there is no {name}.key (keys: {})",
+                warnings.push(format!(
+                    "{}: [key_commands] names key `{name}`, but there is no {name}.key (keys: {}); the entry is ignored",
                     config_path.display(),
                     known.join(", ")
-                );
+                ));
+                continue;
             };
             by_key.insert(*id, commands.iter().map(|c| command_hash(c)).collect());
         }
-        Ok(Self { by_key })
+        (Self { by_key }, warnings)
     }
 
     /// Whether `key` may run the command with hash `cmd_hash`.
@@ -71,24 +74,27 @@ mod tests {
         let phone = KeyId([2; 8]);
         let names = HashMap::from([("laptop".to_owned(), laptop), ("phone".to_owned(), phone)]);
         let table = BTreeMap::from([("laptop".to_owned(), vec!["open_ssh".to_owned()])]);
-        let list = AllowList::build(&table, &names, Path::new("/c/config.toml")).unwrap();
+        let (list, warnings) = AllowList::build(&table, &names, Path::new("/c/config.toml"));
+        assert!(warnings.is_empty());
         assert!(list.allows(laptop, command_hash("open_ssh")));
         assert!(!list.allows(laptop, command_hash("deploy")));
         assert!(list.allows(phone, command_hash("deploy")));
         assert_eq!(list.len(), 1);
         // An empty list allows nothing.
         let table = BTreeMap::from([("phone".to_owned(), vec![])]);
-        let list = AllowList::build(&table, &names, Path::new("/c/config.toml")).unwrap();
+        let (list, _) = AllowList::build(&table, &names, Path::new("/c/config.toml"));
         assert!(!list.allows(phone, command_hash("open_ssh")));
     }
 
     #[test]
-    fn an_unknown_key_name_is_named() {
+    fn an_entry_without_a_key_is_a_warning_naming_it_and_is_skipped() {
         let names = HashMap::from([("laptop".to_owned(), KeyId([1; 8]))]);
         let table = BTreeMap::from([("lapt0p".to_owned(), vec!["x".to_owned()])]);
-        let err = AllowList::build(&table, &names, Path::new("/c/config.toml"))
-            .unwrap_err()
-            .to_string();
+        let (list, warnings) = AllowList::build(&table, &names, Path::new("/c/config.toml"));
+        assert_eq!(list.len(), 0);
+        let [err] = warnings.as_slice() else {
+            panic!("{warnings:?}")
+        };
         assert!(
             err.contains("lapt0p") && err.contains("/c/config.toml"),
             "{err}"

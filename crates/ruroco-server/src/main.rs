@@ -59,6 +59,9 @@ fn check(cli: &Cli) -> ExitCode {
     if problems.is_empty() {
         match setup::load(&cli.config) {
             Ok(s) => {
+                for warning in &s.config.warnings {
+                    println!("warning: {warning}");
+                }
                 println!(
                     "{}: OK ({} key(s), {} with an allow-list)",
                     cli.config.display(),

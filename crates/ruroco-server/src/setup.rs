@@ -26,10 +26,11 @@ pub(crate) struct Settings {
 
 /// Loads `config.toml` at `path` and what it points to; the first problem is the error.
 pub(crate) fn load(path: &Path) -> anyhow::Result<Settings> {
-    let config = Config::load(path)?;
+    let mut config = Config::load(path)?;
     let ips = config.required_ips(path)?.to_vec();
     let loaded = keys::load_keys(&config.config_dir)?;
-    let allow = AllowList::build(&config.key_commands, &loaded.names, path)?;
+    let (allow, warnings) = AllowList::build(&config.key_commands, &loaded.names, path);
+    config.warnings.extend(warnings);
     let shared = shared_floors(&config, path)?;
     let policy = Policy {
         ips,
@@ -56,13 +57,8 @@ pub(crate) fn check(path: &Path, address: Option<String>) -> Vec<String> {
     if let Err(e) = config.required_ips(path) {
         problems.push(e.to_string());
     }
-    let (loaded, key_problems) = keys::scan_keys(&config.config_dir);
+    let (_, key_problems) = keys::scan_keys(&config.config_dir);
     problems.extend(key_problems.iter().map(|e| format!("{e:#}")));
-    if let Ok(loaded) = loaded {
-        if let Err(e) = AllowList::build(&config.key_commands, &loaded.names, path) {
-            problems.push(format!("{e:#}"));
-        }
-    }
     if let Err(e) = shared_floors(&config, path) {
         problems.push(format!("{e:#}"));
     }
