@@ -19,7 +19,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -36,7 +36,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     replace(path, bytes, false, PRIVATE)
 }
 
-/// [`write_atomically`] with the new file created with `mode` (subject to the umask).
+/// [`write_atomically`] with the new file given exactly `mode`, whatever the umask (a
+/// file others must read, such as a metrics file, stays readable under `UMask=0077`).
 pub fn write_atomically_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     replace(path, bytes, false, mode)
 }
@@ -72,6 +73,8 @@ fn replace(path: &Path, bytes: &[u8], durable: bool, mode: u32) -> io::Result<()
         .create_new(true)
         .mode(mode)
         .open(&tmp)?;
+    // The umask may have taken bits away at creation; the mode asked for is the mode meant.
+    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
     file.write_all(bytes)?;
     if durable {
         file.sync_all()?;

@@ -93,3 +93,40 @@ fn metrics_pass_promtool_and_count_what_was_sent() {
     // No address and no key appears as a label value.
     assert!(!text.contains("127.0.0.1"));
 }
+
+/// Under the shipped unit's `UMask=0077` the file is still 0644: node_exporter, another
+/// user, must read it.
+#[test]
+fn the_metrics_file_is_world_readable_under_umask_077() {
+    let fx = Fixture::with_config("metrics_dir = \"METRICS\"");
+    let metrics_dir = fx.path().join("metrics");
+    std::fs::create_dir(&metrics_dir).unwrap();
+    let text = std::fs::read_to_string(&fx.config).unwrap();
+    std::fs::write(
+        &fx.config,
+        text.replace("METRICS", metrics_dir.to_str().unwrap()),
+    )
+    .unwrap();
+    let server = fx.command();
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg("umask 077; exec \"$0\" \"$@\"")
+        .arg(server.get_program())
+        .args(server.get_args())
+        .args(["--address", "127.0.0.1:0"])
+        .env_remove("LISTEN_PID")
+        .env_remove("LISTEN_FDS")
+        .env_remove("RUROCO_LISTEN_ADDRESS");
+    let running = crate::util::Running::spawn(cmd);
+    let file = metrics_dir.join("ruroco-server.prom");
+    for _ in 0..100 {
+        if file.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o644, "{}", running.log_text());
+    running.stop();
+}
