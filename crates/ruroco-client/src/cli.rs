@@ -17,7 +17,7 @@ pub(crate) struct Cli {
 pub(crate) enum Cmd {
     /// Print a new key (40 random bytes from the OS, base64).
     #[command(
-        after_help = "Examples:\n  ruroco-client gen > ~/.config/ruroco/server.key\n  ruroco-client gen | ssh root@server 'umask 077; cat > /etc/ruroco/laptop.key'"
+        after_help = "Examples:\n  ruroco-client gen > ~/.config/ruroco/server.key\n  ruroco-client gen | ssh root@server 'set -C; umask 027; cat > /etc/ruroco/laptop.key && chgrp ruroco /etc/ruroco/laptop.key'\n\nOn the server a key file is mode 0640, owner root, group ruroco (the server's group)."
     )]
     Gen,
     /// Send one command to a saved server, every server of a group, or the server given

@@ -1,7 +1,7 @@
 //! Loading the keys: every regular file `*.key` in `config_dir`.
 
 use std::collections::HashMap;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -94,13 +94,63 @@ fn read_key(path: &Path) -> anyhow::Result<Key> {
     );
     let key = Key::parse(&text).with_context(|| format!("invalid key file {}", path.display()))?;
     if let Ok(meta) = std::fs::metadata(path) {
-        if meta.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(
-                "key file {} is readable by others than its owner; chmod 600 it",
-                path.display()
-            );
+        let own_gid = nix::unistd::getegid().as_raw();
+        if let Some(problem) = mode_problem(meta.permissions().mode(), meta.gid(), own_gid) {
+            tracing::warn!("key file {}: {problem}", path.display());
         }
     }
     tracing::info!("loaded key {} from {}", key.id(), path.display());
     Ok(key)
+}
+
+/// What is wrong with a key file's mode, if anything. The packaged layout is 0640
+/// root:<the server's group>: the group may read it, because the server runs as that
+/// group; a group that is neither root's nor the server's must not, nobody else may, and
+/// no group may write it.
+pub(crate) fn mode_problem(mode: u32, file_gid: u32, server_gid: u32) -> Option<String> {
+    let fix = "chmod 0640 it, group root or the server's group";
+    if mode & 0o007 != 0 {
+        return Some(format!(
+            "mode {:04o} lets every local user at it; {fix}",
+            mode & 0o7777
+        ));
+    }
+    if mode & 0o020 != 0 {
+        return Some(format!(
+            "mode {:04o} lets its group (gid {file_gid}) replace it; {fix}",
+            mode & 0o7777
+        ));
+    }
+    if mode & 0o070 != 0 && file_gid != 0 && file_gid != server_gid {
+        return Some(format!(
+            "its group (gid {file_gid}) may read it but is neither root's nor the server's (gid {server_gid}); {fix}"
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mode_problem;
+
+    #[test]
+    fn the_packaged_layout_is_quiet_and_real_exposure_is_named() {
+        let server = 998;
+        // 0600 and 0640 root:ruroco, 0640 root:root: fine.
+        for (mode, gid) in [(0o600, 0), (0o640, server), (0o640, 0), (0o400, 0)] {
+            assert_eq!(mode_problem(0o100000 | mode, gid, server), None, "{mode:o}");
+        }
+        let other = mode_problem(0o100644, server, server).unwrap();
+        assert!(
+            other.contains("0644") && other.contains("every local user"),
+            "{other}"
+        );
+        let write = mode_problem(0o100660, server, server).unwrap();
+        assert!(write.contains("replace"), "{write}");
+        let foreign = mode_problem(0o100640, 100, server).unwrap();
+        assert!(
+            foreign.contains("gid 100") && foreign.contains("gid 998"),
+            "{foreign}"
+        );
+    }
 }

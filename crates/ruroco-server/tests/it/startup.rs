@@ -124,3 +124,23 @@ fn help_and_version() {
         assert!(help.contains(flag), "{flag} missing:\n{help}");
     }
 }
+
+/// The packaged key layout (0640, group root or the server's) starts quietly; a key every
+/// local user can read is warned about once, naming the file and the fix.
+#[test]
+fn key_file_modes_warn_only_about_real_exposure() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = crate::util::Fixture::new();
+    let key = fx.path().join("client.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let server = fx.start();
+    let log = server.stop();
+    assert!(!log.contains("chmod"), "{log}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let server = fx.start();
+    let log = server.stop();
+    assert!(
+        log.contains("client.key: mode 0644 lets every local user at it; chmod 0640"),
+        "{log}"
+    );
+}
