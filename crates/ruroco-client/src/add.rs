@@ -14,7 +14,7 @@ use ruroco_proto::{Key, Wire};
 
 use crate::cli::{AddArgs, WireArg};
 use crate::profile::{self, Profile};
-use crate::target::split_host_port;
+use crate::target::{split_host_port, valid_host};
 
 pub(crate) fn add(args: &AddArgs, dir: &Path) -> anyhow::Result<ExitCode> {
     let name = &args.name;
@@ -22,6 +22,12 @@ pub(crate) fn add(args: &AddArgs, dir: &Path) -> anyhow::Result<ExitCode> {
         bail!("server name `{name}` may only hold letters, digits, `-` and `_`");
     }
     let (host, _) = split_host_port(&args.address)?;
+    if !valid_host(&host) {
+        bail!(
+            "invalid address `{}`: `{host}` is neither an IP address nor a DNS name",
+            args.address
+        );
+    }
     if let Some(group) = args.groups.iter().find(|g| !profile::valid_name(g)) {
         bail!("group `{group}` may only hold letters, digits, `-` and `_`");
     }
@@ -60,7 +66,6 @@ pub(crate) fn add(args: &AddArgs, dir: &Path) -> anyhow::Result<ExitCode> {
     );
     append(&existing.path, &entry)?;
 
-    let server_key = format!("/etc/ruroco/{key_name}.key");
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -73,11 +78,7 @@ pub(crate) fn add(args: &AddArgs, dir: &Path) -> anyhow::Result<ExitCode> {
         out,
         "Install the key on the server (as root there; the key travels on standard input, never on a command line):\n"
     );
-    let _ = writeln!(
-        out,
-        "  ssh root@{host} 'umask 077 && cat > {server_key} && chgrp ruroco {server_key} && chmod 0640 {server_key} && systemctl reload ruroco' < {}\n",
-        key_path.display()
-    );
+    let _ = writeln!(out, "  {}\n", install_line(&host, &key_name, &key_path)?);
     let _ = writeln!(out, "Then: ruroco-client send {name}");
     print!("{out}");
     if args.qr {
@@ -85,6 +86,31 @@ pub(crate) fn add(args: &AddArgs, dir: &Path) -> anyhow::Result<ExitCode> {
         print!("{}", qr(key_string.as_str())?);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The command that installs the key on the server: every interpolated value quoted for
+/// the local shell, and the remote part for the server's; `set -C` makes the redirection
+/// refuse to replace an existing key file there (another client's key of the same name);
+/// the key is 0640 root:ruroco, as the server expects; the server reloads if it runs.
+pub(crate) fn install_line(host: &str, key_name: &str, key_path: &Path) -> anyhow::Result<String> {
+    let quote = |s: &str| {
+        shlex::try_quote(s)
+            .map(|q| q.into_owned())
+            .map_err(|e| anyhow::anyhow!("cannot quote `{s}` for a shell: {e}"))
+    };
+    let server_key = quote(&format!("/etc/ruroco/{key_name}.key"))?;
+    let remote = format!(
+        "set -C && umask 027 && cat > {server_key} && chgrp ruroco {server_key} && systemctl try-reload-or-restart ruroco"
+    );
+    let local_key = key_path
+        .to_str()
+        .with_context(|| format!("key path {} is not UTF-8", key_path.display()))?;
+    Ok(format!(
+        "ssh {} {} < {}",
+        quote(&format!("root@{host}"))?,
+        quote(&remote)?,
+        quote(local_key)?
+    ))
 }
 
 /// The key string as a QR code of Unicode half blocks: a full block is a light module,

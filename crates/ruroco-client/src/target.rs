@@ -46,6 +46,27 @@ pub(crate) fn split_host_port(address: &str) -> anyhow::Result<(String, u16)> {
     }
 }
 
+/// Whether `host` is an IP address or a DNS name (letters, digits, `-` inside labels of
+/// at most 63 characters, at most 253 in all, an optional final dot): nothing a shell or
+/// ssh would read as anything but a host.
+pub(crate) fn valid_host(host: &str) -> bool {
+    if host.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
 /// Resolves `address` to the first address of each wanted family.
 pub(crate) fn resolve(address: &str, family: Family) -> anyhow::Result<Vec<SocketAddr>> {
     let (host, port) = split_host_port(address)?;
@@ -98,5 +119,39 @@ mod tests {
         let err = resolve("127.0.0.1:5", Family::V6).unwrap_err().to_string();
         assert!(err.contains("`127.0.0.1` has no IPv6 address"), "{err}");
         assert!(resolve("[::1]:5", Family::V4).is_err());
+    }
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::valid_host;
+
+    #[test]
+    fn hosts_are_names_or_addresses_and_nothing_else() {
+        for good in [
+            "web1",
+            "web1.example.com",
+            "example.com.",
+            "203.0.113.7",
+            "2001:db8::1",
+            "xn--bcher-kva.example",
+        ] {
+            assert!(valid_host(good), "{good}");
+        }
+        for bad in [
+            "h;id",
+            "a b",
+            "$(id)",
+            "-oProxyCommand=x",
+            "a..b",
+            "",
+            "web1-.example",
+            "`x`",
+            "h'x",
+            "a/b",
+        ] {
+            assert!(!valid_host(bad), "{bad}");
+        }
+        assert!(!valid_host(&"a".repeat(64)));
     }
 }

@@ -207,9 +207,10 @@ fn add_makes_a_private_key_an_entry_and_install_instructions() {
     for want in [
         "ssh root@web1.example.com",
         "/etc/ruroco/laptop.key",
+        "set -C",
+        "umask 027",
         "chgrp ruroco",
-        "chmod 0640",
-        "systemctl reload ruroco",
+        "systemctl try-reload-or-restart ruroco",
         &format!("< {}", key_path.display()),
     ] {
         assert!(text.contains(want), "{want} missing in:\n{text}");
@@ -295,4 +296,96 @@ fn add_qr_prints_the_key_as_a_scannable_code() {
     );
     let key_text = std::fs::read_to_string(conf.path().join("phone.key")).unwrap();
     assert_eq!(stdout(&out).trim(), key_text.trim());
+}
+
+#[test]
+fn add_refuses_a_host_a_shell_would_read_as_more() {
+    let conf = tempfile::tempdir().unwrap();
+    for host in ["h;id", "$(id)", "a b", "-oProxyCommand=touch"] {
+        let address = format!("--address={host}");
+        let out = client(&["add", "web1", &address], conf.path());
+        assert!(!out.status.success(), "{host}");
+        assert!(
+            stderr(&out).contains("neither an IP address nor a DNS name"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert!(!conf.path().join("web1.key").exists());
+}
+
+/// The printed install line, pasted into a shell, with a `ssh` that runs the remote part
+/// here (in a temp root): it installs the key 0640 once, and refuses to replace it.
+#[test]
+fn the_printed_install_line_works_as_pasted_and_never_overwrites_a_key() {
+    let base = tempfile::tempdir().unwrap();
+    let conf = base.path().join("my conf dir");
+    let root = base.path().join("root");
+    let bin = base.path().join("bin");
+    std::fs::create_dir_all(root.join("etc/ruroco")).unwrap();
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = |name: &str, body: &str| {
+        let path = bin.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    script(
+        "ssh",
+        r#"echo "$1" > "$FAKE_ROOT/ssh-host"; shift; exec /bin/sh -c "$(printf '%s' "$1" | sed "s|/etc/ruroco|$FAKE_ROOT/etc/ruroco|g")""#,
+    );
+    script("chgrp", r#"echo "chgrp $*" >> "$FAKE_ROOT/calls""#);
+    script("systemctl", r#"echo "systemctl $*" >> "$FAKE_ROOT/calls""#);
+    let out = client(
+        &[
+            "add",
+            "web1",
+            "--address",
+            "web1.example.com:34020",
+            "--key-name",
+            "laptop",
+        ],
+        &conf,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("  ssh "))
+        .map(|rest| format!("ssh {rest}"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let paste = || {
+        Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&line)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("FAKE_ROOT", &root)
+            .output()
+            .unwrap()
+    };
+    let first = paste();
+    assert!(first.status.success(), "{line}\n{}", stderr(&first));
+    let installed = root.join("etc/ruroco/laptop.key");
+    let key = std::fs::read_to_string(conf.join("web1.key")).unwrap();
+    assert_eq!(std::fs::read_to_string(&installed).unwrap(), key);
+    let mode = std::fs::metadata(&installed).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+    assert_eq!(
+        std::fs::read_to_string(root.join("ssh-host"))
+            .unwrap()
+            .trim(),
+        "root@web1.example.com"
+    );
+    let calls = std::fs::read_to_string(root.join("calls")).unwrap();
+    assert!(
+        calls.contains("chgrp ruroco ") && calls.contains("systemctl try-reload-or-restart ruroco"),
+        "{calls}"
+    );
+    // Someone else's key of the same name is there: the line refuses, the file stays.
+    std::fs::write(&installed, "another client's key\n").unwrap();
+    let second = paste();
+    assert!(!second.status.success(), "{line}");
+    assert_eq!(
+        std::fs::read_to_string(&installed).unwrap(),
+        "another client's key\n"
+    );
 }
