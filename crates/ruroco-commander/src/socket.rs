@@ -1,7 +1,7 @@
 //! The commander's Unix socket: one per host, owned by the server's user, mode 0o204.
 
 use std::fs::Permissions;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
@@ -31,6 +31,7 @@ impl CommanderSocket {
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create socket directory {}", dir.display()))?;
+        check_dir(dir)?;
         let lock_path = lock_path(path);
         let lock = LockFile::try_acquire(&lock_path)
             .with_context(|| format!("cannot open lock file {}", lock_path.display()))?;
@@ -57,15 +58,24 @@ impl CommanderSocket {
         let bound = UnixListener::bind(path);
         umask(previous);
         let listener = bound.with_context(|| format!("cannot bind socket {}", path.display()))?;
-        // The file now has SOCKET_MODE & ~mask = SOCKET_MODE exactly; say so if not.
-        let mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777);
-        if mode.as_ref().ok() != Some(&SOCKET_MODE) {
+        // The file now has SOCKET_MODE & ~mask = SOCKET_MODE exactly; say so if not. Looked
+        // at without following links (in a directory only we may write, nothing else can
+        // have replaced it, but a root daemon does not rely on that alone).
+        let meta = std::fs::symlink_metadata(path)
+            .with_context(|| format!("cannot inspect socket {}", path.display()))?;
+        if !meta.file_type().is_socket() {
+            bail!(
+                "{} is not the socket just bound; not starting",
+                path.display()
+            );
+        }
+        if meta.permissions().mode() & 0o777 != SOCKET_MODE {
             std::fs::set_permissions(path, Permissions::from_mode(SOCKET_MODE)).with_context(
                 || format!("cannot set mode {SOCKET_MODE:o} on {}", path.display()),
             )?;
         }
         if uid.is_some() || gid.is_some() {
-            std::os::unix::fs::chown(path, uid, gid).with_context(|| {
+            std::os::unix::fs::lchown(path, uid, gid).with_context(|| {
                 format!(
                     "cannot change owner of {} to {user}:{group}",
                     path.display()
@@ -89,6 +99,36 @@ impl CommanderSocket {
             tracing::warn!("cannot remove socket {}: {e}", self.path.display());
         }
     }
+}
+
+/// The socket directory must be a real directory (not a link) that only root or this
+/// process's user owns and only its owner may write: anyone else who could write there
+/// could swap the socket or its lock for a link to a file of their choice.
+fn check_dir(dir: &Path) -> anyhow::Result<()> {
+    let meta = std::fs::symlink_metadata(dir)
+        .with_context(|| format!("cannot inspect socket directory {}", dir.display()))?;
+    let own = nix::unistd::geteuid().as_raw();
+    if !meta.file_type().is_dir() {
+        bail!(
+            "socket directory {} is not a directory (a symbolic link?); not starting",
+            dir.display()
+        );
+    }
+    if meta.uid() != 0 && meta.uid() != own {
+        bail!(
+            "socket directory {} is owned by uid {}, not by root; not starting (config key socket_dir)",
+            dir.display(),
+            meta.uid()
+        );
+    }
+    if meta.permissions().mode() & 0o022 != 0 {
+        bail!(
+            "socket directory {} has mode {:04o}: others may write to it; chmod go-w it or pick another socket_dir",
+            dir.display(),
+            meta.permissions().mode() & 0o7777
+        );
+    }
+    Ok(())
 }
 
 fn lock_path(socket: &Path) -> PathBuf {

@@ -102,12 +102,16 @@ pub struct LockFile {
 }
 
 impl LockFile {
-    /// Takes the lock if it is free; `Ok(None)` if another process holds it.
+    /// Takes the lock if it is free; `Ok(None)` if another process holds it. A symbolic
+    /// link at `path` is an error, never followed (a root daemon must not create or open
+    /// a file where someone else's link points).
     pub fn try_acquire(path: &Path) -> io::Result<Option<LockFile>> {
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
             .open(path)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(LockFile {

@@ -375,3 +375,78 @@ fn forged_markers_never_get_a_process_killed() {
         let _ = child.wait();
     }
 }
+
+/// Starts a commander whose socket_dir is `dir`; its exit output if it refuses.
+fn start_with_socket_dir(dir: &std::path::Path) -> Result<Daemon, String> {
+    let fx = Fixture::new(
+        r#"fast = "true""#,
+        &format!("socket_dir = \"{}\"", dir.display()),
+    );
+    let cmd = fx.command();
+    let started = Daemon::try_spawn(cmd, "listening on").map_err(|(log, _)| log);
+    drop(fx);
+    started
+}
+
+#[test]
+fn a_socket_directory_others_could_tamper_with_is_refused_naming_it() {
+    let base = tempfile::tempdir().unwrap();
+    // A link to a directory.
+    let real = base.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    let link = base.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let log = start_with_socket_dir(&link)
+        .err()
+        .expect("started on a link");
+    assert!(
+        log.contains(&format!(
+            "socket directory {} is not a directory",
+            link.display()
+        )),
+        "{log}"
+    );
+    // Writable by others.
+    let open = base.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    let log = start_with_socket_dir(&open)
+        .err()
+        .expect("started in a world-writable dir");
+    assert!(
+        log.contains(&format!(
+            "socket directory {} has mode 1777",
+            open.display()
+        )),
+        "{log}"
+    );
+    // Owned by another user (needs root to arrange).
+    if nix::unistd::geteuid().is_root() {
+        let theirs = base.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+        let log = start_with_socket_dir(&theirs)
+            .err()
+            .expect("started in someone else's dir");
+        assert!(log.contains("owned by uid 65534, not by root"), "{log}");
+    }
+    // A good one works.
+    let good = base.path().join("good");
+    std::fs::create_dir(&good).unwrap();
+    assert!(start_with_socket_dir(&good).is_ok());
+}
+
+#[test]
+fn a_link_in_place_of_the_lock_file_is_never_followed() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("sock");
+    std::fs::create_dir(&dir).unwrap();
+    let victim = base.path().join("victim");
+    std::fs::write(&victim, "untouched").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join("ruroco.socket.lock")).unwrap();
+    let log = start_with_socket_dir(&dir)
+        .err()
+        .expect("started through a link");
+    assert!(log.contains("ruroco.socket.lock"), "{log}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+}
