@@ -16,6 +16,7 @@ use ruroco_config::Config;
 use ruroco_ipc::command_hash;
 
 use crate::hooks::Hooks;
+use crate::values::{seconds, shell};
 
 /// Default time a command may run before its process group is killed.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -223,23 +224,6 @@ impl Commands {
     /// Whether any command schedules an undo (then the state directory must be usable).
     pub(crate) fn any_undo(&self) -> bool {
         self.by_hash.values().any(|c| c.undo.is_some())
-    }
-}
-
-/// A positive number of seconds from a TOML value, or what is wrong with it.
-pub(crate) fn seconds(key: &str, value: toml::Value) -> Result<Duration, String> {
-    match value {
-        toml::Value::Integer(n) if n > 0 => Ok(Duration::from_secs(n.unsigned_abs())),
-        _ => Err(format!("`{key}` must be a positive integer (seconds)")),
-    }
-}
-
-/// A non-empty shell command from a TOML value, or what is wrong with it.
-pub(crate) fn shell(key: &str, value: toml::Value) -> Result<String, String> {
-    match value {
-        toml::Value::String(cmd) if !cmd.trim().is_empty() => Ok(cmd),
-        toml::Value::String(_) => Err(format!("`{key}` is empty")),
-        _ => Err(format!("`{key}` must be a string")),
     }
 }
 

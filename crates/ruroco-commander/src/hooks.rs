@@ -17,7 +17,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::commands::{seconds, shell};
+use crate::values::{seconds, shell};
 
 /// Default time a hook may run before its process group is killed.
 pub(crate) const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(10);

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use ruroco_ipc::{is_routable, CommanderMessage, MESSAGE_LEN};
 
-use crate::clock::now_unix_ms;
+use crate::clock::now_mono_ms;
 use crate::policy::Refusal;
 use crate::service::{Queued, Service, Tag, MAX_IN_FLIGHT};
 
@@ -211,7 +211,7 @@ impl Service {
             self.refused(&spec.name, ip, Refusal::Busy.as_str());
             return;
         }
-        if let Err(refusal) = self.gate.admit(&spec, ip, now_unix_ms()) {
+        if let Err(refusal) = self.gate.admit(&spec, ip, now_mono_ms()) {
             match refusal {
                 Refusal::Cooldown { left_ms } => tracing::warn!(
                     "refused command {} for {ip}: reason=cooldown ({} ms left of cooldown_sec = {})",

@@ -22,6 +22,7 @@ mod socket;
 mod undo;
 mod undo_store;
 mod upkeep;
+mod values;
 mod warm;
 
 use std::process::ExitCode;

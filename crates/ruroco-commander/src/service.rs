@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use crate::clock::{now_unix_ms, utc};
+use crate::clock::{now_mono_ms, now_unix_ms, utc};
 use crate::commands::{CommandSpec, Commands};
 use ruroco_metrics::MetricsFile;
 
@@ -223,7 +223,7 @@ impl Service {
             self.start_queued();
             self.write_metrics(false);
             if self.pruned.elapsed() >= PRUNE_EVERY {
-                self.gate.prune(now_unix_ms());
+                self.gate.prune(now_mono_ms());
                 self.pruned = Instant::now();
             }
             let ready = self.wait();

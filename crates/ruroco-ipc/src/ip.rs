@@ -60,14 +60,29 @@ fn is_routable_v4(ip: Ipv4Addr) -> bool {
         || protocol_assignments)
 }
 
+/// Not globally reachable per the IANA IPv6 special-purpose address registry.
 fn is_routable_v6(ip: Ipv6Addr) -> bool {
-    let [first, second, ..] = ip.segments();
+    let segs = ip.segments();
+    let [first, second, third, ..] = segs;
     let unique_local = (first & 0xfe00) == 0xfc00;
     let link_local = (first & 0xffc0) == 0xfe80;
     let site_local = (first & 0xffc0) == 0xfec0;
-    let documentation = (first == 0x2001 && second == 0x0db8) || first == 0x3fff;
-    let discard_only = first == 0x0100 && ip.segments().get(1..4) == Some(&[0, 0, 0]);
-    let nat64_local = first == 0x0064 && second == 0xff9b && ip.segments().get(2) == Some(&1);
+    let documentation =
+        (first == 0x2001 && second == 0x0db8) || (first == 0x3fff && second & 0xf000 == 0);
+    let discard_only = first == 0x0100 && segs.get(1..4) == Some(&[0, 0, 0]);
+    let dummy_prefix = first == 0x0100 && segs.get(1..4) == Some(&[0, 0, 1]);
+    let nat64_local = first == 0x0064 && second == 0xff9b && third == 1;
+    let srv6_sids = first == 0x5f00;
+    // 2001::/23, IETF protocol assignments (benchmarking 2001:2::/48, ORCHID, Teredo …),
+    // except the blocks and addresses the registry marks globally reachable.
+    let ietf = first == 0x2001 && second < 0x0200;
+    let ietf_global = first == 0x2001
+        && (matches!(
+            u128::from(ip),
+            0x2001_0001_0000_0000_0000_0000_0000_0001..=0x2001_0001_0000_0000_0000_0000_0000_0003
+        ) || second == 0x0003
+            || (second == 0x0004 && third == 0x0112)
+            || (0x0020..=0x003f).contains(&second));
     !(ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
@@ -76,7 +91,10 @@ fn is_routable_v6(ip: Ipv6Addr) -> bool {
         || site_local
         || documentation
         || discard_only
-        || nat64_local)
+        || dummy_prefix
+        || nat64_local
+        || srv6_sids
+        || (ietf && !ietf_global))
 }
 
 #[cfg(test)]
@@ -122,6 +140,17 @@ mod tests {
             "ff02::1",
             "2001:db8::1",
             "::ffff:127.0.0.1",
+            "2001:2::1",
+            "2001:2:0:ffff::1",
+            "2001::1",
+            "2001:10::1",
+            "2001:1::4",
+            "100::1",
+            "100:0:0:1::1",
+            "64:ff9b:1::1",
+            "5f00::1",
+            "3fff::1",
+            "3fff:fff:ffff::1",
         ] {
             assert!(!is_routable(ip(s)), "{s} must not be routable");
         }
@@ -135,6 +164,15 @@ mod tests {
             "2606:4700::1111",
             "2a00:1450::1",
             "::ffff:9.9.9.9",
+            "2001:1::1",
+            "2001:1::3",
+            "2001:3::1",
+            "2001:4:112::1",
+            "2001:20::1",
+            "2001:3f::1",
+            "2001:200::1",
+            "64:ff9b::808:808",
+            "3fff:1000::1",
         ] {
             assert!(is_routable(ip(s)), "{s} must be routable");
         }
