@@ -68,6 +68,10 @@ pub struct Config {
     /// Whether the server accepts the released 93-byte v0 format besides protocol v1.
     #[serde(default = "default_true")]
     pub accept_v0: bool,
+    /// Whether the server attaches a socket filter that drops, in the kernel, every
+    /// datagram that cannot be valid (wrong length or a key id not loaded).
+    #[serde(default = "default_true")]
+    pub kernel_filter: bool,
     /// Where each daemon writes its Prometheus metrics file (`ruroco-server.prom`,
     /// `ruroco-commander.prom`) for node_exporter's textfile collector; off when absent.
     pub metrics_dir: Option<PathBuf>,

@@ -13,6 +13,7 @@ mod cli;
 mod floor_format;
 mod floors;
 mod forward;
+mod kernel_filter;
 mod keys;
 mod logbook;
 mod metrics;
@@ -23,6 +24,7 @@ mod setup;
 mod shared_floors;
 mod signal;
 mod socket;
+mod socket_drops;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -98,6 +100,12 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
         config.address.clone(),
     )?;
     let socket = socket::open(&source)?;
+    kernel_filter::apply(
+        &socket,
+        config.kernel_filter,
+        &kernel_filter::sorted_ids(&keys),
+        config.accept_v0,
+    );
     signal::install_signal_handlers().context("cannot install signal handlers")?;
     let local = socket
         .local_addr()
@@ -129,9 +137,10 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
         .metrics_dir
         .as_deref()
         .map(|dir| ruroco_metrics::MetricsFile::new(dir, "ruroco-server"));
+    let socket_inode = socket_drops::inode(&socket);
     Ok(Server {
         socket,
-        metrics: ServerMetrics::new(keys.len(), start_time),
+        metrics: ServerMetrics::new(keys.len(), start_time, socket_inode),
         keys,
         floors,
         policy: settings.policy,

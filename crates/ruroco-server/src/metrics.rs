@@ -20,10 +20,12 @@ pub(crate) struct ServerMetrics {
     pub(crate) reloads_failed: u64,
     /// Seconds since the Unix epoch when the process started.
     pub(crate) start_time: f64,
+    /// The UDP socket's inode, to find its kernel drop counter.
+    pub(crate) socket_inode: Option<u64>,
 }
 
 impl ServerMetrics {
-    pub(crate) fn new(keys: usize, start_time: f64) -> Self {
+    pub(crate) fn new(keys: usize, start_time: f64, socket_inode: Option<u64>) -> Self {
         Self {
             forwards: 0,
             forward_errors: 0,
@@ -34,6 +36,7 @@ impl ServerMetrics {
             reloads_ok: 0,
             reloads_failed: 0,
             start_time,
+            socket_inode,
         }
     }
 
@@ -93,6 +96,15 @@ impl ServerMetrics {
             "Time to store a replay floor durably (temp, fsync, rename, fsync dir).",
         );
         e.histogram(name, &[], &self.floor_write);
+        if let Some(drops) = self.socket_inode.and_then(crate::socket_drops::drops) {
+            let name = "ruroco_server_socket_drops_total";
+            e.family(
+                name,
+                Kind::Counter,
+                "Datagrams the kernel dropped at the server's socket: refused by the kernel filter, or the receive buffer was full.",
+            );
+            e.sample(name, &[], drops as f64);
+        }
         let name = "ruroco_server_keys";
         e.family(name, Kind::Gauge, "Keys loaded.");
         e.sample(name, &[], self.keys as f64);

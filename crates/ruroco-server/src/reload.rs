@@ -56,6 +56,14 @@ impl Server {
         self.keys = settings.keys;
         self.allow = settings.allow;
         self.policy = settings.policy;
+        // Replaced atomically: a new key's datagrams pass from now on, a removed key's
+        // are dropped in the kernel.
+        crate::kernel_filter::apply(
+            &self.socket,
+            config.kernel_filter,
+            &crate::kernel_filter::sorted_ids(&self.keys),
+            self.policy.accept_v0,
+        );
         self.config = config;
         self.metrics.keys = self.keys.len();
         self.metrics.reloads_ok += 1;

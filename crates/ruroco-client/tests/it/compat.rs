@@ -97,7 +97,7 @@ fn a_v0_datagram_below_a_v1_counter_is_a_replay() {
 
 #[test]
 fn with_v0_off_a_v0_datagram_is_a_size_rejection() {
-    let stack = Stack::start("accept_v0 = false");
+    let stack = Stack::start("accept_v0 = false\nkernel_filter = false");
     assert!(stack.server.wait_log("formats v1 only", WAIT));
     send_raw(
         &stack,

@@ -103,7 +103,7 @@ fn replayed_datagram_runs_nothing() {
 
 #[test]
 fn wrong_key_runs_nothing() {
-    let stack = Stack::start("");
+    let stack = Stack::start("kernel_filter = false");
     let other = crate::util::client(&["gen"], stack.dir.path());
     let other_key = stack.dir.path().join("other.key");
     std::fs::write(&other_key, &other.stdout).unwrap();

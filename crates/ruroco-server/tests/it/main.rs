@@ -10,6 +10,7 @@
 
 mod crash;
 mod group_commit;
+mod kernel_filter;
 mod metrics;
 mod packaging;
 mod pipeline;

@@ -13,7 +13,7 @@ const WAIT: Duration = Duration::from_secs(5);
 
 #[test]
 fn metrics_pass_promtool_and_count_what_was_sent() {
-    let fx = Fixture::with_config("metrics_dir = \"METRICS\"");
+    let fx = Fixture::with_config("metrics_dir = \"METRICS\"\nkernel_filter = false");
     let metrics_dir = fx.path().join("metrics");
     std::fs::create_dir(&metrics_dir).unwrap();
     let text = std::fs::read_to_string(&fx.config).unwrap();

@@ -164,7 +164,7 @@ fn fail2ban_filter_matches_bad_traffic_from_v4_and_v6_and_nothing_else() {
     let Some(regex) = tool("fail2ban-regex") else {
         return;
     };
-    let fx = Fixture::new();
+    let fx = Fixture::with_config("kernel_filter = false");
     let _inbox = fx.inbox();
     let mut cmd = fx.command();
     cmd.args(["--address", "[::]:0"]);

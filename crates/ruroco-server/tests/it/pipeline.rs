@@ -39,7 +39,9 @@ fn expect_rejected(server: &Running, inbox: &Inbox, bytes: &[u8], reason: &str) 
 
 #[test]
 fn every_rejection_reason_forwards_nothing() {
-    let fx = Fixture::with_config("max_clock_skew_seconds = 60\nmax_requests_per_second = 1");
+    let fx = Fixture::with_config(
+        "max_clock_skew_seconds = 60\nmax_requests_per_second = 1\nkernel_filter = false",
+    );
     let inbox = fx.inbox();
     let server = fx.start();
     let now = now_nanos();
@@ -151,7 +153,7 @@ fn every_rejection_reason_forwards_nothing() {
 fn a_valid_datagram_with_padding_past_the_buffer_is_a_size_rejection() {
     // Judged by its real length (it arrives truncated to the buffer), never as the
     // 94-byte prefix.
-    let fx = Fixture::new();
+    let fx = Fixture::with_config("kernel_filter = false");
     let inbox = fx.inbox();
     let server = fx.start();
     let mut padded = fx.packet_with(plain(now_nanos())).to_vec();
@@ -337,7 +339,7 @@ fn valid_datagrams_survive_a_garbage_flood_from_many_sources() {
     const VALID: usize = 20;
     const GARBAGE: usize = 100_000;
     const PER_SOURCE: usize = 50;
-    let fx = Fixture::new();
+    let fx = Fixture::with_config("kernel_filter = false");
     let inbox = fx.inbox();
     let server = fx.start();
     let stranger = Key::generate().unwrap();
@@ -430,7 +432,7 @@ fn stalled_commander_never_blocks_the_receive_loop() {
     use nix::sys::socket::{
         bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
     };
-    let fx = Fixture::with_config("max_requests_per_second = 100");
+    let fx = Fixture::with_config("max_requests_per_second = 100\nkernel_filter = false");
     // A commander that listens but never accepts, with the smallest backlog.
     let listener = socket(
         AddressFamily::Unix,
@@ -467,7 +469,7 @@ fn stalled_commander_never_blocks_the_receive_loop() {
 
 #[test]
 fn junk_from_many_sources_never_hides_a_replay_line() {
-    let fx = Fixture::new();
+    let fx = Fixture::with_config("kernel_filter = false");
     let inbox = fx.inbox();
     let server = fx.start();
     // More spoofed-looking sources than the log tracks per window, each logging its line.
