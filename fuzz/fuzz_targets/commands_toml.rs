@@ -7,6 +7,8 @@
 mod commands;
 #[path = "../../crates/ruroco-commander/src/hooks.rs"]
 mod hooks;
+#[path = "../../crates/ruroco-commander/src/values.rs"]
+mod values;
 
 use std::path::Path;
 
