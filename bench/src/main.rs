@@ -9,6 +9,7 @@ mod binaries;
 mod client_send;
 mod commands;
 mod fwknopd;
+mod machine;
 mod procfs;
 mod report;
 mod server_load;
@@ -36,7 +37,8 @@ struct Args {
 enum Section {
     /// Wall time of one `ruroco-client send` (hyperfine).
     Client,
-    /// Junk CPU per datagram, kernel drops, valid commands during a flood, RSS.
+    /// Junk: whole-machine CPU per datagram with and without the kernel filter, junk
+    /// reaching the server, valid commands during a flood, RSS.
     Server,
     /// Burst commands per second and datagram-to-command latency.
     Commands,

@@ -1,24 +1,9 @@
-//! What the kernel says about a process and a socket: CPU time (ns, from schedstat),
-//! resident memory, and a UDP socket's receive queue and drop counter.
+//! What the kernel says about a process and a socket: resident memory, and a UDP
+//! socket's receive queue and drop counter.
 
 use std::net::SocketAddr;
 
 use anyhow::Context;
-
-/// CPU time of every thread of `pid` so far, in nanoseconds.
-pub(crate) fn cpu_ns(pid: u32) -> anyhow::Result<u64> {
-    let mut total = 0;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
-        let path = task?.path().join("schedstat");
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        total += text
-            .split_whitespace()
-            .next()
-            .and_then(|t| t.parse::<u64>().ok())
-            .unwrap_or(0);
-    }
-    Ok(total)
-}
 
 /// Resident set size of `pid`, KiB.
 pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<u64> {

@@ -1,6 +1,8 @@
-//! The server under junk: CPU per datagram from 1 and 65,536 sources next to a bare
-//! `recvmmsg` loop, kernel drops, resident memory before and after a million distinct
-//! sources, and valid commands that still run during a flood.
+//! The server under junk: what a junk datagram costs the whole machine (see
+//! [`crate::machine`]) with and without the kernel filter, next to a bare `recvmmsg` loop
+//! and fwknopd, from 1 and 65,536 sources; how much junk still reaches the server process;
+//! resident memory before and after a million distinct sources; and valid commands that
+//! still run during a flood.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -10,43 +12,12 @@ use anyhow::Context;
 
 use crate::binaries::Binaries;
 use crate::fwknopd::Fwknopd;
-use crate::procfs::{cpu_ns, rss_kib, udp_socket, wait_drained};
+use crate::machine::{marginal, Sink, FLOOD};
+use crate::procfs::{rss_kib, udp_socket, wait_drained};
 use crate::report::{fmt, Report, Row};
 use crate::stack::{now_ns, Stack};
 use crate::stats::median;
 use crate::traffic::{junk, source, valid, Sender};
-
-/// Junk datagrams per measurement.
-const JUNK: u64 = 300_000;
-
-/// CPU ns per datagram the process at `pid` spent on `JUNK` datagrams from `sources`
-/// distinct sources sent to `to`, and the kernel's drops on its socket.
-pub(crate) fn junk_cost(pid: u32, to: SocketAddr, sources: u32) -> anyhow::Result<(f64, u64)> {
-    let SocketAddr::V4(to4) = to else {
-        anyhow::bail!("IPv4 only");
-    };
-    let sender = Sender::new()?;
-    let drops_before = udp_socket(pid, to)?.1;
-    let cpu_before = cpu_ns(pid)?;
-    let started = Instant::now();
-    for i in 0..JUNK {
-        let bytes = junk(i);
-        if sources == 1 {
-            sender.send(to, &bytes);
-        } else {
-            sender.send_from(source((i % u64::from(sources)) as u32), to4, &bytes);
-        }
-        // Bounded in time whatever happens.
-        if i % 4096 == 0 && started.elapsed() > Duration::from_secs(60) {
-            break;
-        }
-    }
-    wait_drained(pid, to)?;
-    let cpu = cpu_ns(pid)?.saturating_sub(cpu_before);
-    let drops = udp_socket(pid, to)?.1.saturating_sub(drops_before);
-    let received = JUNK.saturating_sub(drops).max(1);
-    Ok((cpu as f64 / received as f64, drops))
-}
 
 /// Starts the bare receive loop; its pid and address.
 fn start_floor(bins: &Binaries) -> anyhow::Result<(Child, SocketAddr)> {
@@ -121,12 +92,28 @@ fn during_flood(stack: &Stack) -> anyhow::Result<(usize, u64)> {
 /// Valid datagrams sent during the flood.
 const VALID_IN_FLOOD: usize = 100;
 
-/// Junk CPU per datagram (ours, the floor and fwknopd; 1 and 65,536 sources), drops,
-/// valid commands during a flood, RSS.
+/// Medians of one figure's samples for each target.
+#[derive(Default)]
+struct Samples {
+    ours: Vec<f64>,
+    ours_unfiltered: Vec<f64>,
+    floor: Vec<f64>,
+    fwknopd: Vec<f64>,
+    keyed_ours: Vec<f64>,
+    keyed_floor: Vec<f64>,
+    reached: Vec<f64>,
+}
+
+/// Marginal whole-machine CPU per junk datagram (ours with and without the kernel filter,
+/// the bare loop and fwknopd; 1 and 65,536 sources; random junk and junk carrying a loaded
+/// key id), junk reaching the server process, valid commands during a flood, RSS.
 pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> anyhow::Result<()> {
     let stack = Stack::start(bins)?;
+    let unfiltered = Stack::start_with(bins, "kernel_filter = false")?;
     let (mut floor, floor_addr) = start_floor(bins)?;
     let floor_pid = floor.id();
+    let sink = Sink::new()?;
+    let sink_addr = sink.addr()?;
     let fw = match Fwknopd::start()? {
         Ok(fw) => Some(fw),
         Err(why) => {
@@ -134,47 +121,113 @@ pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> an
             None
         }
     };
+    let random = |i: u64| junk(i).to_vec();
+    let id = stack.key.id().0;
+    let keyed = move |i: u64| {
+        let mut bytes = junk(i).to_vec();
+        if let Some(head) = bytes.get_mut(..8) {
+            head.copy_from_slice(&id);
+        }
+        bytes
+    };
     for sources in [1u32, 65_536] {
-        let mut m: [Vec<f64>; 6] = Default::default();
-        for _ in 0..repeat {
-            let (ns, d) = junk_cost(stack.server_pid(), stack.addr, sources)?;
-            m[0].push(ns / 1000.0);
-            m[1].push(d as f64);
-            let (ns, d) = junk_cost(floor_pid, floor_addr, sources)?;
-            m[2].push(ns / 1000.0);
-            m[3].push(d as f64);
+        let mut m = Samples::default();
+        for rep in 0..repeat {
+            let first = rep % 2 == 0;
+            let server = stack.server_pid();
+            let drops_before = udp_socket(server, stack.addr)?.1;
+            let ours = marginal(stack.addr, Some(server), sink_addr, sources, &random, first)?;
+            let dropped = udp_socket(server, stack.addr)?
+                .1
+                .saturating_sub(drops_before);
+            m.reached.push(FLOOD.saturating_sub(dropped) as f64);
+            m.ours.push(ours);
+            let (pid, addr) = (unfiltered.server_pid(), unfiltered.addr);
+            m.ours_unfiltered.push(marginal(
+                addr,
+                Some(pid),
+                sink_addr,
+                sources,
+                &random,
+                first,
+            )?);
+            m.floor.push(marginal(
+                floor_addr,
+                Some(floor_pid),
+                sink_addr,
+                sources,
+                &random,
+                first,
+            )?);
+            m.keyed_ours.push(marginal(
+                stack.addr,
+                Some(server),
+                sink_addr,
+                sources,
+                &keyed,
+                first,
+            )?);
+            m.keyed_floor.push(marginal(
+                floor_addr,
+                Some(floor_pid),
+                sink_addr,
+                sources,
+                &keyed,
+                first,
+            )?);
             if let Some(fw) = &fw {
                 let (pid, addr) = (fw.pid(), fw.addr());
-                let (ns, d) = fw.inside(move || junk_cost(pid, addr, sources))?;
-                m[4].push(ns / 1000.0);
-                m[5].push(d as f64);
+                m.fwknopd.push(fw.inside(move || {
+                    // Its own baseline, in its namespace.
+                    let sink = Sink::new()?;
+                    let random = |i: u64| junk(i).to_vec();
+                    marginal(addr, Some(pid), sink.addr()?, sources, &random, first)
+                })?);
             }
         }
-        let [ours, drops, base, base_drops, theirs, their_drops] = &m;
-        let (o, b) = (median(ours), median(base));
+        let floor_ns = median(&m.floor);
+        let ratio = |v: Option<f64>, base: Option<f64>| fmt(v.zip(base).map(|(v, b)| v / b), 2);
+        let ours = median(&m.ours);
         report.add(Row {
             figure: format!(
-                "junk CPU per datagram, µs, {sources} source(s) (kernel drops of {JUNK})"
+                "junk, whole-machine CPU per datagram over a drop-all socket, ns, {sources} source(s)"
             ),
-            ours: format!("{} ({})", fmt(o, 2), fmt(median(drops), 0)),
-            floor: format!(
-                "{} ({}) recvmmsg loop",
-                fmt(b, 2),
-                fmt(median(base_drops), 0)
+            ours: fmt(ours, 0),
+            floor: format!("{} recvmmsg loop", fmt(floor_ns, 0)),
+            fwknop: fmt(median(&m.fwknopd), 0),
+            goal: format!("≤ 0.2× floor (now {}×)", ratio(ours, floor_ns)),
+        });
+        let unf = median(&m.ours_unfiltered);
+        report.add(Row {
+            figure: format!("  the same, ruroco with kernel_filter = false, {sources} source(s)"),
+            ours: fmt(unf, 0),
+            floor: format!("{} recvmmsg loop", fmt(floor_ns, 0)),
+            fwknop: "–".into(),
+            goal: format!("≤ 1.2× floor (now {}×)", ratio(unf, floor_ns)),
+        });
+        let (k, kf) = (median(&m.keyed_ours), median(&m.keyed_floor));
+        report.add(Row {
+            figure: format!(
+                "  junk carrying a loaded key id (passes the filter, fails authentication), {sources} source(s)"
             ),
-            fwknop: format!(
-                "{} ({})",
-                fmt(median(theirs), 2),
-                fmt(median(their_drops), 0)
+            ours: fmt(k, 0),
+            floor: format!("{} recvmmsg loop", fmt(kf, 0)),
+            fwknop: "–".into(),
+            goal: format!("≤ 1.2× floor (now {}×)", ratio(k, kf)),
+        });
+        report.add(Row {
+            figure: format!(
+                "  junk datagrams reaching the server process, of {FLOOD}, {sources} source(s)"
             ),
-            goal: format!(
-                "≤ 1.2× floor (now {}×)",
-                fmt(o.zip(b).map(|(o, b)| o / b), 2)
-            ),
+            ours: fmt(median(&m.reached), 0),
+            floor: format!("{FLOOD}"),
+            fwknop: "–".into(),
+            goal: "0".into(),
         });
     }
     let _ = floor.kill();
     let _ = floor.wait();
+    drop(sink);
 
     let (ran, junk_sent) = during_flood(&stack)?;
     report.add(Row {
@@ -187,7 +240,8 @@ pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> an
         goal: format!("{VALID_IN_FLOOD}"),
     });
 
-    let (before, after) = million_sources(stack.server_pid(), stack.addr)?;
+    // Without the filter: with it, no junk would reach the process at all.
+    let (before, after) = million_sources(unfiltered.server_pid(), unfiltered.addr)?;
     let theirs = match &fw {
         Some(fw) => {
             let (pid, addr) = (fw.pid(), fw.addr());
@@ -197,7 +251,9 @@ pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> an
         None => "–".into(),
     };
     report.add(Row {
-        figure: "RSS, KiB, before → after junk from 1,000,000 distinct sources".into(),
+        figure:
+            "RSS, KiB, before → after junk from 1,000,000 distinct sources (kernel_filter = false)"
+                .into(),
         ours: format!("{before} → {after}"),
         floor: "–".into(),
         fwknop: theirs,

@@ -25,6 +25,11 @@ impl Stack {
     /// Starts both; `stamp` runs `echo $(date +%s%N) >> stamps` (the first line a shell
     /// can print about itself), `noop` runs `true`.
     pub(crate) fn start(bins: &Binaries) -> anyhow::Result<Stack> {
+        Self::start_with(bins, "")
+    }
+
+    /// [`Stack::start`] with `extra` lines appended to `config.toml`.
+    pub(crate) fn start_with(bins: &Binaries, extra: &str) -> anyhow::Result<Stack> {
         let dir = tempfile::tempdir()?;
         let d = dir.path().display().to_string();
         let server_dir = dir.path().join("server");
@@ -37,7 +42,7 @@ impl Stack {
             format!(
                 "ips = [\"127.0.0.1\"]\nconfig_dir = \"{}\"\nstate_dir = \"{d}/state\"\n\
                  socket_user = \"\"\nsocket_group = \"\"\nallow_non_routable_ips = true\n\
-                 max_requests_per_second = 100000\nmax_requests_per_second_global = 100000\n",
+                 max_requests_per_second = 100000\nmax_requests_per_second_global = 100000\n{extra}\n",
                 server_dir.display()
             ),
         )?;
