@@ -90,13 +90,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let written = write_assets(dir.path()).unwrap();
         let read = |rel: &str| std::fs::read_to_string(dir.path().join(rel)).unwrap();
-        // 3 programs x (man page + 3 shells) + the client's 6 subcommand pages + the
+        // 3 programs x (man page + 3 shells) + the client's 7 subcommand pages + the
         // commander's `pending`.
-        assert_eq!(written.len(), 3 * 4 + 6 + 1);
+        assert_eq!(written.len(), 3 * 4 + 7 + 1);
         assert!(read("man/ruroco-commander-pending.1").contains("undo"));
         let read = |rel: &str| std::fs::read_to_string(dir.path().join(rel)).unwrap();
         let client = read("man/ruroco-client.1");
-        for flag in ["send", "gen", "reseed", "list", "add", "proxy"] {
+        for flag in ["send", "gen", "reseed", "list", "add", "import", "proxy"] {
             assert!(client.contains(flag), "{flag} missing in ruroco-client.1");
         }
         let send = read("man/ruroco-client-send.1");

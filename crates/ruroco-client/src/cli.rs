@@ -35,6 +35,12 @@ pub(crate) enum Cmd {
         after_help = "Examples:\n  ruroco-client add web1 --address web1.example.com:34020 --command open_ssh\n  ruroco-client add db --address db.example.com:34020 --group prod --group db\n  ruroco-client add phone-server --address example.com --qr"
     )]
     Add(AddArgs),
+    /// Add the saved commands of the original ruroco GUI (its commands_list.toml) as saved
+    /// servers, all with the key given.
+    #[command(
+        after_help = "Example:\n  ruroco-client import ~/.config/ruroco/commands_list.toml --key-file ~/ruroco.key --dry-run\n\nEntries already in client.toml are never changed; names are made unique."
+    )]
+    Import(ImportArgs),
     /// For OpenSSH's ProxyCommand: send the saved server's command, connect to HOST:PORT
     /// over TCP (retrying while the firewall opens) and relay standard input and output.
     #[command(
@@ -64,6 +70,7 @@ pub(crate) struct SendArgs {
     #[arg(
         short,
         long,
+        visible_alias = "key",
         value_name = "PATH",
         help = "File holding the key (from `ruroco-client gen`). A key string is accepted too, as released clients do, but other local users can see it in `ps`"
     )]
@@ -127,6 +134,19 @@ pub(crate) struct AddArgs {
     /// Also print the key string as a QR code, for a phone app.
     #[arg(long)]
     pub(crate) qr: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The original GUI's commands_list.toml.
+    pub(crate) file: PathBuf,
+    /// File holding the key those commands were sent with (copied to the config
+    /// directory, mode 0600).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) key_file: PathBuf,
+    /// Say what would be added; write nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 #[derive(Debug, Args)]

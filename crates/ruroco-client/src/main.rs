@@ -9,6 +9,7 @@
 mod add;
 mod cli;
 mod counter;
+mod import;
 mod profile;
 mod proxy;
 mod send;
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         Cmd::Send(args) => conf_dir().and_then(|dir| send(&args, &dir)),
         Cmd::List => conf_dir().and_then(|dir| list(&dir)),
         Cmd::Add(args) => conf_dir().and_then(|dir| add::add(&args, &dir)),
+        Cmd::Import(args) => conf_dir().and_then(|dir| import::import(&args, &dir)),
         Cmd::Proxy(args) => conf_dir().and_then(|dir| proxy::proxy(&args, &dir)),
         Cmd::Reseed => conf_dir().and_then(|dir| reseed(&dir)),
     };
@@ -138,7 +140,16 @@ fn send(args: &SendArgs, dir: &Path) -> anyhow::Result<ExitCode> {
         for (p, result) in ready.iter().zip(send::transmit(&ready, dir)?) {
             let name = p.plan.name.as_deref().unwrap_or_default();
             match result {
-                Ok(sent) => println!("{name}: sent `{}` to {}", p.plan.command, join(&sent)),
+                Ok(delivery) => {
+                    println!(
+                        "{name}: sent `{}` to {}",
+                        p.plan.command,
+                        join(&delivery.sent)
+                    );
+                    for (target, why) in &delivery.failed {
+                        println!("{name}: not sent to {target}: {why}");
+                    }
+                }
                 Err(e) => {
                     failed += 1;
                     println!("{name}: failed: {e:#}");
@@ -156,8 +167,12 @@ fn send(args: &SendArgs, dir: &Path) -> anyhow::Result<ExitCode> {
 fn send_single(plan: send::Plan, dir: &Path) -> anyhow::Result<ExitCode> {
     let command = plan.command.clone();
     for result in send::transmit(&[send::prepare(plan)?], dir)? {
-        for target in result? {
+        let delivery = result?;
+        for target in &delivery.sent {
             eprintln!("sent command `{command}` to {target}");
+        }
+        for (target, why) in &delivery.failed {
+            eprintln!("warning: not sent to {target}: {why}");
         }
     }
     Ok(ExitCode::SUCCESS)

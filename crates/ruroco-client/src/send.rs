@@ -140,7 +140,7 @@ pub(crate) fn prepare(plan: Plan) -> anyhow::Result<Prepared> {
 pub(crate) fn transmit(
     prepared: &[Prepared],
     conf_dir: &Path,
-) -> anyhow::Result<Vec<anyhow::Result<Vec<SocketAddr>>>> {
+) -> anyhow::Result<Vec<anyhow::Result<Delivery>>> {
     let counter = Counter::lock(conf_dir)?;
     let total: usize = prepared.iter().map(|p| p.targets.len()).sum();
     let mut next = counter.reserve(total)?;
@@ -172,10 +172,21 @@ pub(crate) fn transmit(
     Ok(results)
 }
 
-/// Sends one plan's datagrams with counters `first`, `first + 1`, ….
-fn send_one(p: &Prepared, first: u128) -> anyhow::Result<Vec<SocketAddr>> {
+/// Where one plan's datagrams went.
+#[derive(Debug, Default)]
+pub(crate) struct Delivery {
+    /// Destinations a datagram left for.
+    pub(crate) sent: Vec<SocketAddr>,
+    /// Destinations that could not be sent to, and why.
+    pub(crate) failed: Vec<(SocketAddr, String)>,
+}
+
+/// Sends one plan's datagrams with counters `first`, `first + 1`, …. A destination that
+/// fails does not stop the others (an address with an IPv6 record on a machine without
+/// IPv6 still gets its IPv4 datagram); `Err` only when none could be sent to.
+fn send_one(p: &Prepared, first: u128) -> anyhow::Result<Delivery> {
     let cmd_hash = command_hash(&p.plan.command);
-    let mut sent = Vec::with_capacity(p.targets.len());
+    let mut delivery = Delivery::default();
     for (n, target) in p.targets.iter().enumerate() {
         if n > 0 {
             std::thread::sleep(p.plan.delay);
@@ -190,10 +201,16 @@ fn send_one(p: &Prepared, first: u128) -> anyhow::Result<Vec<SocketAddr>> {
         };
         let datagram = seal(&p.key, p.plan.wire, &plaintext)
             .context("cannot get random bytes from the operating system")?;
-        send_to(&datagram, *target)?;
-        sent.push(*target);
+        match send_to(&datagram, *target) {
+            Ok(()) => delivery.sent.push(*target),
+            Err(e) => delivery.failed.push((*target, format!("{e:#}"))),
+        }
     }
-    Ok(sent)
+    if delivery.sent.is_empty() {
+        let why: Vec<&str> = delivery.failed.iter().map(|(_, e)| e.as_str()).collect();
+        anyhow::bail!("{}", why.join("; "));
+    }
+    Ok(delivery)
 }
 
 fn send_to(datagram: &[u8], target: SocketAddr) -> anyhow::Result<()> {

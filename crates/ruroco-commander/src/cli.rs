@@ -26,6 +26,10 @@ pub(crate) struct Cli {
     /// binding anything.
     #[arg(long)]
     pub(crate) check: bool,
+    /// With --check: look for systemd units left by the original ruroco under DIR
+    /// instead of / (an image or a chroot).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub(crate) root: PathBuf,
     #[command(subcommand)]
     pub(crate) action: Option<Action>,
 }

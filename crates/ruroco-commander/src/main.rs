@@ -43,6 +43,12 @@ fn main() -> ExitCode {
         commands: cli.commands.clone(),
     };
     if cli.check {
+        let own = std::env::current_exe()
+            .ok()
+            .and_then(|p| std::fs::canonicalize(p).ok());
+        for line in ruroco_config::shadowing_units(&cli.root, own.as_deref()) {
+            println!("warning: {line}");
+        }
         return check(&origin);
     }
     let result = match cli.action {

@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod units;
+pub use units::shadowing_units;
+
 /// Where both programs look for `config.toml` unless told otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/ruroco/config.toml";
 /// Default `config_dir`: keys, and by default the socket and the replay floors.

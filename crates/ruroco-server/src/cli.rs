@@ -23,4 +23,12 @@ pub(crate) struct Cli {
     /// without binding anything.
     #[arg(long)]
     pub(crate) check: bool,
+    /// With --check: look for systemd units left by the original ruroco under DIR
+    /// instead of / (an image or a chroot).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub(crate) root: PathBuf,
+    /// Only report units of the original ruroco that override the packaged ones (the
+    /// package's post-install step runs this); exit 1 if there are any.
+    #[arg(long)]
+    pub(crate) check_units: bool,
 }

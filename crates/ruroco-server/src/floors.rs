@@ -78,6 +78,23 @@ impl FloorStore {
         &self.path
     }
 
+    /// Raises floors to `carried` where they are higher (and sets them where we have none)
+    /// and writes the file if anything changed; returns how many changed.
+    pub(crate) fn carry_over(&mut self, carried: &[(KeyId, u128)]) -> anyhow::Result<usize> {
+        let mut next = self.table.clone();
+        let mut changed = 0;
+        for (id, floor) in carried {
+            if next.get(id).is_none_or(|ours| *floor > ours) {
+                next.set(*id, *floor);
+                changed += 1;
+            }
+        }
+        if changed > 0 {
+            self.commit(next)?;
+        }
+        Ok(changed)
+    }
+
     /// Seeds absent floors with `now` and writes the file.
     pub(crate) fn seed(
         &mut self,

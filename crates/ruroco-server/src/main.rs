@@ -17,6 +17,7 @@ mod kernel_filter;
 mod keys;
 mod logbook;
 mod metrics;
+mod original_floors;
 mod redis;
 mod reload;
 mod server;
@@ -43,6 +44,17 @@ use crate::server::{now_nanos, Server};
 fn main() -> ExitCode {
     ruroco_config::init_logging();
     let cli = Cli::parse();
+    if cli.check_units {
+        let lines = ruroco_config::shadowing_units(&cli.root, own_exe().as_deref());
+        for line in &lines {
+            println!("warning: {line}");
+        }
+        return if lines.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     if cli.check {
         return check(&cli);
     }
@@ -55,14 +67,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// This program's own path, resolved.
+fn own_exe() -> Option<std::path::PathBuf> {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| std::fs::canonicalize(p).ok())
+}
+
 /// `--check`: one line per problem, or one summary line; nothing is bound or written.
 fn check(cli: &Cli) -> ExitCode {
+    for line in ruroco_config::shadowing_units(&cli.root, own_exe().as_deref()) {
+        println!("warning: {line}");
+    }
     let problems = setup::check(&cli.config, cli.address.clone());
     if problems.is_empty() {
         match setup::load(&cli.config) {
             Ok(s) => {
                 for warning in &s.config.warnings {
                     println!("warning: {warning}");
+                }
+                for line in setup::check_notes(&s.config) {
+                    println!("{line}");
                 }
                 println!(
                     "{}: OK ({} key(s), {} with an allow-list)",
@@ -91,6 +116,16 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
     let allow = settings.allow;
     let shared = settings.shared;
     let mut floors = FloorStore::load(config.blocklist_dir())?;
+    // Before seeding: a key the original server knew keeps its floor, not "now".
+    let dirs = original_floors::dirs(config.blocklist_dir(), &config.config_dir);
+    if let Some(carried) = original_floors::find(&dirs)? {
+        let changed = floors.carry_over(&carried.floors)?;
+        tracing::info!(
+            "carried over the replay floors of {} key(s) from the original ruroco's {} ({changed} raised or added ours)",
+            carried.floors.len(),
+            carried.path.display()
+        );
+    }
     floors.seed(keys.ids(), now_nanos())?;
 
     let source = socket::resolve(

@@ -11,6 +11,7 @@ use ruroco_proto::{KeyId, Keyring, Policy};
 use crate::allow::AllowList;
 use crate::floors::FloorStore;
 use crate::keys;
+use crate::original_floors;
 use crate::shared_floors::SharedFloors;
 use crate::socket;
 
@@ -65,6 +66,10 @@ pub(crate) fn check(path: &Path, address: Option<String>) -> Vec<String> {
     if let Err(e) = FloorStore::load(config.blocklist_dir()) {
         problems.push(format!("{e:#}"));
     }
+    let dirs = original_floors::dirs(config.blocklist_dir(), &config.config_dir);
+    if let Err(e) = original_floors::find(&dirs) {
+        problems.push(format!("{e:#}"));
+    }
     let source = socket::resolve(
         address,
         socket::SocketEnv::from_process(),
@@ -76,6 +81,18 @@ pub(crate) fn check(path: &Path, address: Option<String>) -> Vec<String> {
     }
     problems.extend(config.metrics_dir_problem(path));
     problems
+}
+
+/// What `--check` says besides OK: the floors a start would carry over from the original.
+pub(crate) fn check_notes(config: &Config) -> Vec<String> {
+    let dirs = original_floors::dirs(config.blocklist_dir(), &config.config_dir);
+    let (Ok(Some(carried)), Ok(ours)) = (
+        original_floors::find(&dirs),
+        FloorStore::load(config.blocklist_dir()),
+    ) else {
+        return Vec::new();
+    };
+    vec![original_floors::describe(&carried, ours.table())]
 }
 
 /// The Redis store `floor_store` names, or `None` for `"file"`; errors name the file.

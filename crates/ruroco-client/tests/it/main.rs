@@ -12,6 +12,7 @@
 mod allow;
 mod cli;
 mod compat;
+mod migration;
 mod monitoring;
 mod privileges;
 mod proxy;

@@ -12,6 +12,7 @@ mod crash;
 mod group_commit;
 mod kernel_filter;
 mod metrics;
+mod migration;
 mod packaging;
 mod pipeline;
 mod reload;
