@@ -13,6 +13,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {
     if let Ok(p) = profile::Profile::parse(text, Path::new("/home/u/.config/ruroco/client.toml")) {
-        let _ = p.listing();
+        let _ = p.listing(|key| Path::new("/nonexistent").join(key));
+        for name in p.broken.keys() {
+            assert!(p.server(name).is_err());
+        }
     }
 });

@@ -90,10 +90,57 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let written = write_assets(dir.path()).unwrap();
         let read = |rel: &str| std::fs::read_to_string(dir.path().join(rel)).unwrap();
-        // 3 programs x (man page + 3 shells) + the client's 7 subcommand pages + the
+        // 3 programs x (man page + 3 shells) + the client's 8 subcommand pages + the
         // commander's `pending`.
-        assert_eq!(written.len(), 3 * 4 + 7 + 1);
+        assert_eq!(written.len(), 3 * 4 + 8 + 1);
         assert!(read("man/ruroco-commander-pending.1").contains("undo"));
+        // Every page's NAME is its own program, with that program's description, and every
+        // page it refers to exists.
+        let pages: Vec<String> = written
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "1"))
+            .map(|p| p.file_stem().unwrap().to_str().unwrap().to_owned())
+            .collect();
+        let about = |name: &str| -> String {
+            let cmd = commands()
+                .into_iter()
+                .find(|c| name.starts_with(c.get_name()))
+                .unwrap();
+            let cmd = if name == cmd.get_name() {
+                cmd
+            } else {
+                let sub = &name[cmd.get_name().len() + 1..];
+                cmd.find_subcommand(sub).unwrap().clone()
+            };
+            cmd.get_about().unwrap().to_string()
+        };
+        for page in &pages {
+            let text = read(&format!("man/{page}.1"));
+            let lines: Vec<&str> = text.lines().collect();
+            let at = lines.iter().position(|l| *l == ".SH NAME").unwrap();
+            let name_line = lines[at + 1].replace("\\-", "-").replace("\\*(Aq", "'");
+            let (name, description) = name_line.split_once(" - ").unwrap();
+            assert_eq!(name, page, "{page}: NAME says {name_line}");
+            let want = about(page);
+            assert_eq!(description.trim(), want.trim(), "{page}");
+            assert!(
+                !description.contains("Build helpers"),
+                "{page}: {description}"
+            );
+            for (i, _) in text.match_indices("(1)") {
+                let start = text[..i]
+                    .rfind(|c: char| c.is_whitespace() || c == ',')
+                    .map_or(0, |s| s + 1);
+                let referred = text[start..i]
+                    .replace("\\-", "-")
+                    .replace("\\fB", "")
+                    .replace("\\fR", "");
+                assert!(
+                    pages.contains(&referred),
+                    "{page} refers to {referred}(1), which does not exist"
+                );
+            }
+        }
         let read = |rel: &str| std::fs::read_to_string(dir.path().join(rel)).unwrap();
         let client = read("man/ruroco-client.1");
         for flag in ["send", "gen", "reseed", "list", "add", "import", "proxy"] {

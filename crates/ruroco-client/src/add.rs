@@ -8,8 +8,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use qrcode::render::unicode::Dense1x2;
-use qrcode::QrCode;
 use ruroco_proto::{Key, Wire};
 
 use crate::cli::{AddArgs, WireArg};
@@ -31,9 +29,11 @@ pub(crate) fn add(args: &AddArgs, dir: &Path) -> anyhow::Result<ExitCode> {
     if let Some(group) = args.groups.iter().find(|g| !profile::valid_name(g)) {
         bail!("group `{group}` may only hold letters, digits, `-` and `_`");
     }
+    // This machine and this entry: two adds on one laptop for one server (a phone's key
+    // and the laptop's) never print the same file name for the server.
     let key_name = match &args.key_name {
         Some(n) => n.clone(),
-        None => default_key_name(),
+        None => format!("{}-{name}", default_key_name()),
     };
     if !profile::valid_name(&key_name) {
         bail!("--key-name `{key_name}` may only hold letters, digits, `-` and `_`");
@@ -47,6 +47,12 @@ pub(crate) fn add(args: &AddArgs, dir: &Path) -> anyhow::Result<ExitCode> {
             existing.path.display()
         );
     }
+    let same_host: Vec<&str> = existing
+        .servers
+        .values()
+        .filter(|s| split_host_port(&s.address).is_ok_and(|(h, _)| h.eq_ignore_ascii_case(&host)))
+        .map(|s| s.name.as_str())
+        .collect();
     let key_file = format!("{name}.key");
     let key_path = dir.join(&key_file);
     let key = Key::generate().context("cannot get random bytes from the operating system")?;
@@ -79,11 +85,27 @@ pub(crate) fn add(args: &AddArgs, dir: &Path) -> anyhow::Result<ExitCode> {
         "Install the key on the server (as root there; the key travels on standard input, never on a command line):\n"
     );
     let _ = writeln!(out, "  {}\n", install_line(&host, &key_name, &key_path)?);
+    let _ = writeln!(
+        out,
+        "Without a root login there: hand {} to the server's admin, who runs (as root):\n\n  {}\n",
+        key_path.display(),
+        admin_line(&key_name)?
+    );
+    if !same_host.is_empty() {
+        eprintln!(
+            "warning: {} already saved with host {host}: this is a second key for that server, to be installed as {key_name}.key beside the other",
+            same_host.join(", ")
+        );
+    }
     let _ = writeln!(out, "Then: ruroco-client send {name}");
     print!("{out}");
     if args.qr {
         println!("\nThe key for a phone app (it is the secret: show it to nobody else):\n");
-        print!("{}", qr(key_string.as_str())?);
+        match crate::qr::for_terminal(key_string.as_str(), crate::qr::terminal_columns()) {
+            Ok(code) => print!("{code}"),
+            // The server is saved; the code can be shown again later.
+            Err(e) => println!("{e:#}; `ruroco-client qr {name}` shows it again"),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -113,18 +135,14 @@ pub(crate) fn install_line(host: &str, key_name: &str, key_path: &Path) -> anyho
     ))
 }
 
-/// The key string as a QR code of Unicode half blocks: a full block is a light module,
-/// so on the usual light-on-dark terminal the code shows dark on light, as scanners
-/// expect. A quiet zone is included.
-pub(crate) fn qr(text: &str) -> anyhow::Result<String> {
-    let code = QrCode::new(text.as_bytes()).context("cannot make a QR code of the key")?;
-    Ok(code
-        .render::<Dense1x2>()
-        .dark_color(Dense1x2::Light)
-        .light_color(Dense1x2::Dark)
-        .quiet_zone(true)
-        .build()
-        + "\n")
+/// What the server's admin runs with the key file handed to them (as FILE).
+pub(crate) fn admin_line(key_name: &str) -> anyhow::Result<String> {
+    let target = shlex::try_quote(&format!("/etc/ruroco/{key_name}.key"))
+        .map(|q| q.into_owned())
+        .map_err(|e| anyhow::anyhow!("cannot quote the key name: {e}"))?;
+    Ok(format!(
+        "(set -C && umask 027 && cat > {target} && chgrp ruroco {target} && systemctl try-reload-or-restart ruroco) < FILE"
+    ))
 }
 
 /// This machine's host name, made fit for a file name; "client" if there is none.

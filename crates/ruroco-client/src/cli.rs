@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Trigger a pre-configured command on a ruroco server with one encrypted UDP datagram.
 #[derive(Debug, Parser)]
-#[command(name = "ruroco-client", version, about, long_about = None)]
+#[command(name = "ruroco-client", version, long_about = None, disable_help_subcommand = true)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Cmd,
@@ -17,7 +17,7 @@ pub(crate) struct Cli {
 pub(crate) enum Cmd {
     /// Print a new key (40 random bytes from the OS, base64).
     #[command(
-        after_help = "Examples:\n  ruroco-client gen > ~/.config/ruroco/server.key\n  ruroco-client gen | ssh root@server 'set -C; umask 027; cat > /etc/ruroco/laptop.key && chgrp ruroco /etc/ruroco/laptop.key'\n\nOn the server a key file is mode 0640, owner root, group ruroco (the server's group)."
+        after_help = "Examples:\n  (umask 077; mkdir -p ~/.config/ruroco && ruroco-client gen > ~/.config/ruroco/server.key)\n  ruroco-client gen | ssh root@server 'set -C; umask 027; cat > /etc/ruroco/laptop.key && chgrp ruroco /etc/ruroco/laptop.key'\n\nOn the server a key file is mode 0640, owner root, group ruroco (the server's group)."
     )]
     Gen,
     /// Send one command to a saved server, every server of a group, or the server given
@@ -44,15 +44,18 @@ pub(crate) enum Cmd {
     /// For OpenSSH's ProxyCommand: send the saved server's command, connect to HOST:PORT
     /// over TCP (retrying while the firewall opens) and relay standard input and output.
     #[command(
-        after_help = "Example, in ~/.ssh/config:\n  Host web1\n      ProxyCommand ruroco-client proxy web1 %h %p\n\nthen a plain `ssh web1` knocks and connects."
+        after_help = "Example, in ~/.ssh/config:\n  Host web1\n      ProxyCommand ruroco-client proxy web1 %h %p\n\nthen a plain `ssh web1` knocks and connects. No HostName line is needed: a %h that is a saved server's name connects to that server's address."
     )]
     Proxy(ProxyArgs),
-    /// Set the counter to the current time (only needed for released ruroco clients'
-    /// habits: the counter never falls behind the clock on its own).
+    /// Set the counter back to the current time after a clock that ran ahead (the server
+    /// logs `future` for this key). Says what it would cost first; --yes does it.
     #[command(
-        after_help = "Example:\n  ruroco-client reseed\n  RUROCO_CONF_DIR=/etc/ruroco-ci ruroco-client reseed"
+        after_help = "Each send uses the current time in nanoseconds, or one more than the last value sent if that is larger, so the counter never falls behind the clock. It only needs setting back when a wrong clock pushed it ahead and the server refused those datagrams as `future`. If the server accepted any of them, it refuses this key as `replay` until the clock passes the last one: then wait instead.\n\nExamples:\n  ruroco-client reseed          # shows the counter and what reseeding would do\n  ruroco-client reseed --yes"
     )]
-    Reseed,
+    Reseed(ReseedArgs),
+    /// Show a saved server's key again as a QR code, for a phone app.
+    #[command(after_help = "Example:\n  ruroco-client qr web1")]
+    Qr(QrArgs),
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +137,19 @@ pub(crate) struct AddArgs {
     /// Also print the key string as a QR code, for a phone app.
     #[arg(long)]
     pub(crate) qr: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReseedArgs {
+    /// Set the counter back even though it is ahead of the clock.
+    #[arg(long)]
+    pub(crate) yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct QrArgs {
+    /// The saved server whose key to show.
+    pub(crate) name: String,
 }
 
 #[derive(Debug, Args)]

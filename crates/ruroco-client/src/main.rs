@@ -12,6 +12,7 @@ mod counter;
 mod import;
 mod profile;
 mod proxy;
+mod qr;
 mod send;
 mod target;
 
@@ -35,7 +36,8 @@ fn main() -> ExitCode {
         Cmd::Add(args) => conf_dir().and_then(|dir| add::add(&args, &dir)),
         Cmd::Import(args) => conf_dir().and_then(|dir| import::import(&args, &dir)),
         Cmd::Proxy(args) => conf_dir().and_then(|dir| proxy::proxy(&args, &dir)),
-        Cmd::Reseed => conf_dir().and_then(|dir| reseed(&dir)),
+        Cmd::Reseed(args) => conf_dir().and_then(|dir| reseed(args.yes, &dir)),
+        Cmd::Qr(args) => conf_dir().and_then(|dir| show_qr(&args.name, &dir)),
     };
     match result {
         Ok(code) => code,
@@ -63,11 +65,54 @@ fn gen() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn reseed(dir: &Path) -> anyhow::Result<ExitCode> {
+fn reseed(yes: bool, dir: &Path) -> anyhow::Result<ExitCode> {
     let counter = Counter::lock(dir)?;
     let now = now_nanos();
+    let stored = counter.read()?;
+    let date = |ns: u128| ruroco_config::utc(u64::try_from(ns / 1_000_000).unwrap_or(u64::MAX));
+    let Some(last) = stored.filter(|last| *last > now) else {
+        let last = stored.map_or_else(|| "none yet".to_owned(), date);
+        println!(
+            "the counter (last sent: {last}) is not ahead of this clock ({}): every send already uses the current time; nothing to change",
+            date(now)
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    let ahead = (last - now) / 1_000_000_000;
+    println!(
+        "the counter is {ahead} s ahead of this clock: last sent {}, now {}.",
+        date(last),
+        date(now)
+    );
+    if !yes {
+        println!(
+            "Reseeding sets it to now. Do it only if the server refused those datagrams as `future`: if it accepted any, it will refuse every send with this key as `replay` until {} (the client cannot tell, since servers never answer). Run `ruroco-client reseed --yes` to do it.",
+            date(last)
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     counter.write(now)?;
-    eprintln!("counter in {} set to {now}", dir.display());
+    println!(
+        "counter in {} set back from {} to {}",
+        dir.display(),
+        date(last),
+        date(now)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show_qr(name: &str, dir: &Path) -> anyhow::Result<ExitCode> {
+    let profile = Profile::load(dir)?;
+    let server = profile.server(name)?;
+    let path = send::key_path(dir, &server.key);
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read key file {}", path.display()))?,
+    );
+    let key = Key::parse(&text).with_context(|| format!("invalid key file {}", path.display()))?;
+    let code = qr::for_terminal(key.to_key_string().as_str(), qr::terminal_columns())?;
+    println!("The key of `{name}` for a phone app (it is the secret: show it to nobody else):\n");
+    print!("{code}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -79,7 +124,7 @@ fn list(dir: &Path) -> anyhow::Result<ExitCode> {
             profile.path.display()
         );
     }
-    print!("{}", profile.listing());
+    print!("{}", profile.listing(|key| send::key_path(dir, key)));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -129,7 +174,12 @@ fn send(args: &SendArgs, dir: &Path) -> anyhow::Result<ExitCode> {
     let mut ready = Vec::new();
     for (name, result) in prepared {
         match result {
-            Ok(p) => ready.push(p),
+            Ok(p) => {
+                for warning in &p.warnings {
+                    println!("{name}: warning: {warning}");
+                }
+                ready.push(p);
+            }
             Err(e) => {
                 failed += 1;
                 println!("{name}: failed: {e:#}");
@@ -166,10 +216,14 @@ fn send(args: &SendArgs, dir: &Path) -> anyhow::Result<ExitCode> {
 
 fn send_single(plan: send::Plan, dir: &Path) -> anyhow::Result<ExitCode> {
     let command = plan.command.clone();
-    for result in send::transmit(&[send::prepare(plan)?], dir)? {
+    let prepared = send::prepare(plan)?;
+    for warning in &prepared.warnings {
+        eprintln!("warning: {warning}");
+    }
+    for result in send::transmit(&[prepared], dir)? {
         let delivery = result?;
         for target in &delivery.sent {
-            eprintln!("sent command `{command}` to {target}");
+            eprintln!("sent command `{command}` to {target} (a server never answers: see its log to know it ran)");
         }
         for (target, why) in &delivery.failed {
             eprintln!("warning: not sent to {target}: {why}");

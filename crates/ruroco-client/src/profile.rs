@@ -62,6 +62,9 @@ pub(crate) struct Server {
 pub(crate) struct Profile {
     pub(crate) path: PathBuf,
     pub(crate) servers: BTreeMap<String, Server>,
+    /// Entries that could not be used, with why (file, line, field): one bad entry does
+    /// not stop sends to the others; using it by name is the error.
+    pub(crate) broken: BTreeMap<String, String>,
 }
 
 /// Whether `name` can name a server, group or key file: letters, digits, `-`, `_`.
@@ -80,7 +83,7 @@ impl Profile {
             Ok(text) => Self::parse(&text, &path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self {
                 path,
-                servers: BTreeMap::new(),
+                ..Self::default()
             }),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
         }
@@ -106,19 +109,36 @@ impl Profile {
             Some(_) => bail!("invalid {file}: `servers` must be a table of [servers.NAME] tables"),
         };
         let mut servers = BTreeMap::new();
+        let mut broken = BTreeMap::new();
         for (name, value) in table {
-            let server =
-                check(&name, value).with_context(|| format!("invalid {file}: server `{name}`"))?;
-            servers.insert(name, server);
+            match check(&name, value) {
+                Ok(server) => {
+                    servers.insert(name, server);
+                }
+                Err(e) => {
+                    let why = format!("{e:#}");
+                    let line = locate(text, &name, &why)
+                        .map(|n| format!(", line {n}"))
+                        .unwrap_or_default();
+                    broken.insert(
+                        name.clone(),
+                        format!("invalid {file}{line}: server `{name}`: {why}"),
+                    );
+                }
+            }
         }
         Ok(Self {
             path: path.to_owned(),
             servers,
+            broken,
         })
     }
 
     /// The server called `name`.
     pub(crate) fn server(&self, name: &str) -> anyhow::Result<&Server> {
+        if let Some(why) = self.broken.get(name) {
+            bail!("{why}");
+        }
         self.servers.get(name).with_context(|| {
             format!(
                 "no server `{name}` in {} (`ruroco-client list` shows the saved ones; `ruroco-client add` saves one)",
@@ -143,11 +163,15 @@ impl Profile {
         Ok(members)
     }
 
-    /// One line per server, for `list`.
-    pub(crate) fn listing(&self) -> String {
+    /// One line per server, for `list`; `key_path` resolves a saved key to its file, which
+    /// is flagged when it is missing. Broken entries are listed with why.
+    pub(crate) fn listing(&self, key_path: impl Fn(&Path) -> PathBuf) -> String {
         let mut out = String::new();
         for s in self.servers.values() {
             let _ = write!(out, "{}\t{}\t{}", s.name, s.address, s.key.display());
+            if !key_path(&s.key).exists() {
+                out.push_str(" (MISSING)");
+            }
             if let Some(command) = &s.command {
                 let _ = write!(out, "\tcommand={command}");
             }
@@ -159,8 +183,38 @@ impl Profile {
             }
             out.push('\n');
         }
+        for (name, why) in &self.broken {
+            let _ = writeln!(out, "{name}\tBROKEN: {why}");
+        }
         out
     }
+}
+
+/// The line (1-based) of the field an error about server `name` names, else of the
+/// server's `[servers.NAME]` header: toml's table API keeps no positions, so the text
+/// is searched the way a person would.
+fn locate(text: &str, name: &str, why: &str) -> Option<usize> {
+    let headers = [format!("[servers.{name}]"), format!("[servers.\"{name}\"]")];
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.iter().position(|l| {
+        let l = l.trim();
+        headers.iter().any(|h| l.starts_with(h.as_str()))
+    })?;
+    let field = why.split('`').nth(1);
+    if let Some(field) = field {
+        for (i, line) in lines.iter().enumerate().skip(start + 1) {
+            let l = line.trim_start();
+            if l.starts_with('[') {
+                break;
+            }
+            if l.strip_prefix(field)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+            {
+                return Some(i + 1);
+            }
+        }
+    }
+    Some(start + 1)
 }
 
 /// Checks one `[servers.NAME]` table; the error names the field.
@@ -302,11 +356,23 @@ mod tests {
                 "`ipv4`",
             ),
         ] {
-            let err = format!("{:#}", parse(text).unwrap_err());
-            assert!(err.contains("/conf/client.toml"), "{err}");
+            let profile = parse(&format!(
+                "{text}[servers.b]\naddress = \"h\"\nkey = \"k\"\n"
+            ))
+            .unwrap();
+            let err = format!("{:#}", profile.server("a").unwrap_err());
+            assert!(err.contains("/conf/client.toml, line "), "{err}");
             assert!(err.contains("server `a`"), "{err}");
             assert!(err.contains(field), "{field}: {err}");
+            // The other entry still works.
+            assert!(profile.server("b").is_ok());
         }
+        let profile = parse("[servers.a]\naddress = \"h\"\nkey = \"k\"\nip = \"x\"\n").unwrap();
+        let err = format!("{:#}", profile.server("a").unwrap_err());
+        assert!(err.contains("line 4"), "{err}");
+        let profile = parse("\n[servers.a]\nkey = \"k\"\n").unwrap();
+        let err = format!("{:#}", profile.server("a").unwrap_err());
+        assert!(err.contains("line 2"), "{err}");
         let err = format!("{:#}", parse("[servers.a\n").unwrap_err());
         assert!(
             err.contains("/conf/client.toml") && err.contains("line 1"),

@@ -32,12 +32,28 @@ pub(crate) fn proxy(args: &ProxyArgs, dir: &Path) -> anyhow::Result<ExitCode> {
         &SendOptions::default(),
         dir,
     )?;
-    for result in send::transmit(&[send::prepare(plan)?], dir)? {
+    let prepared = send::prepare(plan)?;
+    for warning in &prepared.warnings {
+        eprintln!("ruroco-client: warning: {warning}");
+    }
+    for result in send::transmit(&[prepared], dir)? {
         result?;
     }
-    let stream = connect(&args.host, args.port, Duration::from_secs(args.wait_secs))?;
+    let host = connect_host(&profile, &args.host);
+    let stream = connect(&host, args.port, Duration::from_secs(args.wait_secs))?;
     relay(stream)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The host to connect to: ssh passes the `Host` alias as `%h` when there is no
+/// `HostName`, so a `%h` that is a saved server's name means that server's address.
+fn connect_host(profile: &Profile, host: &str) -> String {
+    match profile.servers.get(host) {
+        Some(saved) => crate::target::split_host_port(&saved.address)
+            .map(|(h, _)| h)
+            .unwrap_or_else(|_| host.to_owned()),
+        None => host.to_owned(),
+    }
 }
 
 /// Connects to `host:port`, retrying every address until `wait` has passed.

@@ -66,7 +66,7 @@ pub(crate) fn plan(
     };
     let key = match (key, saved) {
         (Some(k), _) => KeySource::Arg(k.to_owned()),
-        (None, Some(s)) => KeySource::File(conf_dir.join(&s.key)),
+        (None, Some(s)) => KeySource::File(key_path(conf_dir, &s.key)),
         (None, None) => anyhow::bail!("no key: {need}"),
     };
     let claimed = match &opts.ip {
@@ -114,24 +114,58 @@ pub(crate) fn plan(
     })
 }
 
+/// Where a saved server's `key` points: `~/…` in the home directory, a relative path in
+/// the config directory, an absolute one as it is.
+pub(crate) fn key_path(conf_dir: &Path, key: &Path) -> PathBuf {
+    if let Ok(rest) = key.strip_prefix("~") {
+        if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+            return PathBuf::from(home).join(rest);
+        }
+    }
+    conf_dir.join(key)
+}
+
 /// A plan with its key read and its address resolved.
 pub(crate) struct Prepared {
     pub(crate) plan: Plan,
     key: Key,
     targets: Vec<SocketAddr>,
+    /// Things worth a word that do not stop the send (a key file others can read).
+    pub(crate) warnings: Vec<String>,
 }
 
 /// Reads the key and resolves the address.
 pub(crate) fn prepare(plan: Plan) -> anyhow::Result<Prepared> {
+    let mut warnings = Vec::new();
     let key = match &plan.key {
         KeySource::Arg(value) => read_key_arg(value)?,
         KeySource::File(path) => read_key_file(path)?,
     };
+    let (KeySource::Arg(path) | KeySource::File(path)) = &plan.key;
+    warnings.extend(mode_warning(path));
     if plan.permissive && plan.claimed.is_none() {
-        eprintln!("note: --permissive has no effect without --ip");
+        warnings.push("--permissive has no effect without --ip".to_owned());
     }
     let targets = target::resolve(&plan.address, plan.family)?;
-    Ok(Prepared { plan, key, targets })
+    Ok(Prepared {
+        plan,
+        key,
+        targets,
+        warnings,
+    })
+}
+
+/// A warning when the key file at `path` can be read or written by others.
+pub(crate) fn mode_warning(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "key file {} has mode {:04o}: other users of this machine can read the key; chmod 600 {0}",
+            path.display(),
+            mode & 0o7777
+        )
+    })
 }
 
 /// Sends every prepared plan's datagrams under one counter lock; one result per plan, in

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod time;
 mod units;
+pub use time::utc;
 pub use units::shadowing_units;
 
 /// Where both programs look for `config.toml` unless told otherwise.

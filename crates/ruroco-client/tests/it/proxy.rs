@@ -169,7 +169,8 @@ fn ssh_through_the_proxy_to_a_real_sshd() {
             "ConnectTimeout=10",
             "-o",
             &proxy,
-            &format!("{user}@127.0.0.1"),
+            // The alias, as under `Host web1` without a HostName line: ssh passes it as %h.
+            &format!("{user}@web1"),
             "echo through-ssh",
         ])
         .env("RUROCO_CONF_DIR", &stack.client_dir)
@@ -179,4 +180,29 @@ fn ssh_through_the_proxy_to_a_real_sshd() {
     assert!(out.status.success(), "{}\n{}", stderr(&out), stack.logs());
     assert_eq!(stdout(&out).trim(), "through-ssh");
     stack.expect_runs("default", &["127.0.0.1"]);
+}
+
+/// ssh passes the `Host` alias as `%h` when there is no `HostName`: a `%h` that is a
+/// saved server's name connects to that server's address.
+#[test]
+fn proxy_with_the_saved_name_as_host_connects_to_the_saved_address() {
+    let stack = Stack::start("");
+    save(&stack, "web1");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(WAIT)).unwrap();
+        let mut got = Vec::new();
+        conn.read_to_end(&mut got).unwrap();
+        conn.write_all(&got).unwrap();
+    });
+    let out = run_with_input(
+        &["proxy", "web1", "web1", &port],
+        &stack.client_dir,
+        b"hello",
+    );
+    server.join().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hello");
 }

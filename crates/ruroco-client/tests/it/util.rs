@@ -78,6 +78,12 @@ impl Stack {
         };
         let key_file = dir.path().join("client.key");
         std::fs::write(&key_file, &key_text).unwrap();
+        // As `add` and `gen` advise: the client's key is private.
+        std::fs::set_permissions(
+            &key_file,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
         std::fs::write(server_dir.join("client.key"), &key_text).unwrap();
         let config = format!(
             "ips = [\"127.0.0.1\", \"::1\"]\nconfig_dir = \"{}\"\nsocket_user = \"\"\nsocket_group = \"\"\nallow_non_routable_ips = true\nstate_dir = \"{d}/state\"\n{config_extra}\n",
