@@ -28,8 +28,9 @@ const DATAGRAMS: u64 = 5_000;
 /// Sent back to back, then the queue is let drain (no kernel drops).
 const CHUNK: u64 = 256;
 
-/// Accepted and forwarded datagrams per second with `floor_store` = `store`.
-fn rate(bins: &Binaries, store: &str) -> anyhow::Result<f64> {
+/// Accepted and forwarded datagrams per second with `floor_store` = `store` and `extra`
+/// config lines.
+fn rate(bins: &Binaries, store: &str, extra: &str) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir()?;
     let key = Key::generate()?;
     std::fs::write(dir.path().join("bench.key"), key.to_key_string().as_bytes())?;
@@ -38,7 +39,7 @@ fn rate(bins: &Binaries, store: &str) -> anyhow::Result<f64> {
         &config,
         format!(
             "ips = [\"127.0.0.1\"]\nconfig_dir = \"{}\"\nmax_requests_per_second = 100000\n\
-             max_requests_per_second_global = 100000\nfloor_store = \"{store}\"\n",
+             max_requests_per_second_global = 100000\nfloor_store = \"{store}\"\n{extra}\n",
             dir.path().display()
         ),
     )?;
@@ -106,22 +107,108 @@ fn start_redis() -> anyhow::Result<Option<RedisServer>> {
         .map_err(|e| anyhow::anyhow!(e))
 }
 
+/// A sentinel watching the primary on `primary`, stopped when dropped.
+struct Sentinel {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Sentinel {
+    fn start(primary: u16) -> anyhow::Result<Option<Sentinel>> {
+        let Some(redis) = tool("redis-server") else {
+            return Ok(None);
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let dir = tempfile::tempdir()?;
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor floors 127.0.0.1 {primary} 1\n",
+                dir.path().display()
+            ),
+        )?;
+        let child = Command::new(redis)
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed() > Duration::from_secs(10) {
+                anyhow::bail!("redis sentinel did not start");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Some(Sentinel {
+            child,
+            port,
+            _dir: dir,
+        }))
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> anyhow::Result<()> {
     let redis = start_redis()?;
-    let (mut file, mut shared) = (Vec::new(), Vec::new());
+    // Sentinel in front of a primary with one replica; each batch waits for the replica.
+    let ha = match (&redis, tool("redis-server")) {
+        (Some(_), Some(server)) => {
+            let primary = RedisServer::start(&server, None, None, &["--appendfsync", "always"])
+                .map_err(|e| anyhow::anyhow!(e))?;
+            let of = primary.port.to_string();
+            let replica = RedisServer::start(
+                &server,
+                None,
+                None,
+                &["--appendfsync", "always", "--replicaof", "127.0.0.1", &of],
+            )
+            .map_err(|e| anyhow::anyhow!(e))?;
+            let sentinel = Sentinel::start(primary.port)?;
+            // Let the replica finish its first sync.
+            std::thread::sleep(Duration::from_secs(2));
+            sentinel.map(|s| (primary, replica, s))
+        }
+        _ => None,
+    };
+    let (mut file, mut shared, mut sentinel) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..repeat {
-        file.push(rate(bins, "file")?);
+        file.push(rate(bins, "file", "")?);
         if let Some(redis) = &redis {
             let url = format!("redis://127.0.0.1:{}/0", redis.port);
-            shared.push(rate(bins, &url)?);
+            shared.push(rate(bins, &url, "")?);
+        }
+        if let Some((_, _, s)) = &ha {
+            let url = format!("redis-sentinel://127.0.0.1:{}/floors", s.port);
+            sentinel.push(rate(
+                bins,
+                &url,
+                "floor_store_min_replicas = 1\nfloor_store_timeout_ms = 1000",
+            )?);
         }
     }
     drop(redis);
+    drop(ha);
     report.add(Row {
         figure: format!(
-            "accepted datagrams per second, {DATAGRAMS} valid in chunks of {CHUNK}: file store | Redis store (AOF, fsync always)"
+            "accepted datagrams per second, {DATAGRAMS} valid in chunks of {CHUNK}: file store | Redis store (AOF, fsync always) | Sentinel, primary + 1 replica, WAIT 1"
         ),
-        ours: format!("{} | {}", fmt(median(&file), 0), fmt(median(&shared), 0)),
+        ours: format!(
+            "{} | {} | {}",
+            fmt(median(&file), 0),
+            fmt(median(&shared), 0),
+            fmt(median(&sentinel), 0)
+        ),
         floor: "–".into(),
         fwknop: "–".into(),
         goal: "–".into(),

@@ -86,6 +86,13 @@ pub struct Config {
     pub floor_store: String,
     /// File holding the Redis password (never in the URL).
     pub floor_store_password_file: Option<PathBuf>,
+    /// Redis ACL user to authenticate as (with the password of the file); the default
+    /// user when absent.
+    pub floor_store_user: Option<String>,
+    /// Replicas that must hold a batch's floors (Redis `WAIT`) before any of it runs; 0
+    /// waits for none.
+    #[serde(default)]
+    pub floor_store_min_replicas: u32,
     /// How long a Redis round trip may take before the batch is refused, ms.
     #[serde(default = "default_floor_store_timeout")]
     pub floor_store_timeout_ms: u64,

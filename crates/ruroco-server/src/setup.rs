@@ -102,8 +102,10 @@ pub(crate) fn shared_floors(config: &Config, path: &Path) -> anyhow::Result<Opti
     }
     SharedFloors::new(
         &config.floor_store,
+        config.floor_store_user.as_deref(),
         config.floor_store_password_file.as_deref(),
         std::time::Duration::from_millis(config.floor_store_timeout_ms),
+        config.floor_store_min_replicas,
     )
     .map(Some)
     .with_context(|| format!("invalid config file {}", path.display()))
@@ -141,6 +143,14 @@ pub(crate) fn keep_fixed(
                 "floor_store_timeout_ms",
                 c.floor_store_timeout_ms.to_string(),
             ),
+            (
+                "floor_store_user",
+                c.floor_store_user.clone().unwrap_or_default(),
+            ),
+            (
+                "floor_store_min_replicas",
+                c.floor_store_min_replicas.to_string(),
+            ),
         ]
     };
     let changed = show(running)
@@ -157,6 +167,8 @@ pub(crate) fn keep_fixed(
     new.floor_store_password_file
         .clone_from(&running.floor_store_password_file);
     new.floor_store_timeout_ms = running.floor_store_timeout_ms;
+    new.floor_store_user.clone_from(&running.floor_store_user);
+    new.floor_store_min_replicas = running.floor_store_min_replicas;
     changed
 }
 

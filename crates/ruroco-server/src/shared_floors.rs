@@ -24,7 +24,7 @@ use anyhow::Context;
 use ruroco_proto::{KeyId, Spend, MAX_REFUSED_PER_KEY};
 use zeroize::Zeroizing;
 
-use crate::redis::{Connection, Endpoint, Reply};
+use crate::redis::{Auth, Connection, Endpoint, Reply, Resolved};
 
 /// The compare-and-set of a batch. KEYS: per update, the floor key and the refused-set
 /// key; ARGV: per update, `f` (advance the floor) or `r` (remember a refused counter)
@@ -69,10 +69,14 @@ pub(crate) const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// The shared store and its connection state.
 pub(crate) struct SharedFloors {
-    endpoint: Endpoint,
-    password: Option<Zeroizing<String>>,
+    resolved: Resolved,
+    auth: Auth,
     timeout: Duration,
+    /// Replicas that must hold a batch's floors (`WAIT`) before any of it runs.
+    min_replicas: u32,
     conn: Option<Connection>,
+    /// The Redis the last connection reached (with Sentinel: the primary of the time).
+    last_peer: Option<String>,
     retry_at: Option<Instant>,
     backoff: Duration,
     last_log: Option<Instant>,
@@ -81,6 +85,52 @@ pub(crate) struct SharedFloors {
     /// batch: a datagram refused here because the store was down must not run on
     /// another server once the store is back.
     pending: Pending,
+}
+
+/// Why a call to the store failed.
+enum Failure {
+    /// Waiting out the backoff after a failure.
+    Backoff(Duration),
+    /// No connection could be made (or authenticated).
+    Connect(std::io::Error),
+    /// The connection failed mid-call, or the deadline passed.
+    Io(std::io::Error),
+    /// Redis answered with an error (a script error, `READONLY` on a demoted primary, …).
+    Refused(String),
+    /// A reply of a shape the script never returns.
+    Shape(String),
+    /// Fewer replicas than `floor_store_min_replicas` acknowledged in time.
+    Replicas(i64, u32),
+}
+
+impl Failure {
+    fn describe(&self, endpoint: &Endpoint, timeout: Duration) -> String {
+        match self {
+            Failure::Backoff(left) => format!(
+                "{endpoint} is unreachable; next attempt in {} ms",
+                left.as_millis()
+            ),
+            Failure::Connect(e) => format!("cannot connect to {endpoint}: {e}"),
+            Failure::Io(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                ) =>
+            {
+                format!(
+                    "{endpoint} did not answer within {} ms: {e}",
+                    timeout.as_millis()
+                )
+            }
+            Failure::Io(e) => format!("{endpoint}: {e}"),
+            Failure::Refused(e) => format!("{endpoint} refused the floor update: {e}"),
+            Failure::Shape(r) => format!("{endpoint} answered {r}, not one verdict per update"),
+            Failure::Replicas(acked, want) => format!(
+                "{endpoint}: only {acked} of floor_store_min_replicas = {want} replica(s) acknowledged within {} ms",
+                timeout.as_millis()
+            ),
+        }
+    }
 }
 
 /// Spends not yet in the store, bounded like the floors themselves: per key, the highest
@@ -124,15 +174,21 @@ impl Pending {
 }
 
 impl SharedFloors {
-    /// From the config: the URL, the password file (read now; the password is never
-    /// logged) and the timeout. Errors name the key or the file.
+    /// From the config: the URL (its names resolved now, never in the receive loop), the
+    /// ACL user and password file (read now; the password is never logged), the timeout of
+    /// each call and the replicas that must acknowledge. Errors name the key or the file.
     pub(crate) fn new(
         url: &str,
+        user: Option<&str>,
         password_file: Option<&Path>,
         timeout: Duration,
+        min_replicas: u32,
     ) -> anyhow::Result<Self> {
         let endpoint =
             Endpoint::parse(url).map_err(|e| anyhow::anyhow!("key `floor_store`: {e}"))?;
+        let resolved = endpoint
+            .resolve()
+            .map_err(|e| anyhow::anyhow!("key `floor_store`: cannot resolve {endpoint}: {e}"))?;
         let password = match password_file {
             Some(path) => {
                 let text = Zeroizing::new(std::fs::read_to_string(path).with_context(|| {
@@ -144,11 +200,19 @@ impl SharedFloors {
             }
             None => None,
         };
+        if user.is_some() && password.is_none() {
+            anyhow::bail!("key `floor_store_user` needs floor_store_password_file");
+        }
         Ok(Self {
-            endpoint,
-            password,
+            resolved,
+            auth: Auth {
+                user: user.map(str::to_owned),
+                password,
+            },
             timeout,
+            min_replicas,
             conn: None,
+            last_peer: None,
             retry_at: None,
             backoff: MIN_BACKOFF,
             last_log: None,
@@ -158,7 +222,7 @@ impl SharedFloors {
     }
 
     pub(crate) fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
+        &self.resolved.endpoint
     }
 
     /// Spends each counter if it is above the stored floor and not remembered: one verdict
@@ -183,39 +247,14 @@ impl SharedFloors {
         }
     }
 
-    /// One script call for `updates`: a verdict per update, in order.
+    /// One script call for `updates`: a verdict per update, in order. A reused connection
+    /// that fails is tried once more on a fresh one (a connection Redis or a NAT closed
+    /// while idle must not lose a knock); repeating the compare-and-set is safe, since a
+    /// second run can only refuse more.
     fn call(&mut self, now: Instant, updates: &[Spend]) -> Result<Vec<bool>, String> {
         if updates.is_empty() {
             return Ok(Vec::new());
         }
-        let conn = match self.conn.as_mut() {
-            Some(conn) => conn,
-            None => {
-                if let Some(at) = self.retry_at {
-                    if now < at {
-                        return Err(format!(
-                            "{} is unreachable; next attempt in {} ms",
-                            self.endpoint,
-                            at.saturating_duration_since(now).as_millis()
-                        ));
-                    }
-                }
-                match Connection::open(&self.endpoint, self.password.as_ref(), self.timeout) {
-                    Ok(conn) => {
-                        if self.retry_at.take().is_some() {
-                            tracing::info!("floor store {} reachable again", self.endpoint);
-                        }
-                        self.backoff = MIN_BACKOFF;
-                        self.conn.insert(conn)
-                    }
-                    Err(e) => {
-                        return Err(
-                            self.failed(now, format!("cannot connect to {}: {e}", self.endpoint))
-                        )
-                    }
-                }
-            }
-        };
         let keys: Vec<String> = updates
             .iter()
             .flat_map(|spend| {
@@ -232,28 +271,98 @@ impl SharedFloors {
             .collect();
         let script = SCRIPT.replace("ARGV_MAX", &MAX_REFUSED_PER_KEY.to_string());
         let count = keys.len().to_string();
-        let mut args: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), count.as_bytes()];
-        args.extend(keys.iter().map(|k| k.as_bytes()));
-        args.extend(values.iter().map(|f| f.as_bytes()));
-        let reply = conn.call(&args);
-        match reply {
-            Ok(Reply::Array(Some(items))) if items.len() == updates.len() => {
-                Ok(items.iter().map(|r| matches!(r, Reply::Int(1))).collect())
+        let mut eval: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), count.as_bytes()];
+        eval.extend(keys.iter().map(|k| k.as_bytes()));
+        eval.extend(values.iter().map(|f| f.as_bytes()));
+        let reused = self.conn.is_some();
+        match self.exchange(now, &eval, updates.len()) {
+            Ok(verdicts) => Ok(verdicts),
+            Err(Failure::Io(e)) if reused => {
+                tracing::info!(
+                    "floor store {}: the open connection failed ({e}); trying a fresh one",
+                    self.endpoint()
+                );
+                self.conn = None;
+                self.exchange(Instant::now(), &eval, updates.len())
+                    .map_err(|f| self.failed(now, f.describe(self.endpoint(), self.timeout)))
             }
-            Ok(Reply::Error(e)) => Err(self.failed(
-                now,
-                format!("{} refused the floor update: {e}", self.endpoint),
-            )),
-            Ok(other) => Err(self.failed(now, format!("{} answered {other:?}", self.endpoint))),
-            Err(e) => Err(self.failed(
-                now,
-                format!(
-                    "{} did not answer within {} ms: {e}",
-                    self.endpoint,
-                    self.timeout.as_millis()
-                ),
-            )),
+            // Waiting out the backoff is not a new failure: it must not push the next
+            // attempt further away.
+            Err(f @ Failure::Backoff(_)) => Err(f.describe(self.endpoint(), self.timeout)),
+            Err(f) => {
+                let why = f.describe(self.endpoint(), self.timeout);
+                Err(self.failed(now, why))
+            }
         }
+    }
+
+    /// Connects if needed, then EVAL (and WAIT, pipelined) within one deadline.
+    fn exchange(&mut self, now: Instant, eval: &[&[u8]], n: usize) -> Result<Vec<bool>, Failure> {
+        let deadline = now + self.timeout;
+        if self.conn.is_none() {
+            if let Some(at) = self.retry_at {
+                if now < at {
+                    return Err(Failure::Backoff(at.saturating_duration_since(now)));
+                }
+            }
+            let conn =
+                Connection::open(&self.resolved, &self.auth, deadline).map_err(Failure::Connect)?;
+            let was_down = self.retry_at.take().is_some();
+            match self.last_peer.as_deref().filter(|p| *p != conn.peer) {
+                Some(before) => tracing::warn!(
+                    "floor store {} now answers at {} (was {before}): a failover",
+                    self.resolved.endpoint,
+                    conn.peer
+                ),
+                None if was_down => tracing::info!(
+                    "floor store {} reachable again at {}",
+                    self.resolved.endpoint,
+                    conn.peer
+                ),
+                None => {}
+            }
+            self.last_peer = Some(conn.peer.clone());
+            self.backoff = MIN_BACKOFF;
+            self.conn = Some(conn);
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(Failure::Connect(std::io::ErrorKind::NotConnected.into()));
+        };
+        let replicas = self.min_replicas.to_string();
+        // WAIT's timeout is what is left of the deadline (never 0: that would wait forever).
+        let wait_ms = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis()
+            .max(1)
+            .to_string();
+        let wait: [&[u8]; 3] = [b"WAIT", replicas.as_bytes(), wait_ms.as_bytes()];
+        let replies = if self.min_replicas > 0 {
+            conn.pipeline(&[eval, &wait], n, deadline)
+        } else {
+            conn.pipeline(&[eval], n, deadline)
+        }
+        .map_err(Failure::Io)?;
+        let mut replies = replies.into_iter();
+        let verdicts = match replies.next() {
+            Some(Reply::Array(Some(items))) if items.len() == n => items
+                .iter()
+                .map(|r| match r {
+                    Reply::Int(v @ 0..=1) => Ok(*v == 1),
+                    other => Err(Failure::Shape(format!("{other:?}"))),
+                })
+                .collect::<Result<Vec<bool>, Failure>>()?,
+            Some(Reply::Error(e)) => return Err(Failure::Refused(e)),
+            other => return Err(Failure::Shape(format!("{other:?}"))),
+        };
+        if self.min_replicas > 0 {
+            match replies.next() {
+                Some(Reply::Int(acked)) if acked >= i64::from(self.min_replicas) => {}
+                Some(Reply::Int(acked)) => return Err(Failure::Replicas(acked, self.min_replicas)),
+                Some(Reply::Error(e)) => return Err(Failure::Refused(e)),
+                other => return Err(Failure::Shape(format!("{other:?}"))),
+            }
+        }
+        Ok(verdicts)
     }
 
     /// Drops the connection and schedules the next attempt.

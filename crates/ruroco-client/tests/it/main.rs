@@ -17,6 +17,7 @@ mod migration;
 mod monitoring;
 mod privileges;
 mod proxy;
+mod redis_ha;
 mod roundtrip;
 mod saved;
 mod shared_floors;

@@ -15,6 +15,7 @@ mod metrics;
 mod migration;
 mod packaging;
 mod pipeline;
+mod redis_hostile;
 mod reload;
 mod shutdown;
 mod socket;

@@ -1,0 +1,317 @@
+//! Shared floors in production: a connection Redis killed is replaced at once, an ACL
+//! user over a Unix socket, and Redis Sentinel with replicas acknowledging (`WAIT`): a
+//! failover runs new knocks through the promoted replica and opens no replay.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ruroco_testkit::RedisServer;
+
+use crate::compat::{key_string, now_nanos, v0_datagram};
+use crate::util::{tool, Stack};
+
+const WAIT: Duration = Duration::from_secs(5);
+const QUIET: Duration = Duration::from_millis(500);
+const PASS: &str = "s3cret-pass";
+
+fn send(stack: &Stack, datagram: &[u8]) {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(datagram, stack.addr)
+        .unwrap();
+}
+
+fn runs(stack: &Stack) -> usize {
+    stack.wait_runs("default", usize::MAX, Duration::ZERO).len()
+}
+
+/// One command to a Redis (or sentinel) on `port`, after AUTH when `password` is given;
+/// the raw reply text.
+fn redis_cmd(port: u16, password: Option<&str>, args: &[&str]) -> String {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return "-ERR cannot connect".to_owned();
+    };
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut out = Vec::new();
+    let mut encode = |args: &[&str]| {
+        out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+    };
+    if let Some(p) = password {
+        encode(&["AUTH", p]);
+    }
+    encode(args);
+    s.write_all(&out).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut buf = vec![0u8; 65536];
+    let n = s.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+fn password_file(dir: &Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("redis.pass");
+    std::fs::write(&path, format!("{text}\n")).unwrap();
+    path
+}
+
+#[test]
+fn a_connection_redis_killed_is_replaced_and_the_next_knock_runs() {
+    let Some(server) = tool("redis-server") else {
+        assert!(std::env::var_os("CI").is_none(), "CI installs redis-server");
+        return;
+    };
+    let redis = RedisServer::start(&server, None, None, &["--requirepass", PASS]).unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let pass = password_file(secrets.path(), PASS);
+    let a = Stack::start(&format!(
+        "floor_store = \"redis://127.0.0.1:{}/0\"\nfloor_store_password_file = \"{}\"\n",
+        redis.port,
+        pass.display()
+    ));
+    send(&a, &v0_datagram(&key_string(&a), "default", now_nanos()));
+    a.expect_runs("default", &["127.0.0.1"]);
+    // Redis (or a NAT) drops the idle connection.
+    let killed = redis_cmd(
+        redis.port,
+        Some(PASS),
+        &["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"],
+    );
+    assert!(killed.contains(":1"), "{killed}");
+    send(&a, &v0_datagram(&key_string(&a), "default", now_nanos()));
+    a.expect_runs("default", &["127.0.0.1"; 2]);
+    assert!(
+        a.server.log_text().contains("trying a fresh one"),
+        "{}",
+        a.logs()
+    );
+}
+
+#[test]
+fn an_acl_user_over_a_unix_socket() {
+    let Some(server) = tool("redis-server") else {
+        assert!(std::env::var_os("CI").is_none(), "CI installs redis-server");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("redis.sock");
+    let sock_arg = sock.display().to_string();
+    let redis = RedisServer::start(
+        &server,
+        None,
+        None,
+        &[
+            "--unixsocket",
+            &sock_arg,
+            "--unixsocketperm",
+            "700",
+            "--user",
+            "default",
+            "off",
+            "--user",
+            "ruroco",
+            "on",
+            ">acl-pass",
+            "~ruroco:*",
+            "+eval",
+            "+wait",
+            "+get",
+            "+set",
+            "+zscore",
+            "+zadd",
+            "+zcard",
+            "+zrange",
+            "+zremrangebylex",
+        ],
+    )
+    .unwrap();
+    let pass = password_file(dir.path(), "acl-pass");
+    let a = Stack::start(&format!(
+        "floor_store = \"redis+unix://{}\"\nfloor_store_user = \"ruroco\"\nfloor_store_password_file = \"{}\"\n",
+        sock.display(),
+        pass.display()
+    ));
+    assert!(
+        a.server.log_text().contains("shared through redis+unix://"),
+        "{}",
+        a.logs()
+    );
+    let datagram = v0_datagram(&key_string(&a), "default", now_nanos());
+    send(&a, &datagram);
+    a.expect_runs("default", &["127.0.0.1"]);
+    send(&a, &datagram);
+    assert!(a.server.wait_log("reason=replay", WAIT), "{}", a.logs());
+    let stored = redis_cmd(redis.port, None, &["PING"]);
+    assert!(
+        stored.contains("NOAUTH") || stored.contains("-"),
+        "the default user is off: {stored}"
+    );
+}
+
+/// A sentinel process on a free port, killed when dropped.
+struct Sentinel {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Sentinel {
+    fn start(redis: &Path, primary: u16) -> Sentinel {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor floors 127.0.0.1 {primary} 2\nsentinel auth-pass floors {PASS}\nsentinel down-after-milliseconds floors 1000\nsentinel failover-timeout floors 4000\nsentinel parallel-syncs floors 1\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(redis)
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + WAIT;
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "sentinel did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Sentinel {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_sentinel_failover_runs_new_knocks_and_opens_no_replay() {
+    let Some(server) = tool("redis-server") else {
+        assert!(std::env::var_os("CI").is_none(), "CI installs redis-server");
+        return;
+    };
+    let auth = ["--requirepass", PASS, "--masterauth", PASS];
+    let primary = RedisServer::start(&server, None, None, &auth).unwrap();
+    let replica_of = primary.port.to_string();
+    let mut with = auth.to_vec();
+    with.extend(["--replicaof", "127.0.0.1", &replica_of]);
+    let r1 = RedisServer::start(&server, None, None, &with).unwrap();
+    let r2 = RedisServer::start(&server, None, None, &with).unwrap();
+    let sentinels: Vec<Sentinel> = (0..3)
+        .map(|_| Sentinel::start(&server, primary.port))
+        .collect();
+    // Both replicas in sync before the servers start.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while redis_cmd(primary.port, Some(PASS), &["INFO", "replication"])
+        .matches("state=online")
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "replicas did not connect");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The sentinels know each other (they need a majority to fail over).
+    for sentinel in &sentinels {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !redis_cmd(sentinel.port, None, &["SENTINEL", "CKQUORUM", "floors"])
+            .contains("3 usable")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "sentinels did not find each other"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    let secrets = tempfile::tempdir().unwrap();
+    let pass = password_file(secrets.path(), PASS);
+    let list: Vec<String> = sentinels
+        .iter()
+        .map(|s| format!("127.0.0.1:{}", s.port))
+        .collect();
+    let extra = format!(
+        "floor_store = \"redis-sentinel://{}/floors\"\nfloor_store_password_file = \"{}\"\nfloor_store_min_replicas = 1\nfloor_store_timeout_ms = 500\nmax_requests_per_second = 100\n",
+        list.join(","),
+        pass.display()
+    );
+    let a = Stack::start(&extra);
+    let b = Stack::start_with_key(&extra, &key_string(&a));
+    // One key shared by both: each knock waits for the one before, or a later counter
+    // reaching the store first would (rightly) make an earlier one a replay.
+    let mut accepted = Vec::new();
+    for stack in [&a, &b, &a] {
+        let before = runs(stack);
+        let d = v0_datagram(&key_string(&a), "default", now_nanos());
+        send(stack, &d);
+        let deadline = Instant::now() + WAIT;
+        while runs(stack) == before {
+            assert!(Instant::now() < deadline, "{}", stack.logs());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        accepted.push(d);
+    }
+    // The primary dies.
+    let killed_at = Instant::now();
+    drop(primary);
+    let mut first_run = None;
+    let mut refused = 0;
+    let before = runs(&a);
+    while killed_at.elapsed() < Duration::from_secs(40) {
+        send(&a, &v0_datagram(&key_string(&a), "default", now_nanos()));
+        std::thread::sleep(Duration::from_millis(200));
+        if runs(&a) > before {
+            first_run = Some(killed_at.elapsed());
+            break;
+        }
+        refused += 1;
+    }
+    let first_run =
+        first_run.unwrap_or_else(|| panic!("no knock ran after the failover\n{}", a.logs()));
+    eprintln!(
+        "failover: knocks refused for {:.1} s ({refused} knocks) until the promoted replica answered",
+        first_run.as_secs_f64()
+    );
+    assert!(a.server.log_text().contains("a failover"), "{}", a.logs());
+    // B follows too, without a restart.
+    send(&b, &v0_datagram(&key_string(&a), "default", now_nanos()));
+    let deadline = Instant::now() + WAIT;
+    while runs(&b) < 2 {
+        assert!(Instant::now() < deadline, "{}", b.logs());
+        send(&b, &v0_datagram(&key_string(&a), "default", now_nanos()));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Everything accepted before the failover is a replay on both.
+    let (ra, rb) = (runs(&a), runs(&b));
+    for d in &accepted {
+        send(&a, d);
+        send(&b, d);
+    }
+    std::thread::sleep(QUIET);
+    assert_eq!(
+        (runs(&a), runs(&b)),
+        (ra, rb),
+        "a datagram ran twice\n{}\n{}",
+        a.logs(),
+        b.logs()
+    );
+    drop((r1, r2, sentinels));
+}
