@@ -190,31 +190,10 @@ impl Profile {
     }
 }
 
-/// The line (1-based) of the field an error about server `name` names, else of the
-/// server's `[servers.NAME]` header: toml's table API keeps no positions, so the text
-/// is searched the way a person would.
+/// The line of the field an error about server `name` names (its first `quoted` word),
+/// else of the server's entry.
 fn locate(text: &str, name: &str, why: &str) -> Option<usize> {
-    let headers = [format!("[servers.{name}]"), format!("[servers.\"{name}\"]")];
-    let lines: Vec<&str> = text.lines().collect();
-    let start = lines.iter().position(|l| {
-        let l = l.trim();
-        headers.iter().any(|h| l.starts_with(h.as_str()))
-    })?;
-    let field = why.split('`').nth(1);
-    if let Some(field) = field {
-        for (i, line) in lines.iter().enumerate().skip(start + 1) {
-            let l = line.trim_start();
-            if l.starts_with('[') {
-                break;
-            }
-            if l.strip_prefix(field)
-                .is_some_and(|rest| rest.trim_start().starts_with('='))
-            {
-                return Some(i + 1);
-            }
-        }
-    }
-    Some(start + 1)
+    ruroco_config::line_of(text, "servers", name, why.split('`').nth(1))
 }
 
 /// Checks one `[servers.NAME]` table; the error names the field.

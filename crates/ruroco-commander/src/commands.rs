@@ -66,9 +66,11 @@ pub(crate) enum CommandsError {
     },
     #[error("invalid commands file {path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("invalid commands file {path}: entry `{name}`: {problem}")]
+    #[error("invalid commands file {path}{}: entry `{name}`: {problem}", line.map(|n| format!(", line {n}")).unwrap_or_default())]
     Entry {
         path: PathBuf,
+        /// The line of the entry or of its field at fault, when it can be found.
+        line: Option<usize>,
         name: String,
         problem: String,
     },
@@ -135,7 +137,7 @@ impl Commands {
         match source {
             Source::File(path) => Self::load(path),
             Source::Config(path) => {
-                Self::from_table(config.commands.clone().unwrap_or_default(), path)
+                Self::from_table(config.commands.clone().unwrap_or_default(), path, None)
             }
         }
     }
@@ -182,17 +184,25 @@ impl Commands {
             }
             Some(_) => return Err(parse_error("`hooks` must be a table".into())),
         };
-        let mut commands = Self::from_table(commands, path)?;
+        let mut commands = Self::from_table(commands, path, Some(text))?;
         commands.hooks = hooks;
         Ok(commands)
     }
 
-    /// The entries of a `[commands]` table; `path` names the file it came from.
-    fn from_table(commands: toml::Table, path: &Path) -> Result<Self, CommandsError> {
+    /// The entries of a `[commands]` table; `path` names the file it came from and
+    /// `text`, when there is one, locates the line of an error.
+    fn from_table(
+        commands: toml::Table,
+        path: &Path,
+        text: Option<&str>,
+    ) -> Result<Self, CommandsError> {
         let mut by_hash: HashMap<u64, Arc<CommandSpec>> = HashMap::new();
         for (name, value) in commands {
             let entry_error = |problem: &str| CommandsError::Entry {
                 path: path.to_owned(),
+                line: text.and_then(|t| {
+                    ruroco_config::line_of(t, "commands", &name, problem.split('`').nth(1))
+                }),
                 name: name.clone(),
                 problem: problem.to_owned(),
             };
@@ -238,6 +248,13 @@ fn entry(name: &str, value: toml::Value) -> Result<CommandSpec, String> {
         toml::Value::Table(table) => table,
         _ => return Err("must be a string or a table { cmd = \"...\", timeout_sec = N }".into()),
     };
+    // First, so that a misspelt key is named (not reported as the key it should have been).
+    if let Some(unknown) = table
+        .keys()
+        .find(|k| !TABLE_KEYS.split(", ").any(|known| known == *k))
+    {
+        return Err(format!("unknown key `{unknown}` (allowed: {TABLE_KEYS})"));
+    }
     let cmd = shell("cmd", table.remove("cmd").ok_or("missing `cmd`")?)?;
     let mut spec = CommandSpec::plain(name, &cmd, DEFAULT_TIMEOUT);
     if let Some(v) = table.remove("timeout_sec") {

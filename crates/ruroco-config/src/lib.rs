@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod locate;
 mod time;
 mod units;
+pub use locate::line_of;
 pub use time::utc;
 pub use units::shadowing_units;
 

@@ -157,6 +157,8 @@ pub struct Refusal {
     pub reason: Reason,
     /// To apply to the floors (and commit with them) even though nothing is forwarded.
     pub spend: Option<Spend>,
+    /// For [`Reason::DstIp`]: the server address the datagram claimed, for the log.
+    pub claimed_dst: Option<IpAddr>,
 }
 
 impl From<Reason> for Refusal {
@@ -164,6 +166,7 @@ impl From<Reason> for Refusal {
         Self {
             reason,
             spend: None,
+            claimed_dst: None,
         }
     }
 }
@@ -213,6 +216,7 @@ pub fn judge(
     let refuse = |reason, spend| Refusal {
         reason,
         spend: Some(spend),
+        claimed_dst: None,
     };
     let skew = u128::from(policy.max_clock_skew_secs).saturating_mul(NANOS_PER_SEC);
     if plain.counter > now.saturating_add(skew) {
@@ -221,7 +225,10 @@ pub fn judge(
     let spent = Spend::Floor(id, plain.counter);
     let dst = normalize_ip(plain.dst_ip);
     if !policy.ips.iter().any(|ip| normalize_ip(*ip) == dst) {
-        return Err(refuse(Reason::DstIp, spent));
+        return Err(Refusal {
+            claimed_dst: Some(dst),
+            ..refuse(Reason::DstIp, spent)
+        });
     }
     let source = normalize_ip(source);
     let claimed = plain.src_ip.map(normalize_ip);

@@ -64,6 +64,18 @@ impl Logbook {
         reason: Reason,
         key: Option<KeyId>,
     ) {
+        self.rejected_with(now, source, reason, key, None);
+    }
+
+    /// [`Logbook::rejected`] with a detail appended to the line (`dst=…` for `dst_ip`).
+    pub(crate) fn rejected_with(
+        &mut self,
+        now: u64,
+        source: IpAddr,
+        reason: Reason,
+        key: Option<KeyId>,
+        detail: Option<String>,
+    ) {
         self.tick(now);
         if let Some(count) = self.counts.get_mut(reason as usize) {
             *count = count.saturating_add(1);
@@ -82,11 +94,12 @@ impl Logbook {
         }
         entry.logged += 1;
         let reason = reason.as_str();
+        let detail = detail.map(|d| format!(" {d}")).unwrap_or_default();
         match key {
             Some(key) => {
-                tracing::warn!("rejected datagram from {source} reason={reason} key={key}")
+                tracing::warn!("rejected datagram from {source} reason={reason} key={key}{detail}")
             }
-            None => tracing::warn!("rejected datagram from {source} reason={reason}"),
+            None => tracing::warn!("rejected datagram from {source} reason={reason}{detail}"),
         }
     }
 

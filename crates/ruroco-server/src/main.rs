@@ -6,6 +6,7 @@
 //! socket. `unsafe` is confined to `signal` and `activation`.
 #![deny(unsafe_code)]
 
+mod access;
 mod activation;
 mod allow;
 mod batch;
@@ -86,6 +87,9 @@ fn check(cli: &Cli) -> ExitCode {
                 for warning in &s.config.warnings {
                     println!("warning: {warning}");
                 }
+                if let Some(warning) = setup::placeholder_ips(&s.config) {
+                    println!("warning: {warning}");
+                }
                 for line in setup::check_notes(&s.config) {
                     println!("{line}");
                 }
@@ -112,9 +116,15 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    if let Some(warning) = setup::placeholder_ips(&config) {
+        tracing::warn!("{warning}");
+    }
     let keys = settings.keys;
     let allow = settings.allow;
     let shared = settings.shared;
+    if let Some(problem) = setup::floor_dir_problem(&config) {
+        anyhow::bail!("{problem}");
+    }
     let mut floors = FloorStore::load(config.blocklist_dir())?;
     // Before seeding: a key the original server knew keeps its floor, not "now".
     let dirs = original_floors::dirs(config.blocklist_dir(), &config.config_dir);

@@ -117,8 +117,16 @@ impl Server {
                 Err(refusal) => {
                     let key = data.first_chunk::<8>().map(|id| ruroco_proto::KeyId(*id));
                     let key = key.filter(|_| refusal.reason.is_authenticated());
-                    self.logbook
-                        .rejected(self.uptime(), source_ip, refusal.reason, key);
+                    let detail = refusal.claimed_dst.map(|dst| {
+                        format!("dst={dst} (not in `ips` of {})", self.config_path.display())
+                    });
+                    self.logbook.rejected_with(
+                        self.uptime(),
+                        source_ip,
+                        refusal.reason,
+                        key,
+                        detail,
+                    );
                     if let Some(spend) = refusal.spend {
                         next.get_or_insert_with(|| self.floors.table().clone())
                             .spend(spend);

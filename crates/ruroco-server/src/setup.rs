@@ -8,6 +8,7 @@ use anyhow::Context;
 use ruroco_config::Config;
 use ruroco_proto::{KeyId, Keyring, Policy};
 
+use crate::access;
 use crate::allow::AllowList;
 use crate::floors::FloorStore;
 use crate::keys;
@@ -60,6 +61,7 @@ pub(crate) fn check(path: &Path, address: Option<String>) -> Vec<String> {
     }
     let (_, key_problems) = keys::scan_keys(&config.config_dir);
     problems.extend(key_problems.iter().map(|e| format!("{e:#}")));
+    problems.extend(server_user_problems(&config));
     if let Err(e) = shared_floors(&config, path) {
         problems.push(format!("{e:#}"));
     }
@@ -81,6 +83,92 @@ pub(crate) fn check(path: &Path, address: Option<String>) -> Vec<String> {
     }
     problems.extend(config.metrics_dir_problem(path));
     problems
+}
+
+/// A floor directory that does not exist, and how to make it.
+pub(crate) fn floor_dir_problem(config: &Config) -> Option<String> {
+    let dir = config.blocklist_dir();
+    (!dir.is_dir()).then(|| {
+        format!(
+            "replay floor directory {} does not exist (config key blocklist_dir): the shipped unit's StateDirectory= makes it; without systemd: install -d -o {user} -g {user} -m 0700 {}",
+            dir.display(),
+            dir.display(),
+            user = if config.socket_user.is_empty() { "ruroco" } else { &config.socket_user }
+        )
+    })
+}
+
+/// What the server's own user (`socket_user`, the user the shipped unit runs the server
+/// as) could not do that a start needs: read each key file, write the floor directory.
+/// Only answerable, and only asked, when `--check` runs as root for another user; the
+/// floor directory must exist in any case.
+fn server_user_problems(config: &Config) -> Vec<String> {
+    let mut problems: Vec<String> = floor_dir_problem(config).into_iter().collect();
+    let dir = config.blocklist_dir();
+    let own = nix::unistd::geteuid();
+    if !own.is_root() || config.socket_user.is_empty() {
+        return problems;
+    }
+    let Some(who) = access::Who::lookup(&config.socket_user) else {
+        return problems;
+    };
+    if who.uid == own.as_raw() {
+        return problems;
+    }
+    if let Ok(entries) = std::fs::read_dir(&config.config_dir) {
+        let mut keys: Vec<_> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "key"))
+            .collect();
+        keys.sort();
+        for key in keys {
+            if !access::may_path(&who, &key, access::Want::Read) {
+                problems.push(format!(
+                    "key file {}: the server's user `{}` cannot read it (the server runs as that user); chgrp {} {} && chmod 0640 {}",
+                    key.display(),
+                    who.name,
+                    who.name,
+                    key.display(),
+                    key.display()
+                ));
+            }
+        }
+    }
+    if dir.is_dir() && !access::may_path(&who, dir, access::Want::Write) {
+        problems.push(format!(
+            "replay floor directory {}: the server's user `{}` cannot write it; chown {} {}",
+            dir.display(),
+            who.name,
+            who.name,
+            dir.display()
+        ));
+    }
+    problems
+}
+
+/// Warnings for `ips` that are documentation addresses (the packaged placeholders): every
+/// datagram for the real address would be refused as `dst_ip`.
+pub(crate) fn placeholder_ips(config: &Config) -> Option<String> {
+    let ips = config.ips.as_ref()?;
+    let placeholder = |ip: &std::net::IpAddr| match ip {
+        std::net::IpAddr::V4(v4) => v4.is_documentation(),
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            s.first() == Some(&0x2001) && s.get(1) == Some(&0x0db8)
+        }
+    };
+    let found: Vec<String> = ips
+        .iter()
+        .filter(|ip| placeholder(ip))
+        .map(ToString::to_string)
+        .collect();
+    (!found.is_empty()).then(|| {
+        format!(
+            "`ips` lists documentation addresses ({}): put this server's public addresses there, or every datagram is refused as dst_ip",
+            found.join(", ")
+        )
+    })
 }
 
 /// What `--check` says besides OK: the floors a start would carry over from the original.

@@ -169,3 +169,26 @@ fn malformed_files_are_refused() {
         );
     }
 }
+
+#[test]
+fn a_misspelt_key_is_named_with_its_line() {
+    let text =
+        "[commands]\nok = \"true\"\nopen_ssh = { cmd = \"x\", undo = \"y\", undo_afer_sec = 60 }\n";
+    let err = Commands::parse(text, Path::new("/etc/ruroco/commands.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "/etc/ruroco/commands.toml, line 3: entry `open_ssh`: unknown key `undo_afer_sec`"
+        ),
+        "{err}"
+    );
+    let text = "[commands]\n\n[commands.deploy]\ncmd = \"x\"\ntimeout_sec = 0\n";
+    let err = Commands::parse(text, Path::new("/c.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("line 5") && err.contains("timeout_sec"),
+        "{err}"
+    );
+}

@@ -144,3 +144,115 @@ fn key_file_modes_warn_only_about_real_exposure() {
         "{log}"
     );
 }
+
+/// `--check` run as root speaks for the server's user: a key it cannot read, a floor
+/// directory it cannot write or that does not exist, placeholder `ips`.
+#[test]
+fn check_as_root_speaks_for_the_servers_user() {
+    let fx = crate::util::Fixture::new();
+    let text = std::fs::read_to_string(&fx.config).unwrap();
+    let floors = fx.path().join("floors");
+    std::fs::write(
+        &fx.config,
+        format!(
+            "{}\nsocket_user = \"nobody\"\nblocklist_dir = \"{}\"\n",
+            text.replace("\"127.0.0.1\", \"::1\"", "\"127.0.0.1\", \"203.0.113.10\""),
+            floors.display()
+        ),
+    )
+    .unwrap();
+    let check = || {
+        let out = fx.command().arg("--check").output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, out) = check();
+    assert!(!ok);
+    assert!(
+        out.contains(&format!(
+            "replay floor directory {} does not exist",
+            floors.display()
+        )) && out.contains("install -d -o nobody"),
+        "{out}"
+    );
+    // A start outside systemd says the same, not "No such file or directory".
+    let start = fx
+        .command()
+        .args(["--address", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&start.stderr).contains("install -d -o nobody"));
+    std::fs::create_dir(&floors).unwrap();
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("not root: the server-user part is skipped");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(fx.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        fx.path().join("client.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let (ok, out) = check();
+    assert!(!ok);
+    assert!(
+        out.contains("client.key: the server's user `nobody` cannot read it"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the server's user `nobody` cannot write it"),
+        "{out}"
+    );
+    // The layout that works: key readable through its group, floors owned by the user.
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    std::os::unix::fs::chown(
+        fx.path().join("client.key"),
+        None,
+        Some(nobody.gid.as_raw()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        fx.path().join("client.key"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&floors, Some(nobody.uid.as_raw()), None).unwrap();
+    let (ok, out) = check();
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("warning: `ips` lists documentation addresses (203.0.113.10)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_dst_ip_refusal_says_which_address_was_claimed() {
+    let fx = crate::util::Fixture::new();
+    let inbox = fx.inbox();
+    let server = fx.start();
+    let plain = ruroco_proto::Plaintext {
+        version: 1,
+        cmd_hash: ruroco_proto::command_hash("default"),
+        counter: crate::util::now_nanos(),
+        strict: false,
+        src_ip: None,
+        dst_ip: "198.51.100.77".parse().unwrap(),
+    };
+    server.send(&fx.packet_with(plain));
+    assert!(
+        server.wait_log("reason=dst_ip", std::time::Duration::from_secs(3)),
+        "{}",
+        server.log_text()
+    );
+    assert!(
+        server
+            .log_text()
+            .contains("dst=198.51.100.77 (not in `ips` of"),
+        "{}",
+        server.log_text()
+    );
+    inbox.assert_empty(std::time::Duration::from_millis(200), "dst_ip ran");
+}
