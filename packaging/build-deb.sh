@@ -8,6 +8,10 @@ install_check=0
 [ "${1:-}" = "--install-check" ] && install_check=1
 cd "$(dirname "$0")/.."
 
+if ! command -v cargo-deb >/dev/null; then
+    echo "build-deb.sh needs cargo-deb: cargo install cargo-deb --locked" >&2
+    exit 1
+fi
 cargo build --release --workspace --locked --bins
 rm -rf target/assets
 cargo run --quiet --locked -p xtask -- assets target/assets >/dev/null
@@ -15,8 +19,9 @@ cargo run --quiet --locked -p xtask -- assets target/assets >/dev/null
 client=$(bash scripts/static-client.sh)
 mkdir -p target/assets/bin
 cp "$client" target/assets/bin/ruroco-client
-deb=$(cargo deb -p ruroco-server --no-build --locked 2>/dev/null | tail -n 1)
-[ -f "$deb" ] || { echo "cargo deb did not produce a package" >&2; exit 1; }
+# cargo deb's own errors go to the terminal; only its last line (the path) is kept.
+deb=$(cargo deb -p ruroco-server --no-build --locked | tail -n 1) || true
+[ -f "$deb" ] || { echo "cargo deb did not produce a package (its errors are above)" >&2; exit 1; }
 
 contents=$(dpkg-deb -c "$deb")
 missing=0
@@ -62,8 +67,28 @@ if [ "$install_check" = 1 ]; then
             || { echo "the static client cannot send to localhost" >&2; exit 1; }
         rm -rf "$scratch"
     fi
+    # Remove runs what is still pending: a command's undo must not be lost with the package.
+    mkdir -p /var/lib/ruroco-commander
+    marker=$(mktemp -u /tmp/ruroco-undo-ran.XXXXXX)
+    cat > /var/lib/ruroco-commander/pending-undos.toml <<TOML
+[[undo]]
+command = "open_ssh"
+ip = "203.0.113.7"
+due_unix_ms = 4102444800000
+undo = "echo \$RUROCO_IP > $marker"
+timeout_sec = 5
+TOML
+    dpkg --remove ruroco >&2
+    [ "$(cat "$marker" 2>/dev/null)" = "203.0.113.7" ] || { echo "remove did not run the pending undo" >&2; exit 1; }
+    rm -f "$marker"
+    ! grep -q "open_ssh" /var/lib/ruroco-commander/pending-undos.toml 2>/dev/null \
+        || { echo "the undo stayed pending after it ran" >&2; exit 1; }
+    [ -e /etc/ruroco/config.toml ] || { echo "remove (not purge) took /etc/ruroco" >&2; exit 1; }
     dpkg --purge ruroco >&2
     ! getent passwd ruroco >/dev/null || { echo "purge left the ruroco user" >&2; exit 1; }
     [ ! -e /etc/ruroco ] || { echo "purge left /etc/ruroco" >&2; exit 1; }
+    for d in /var/lib/ruroco /var/lib/ruroco-commander; do
+        [ ! -e "$d" ] || { echo "purge left $d" >&2; exit 1; }
+    done
 fi
 echo "$deb"

@@ -91,8 +91,8 @@ mod tests {
         let written = write_assets(dir.path()).unwrap();
         let read = |rel: &str| std::fs::read_to_string(dir.path().join(rel)).unwrap();
         // 3 programs x (man page + 3 shells) + the client's 8 subcommand pages + the
-        // commander's `pending`.
-        assert_eq!(written.len(), 3 * 4 + 8 + 1);
+        // commander's `pending` and `run-pending`.
+        assert_eq!(written.len(), 3 * 4 + 8 + 2);
         assert!(read("man/ruroco-commander-pending.1").contains("undo"));
         // Every page's NAME is its own program, with that program's description, and every
         // page it refers to exists.

@@ -23,7 +23,7 @@ pub(crate) enum Cmd {
     /// Send one command to a saved server, every server of a group, or the server given
     /// with -a and -k.
     #[command(
-        after_help = "Examples:\n  ruroco-client send web1\n  ruroco-client send web1 -c deploy\n  ruroco-client send @prod -c deploy\n  ruroco-client send -a example.com:34020 -k ~/.config/ruroco/server.key -c open_ssh\n  ruroco-client send -a [2001:db8::1]:80 -k server.key -c deploy -6\n  ruroco-client send -a example.com -k server.key -c open_ssh -i 203.0.113.7 --permissive\n\nSaved servers live in <conf dir>/client.toml (conf dir: RUROCO_CONF_DIR, else ~/.config/ruroco); flags override their saved values."
+        after_help = "Examples:\n  ruroco-client send web1\n  ruroco-client send web1 -c deploy\n  ruroco-client send @prod -c deploy\n  ruroco-client send -a example.com -k ~/.config/ruroco/server.key -c open_ssh\n  ruroco-client send -a [2001:db8::1]:80 -k server.key -c deploy -6\n  ruroco-client send -a example.com -k server.key -c open_ssh -i 203.0.113.7 --permissive\n\nSaved servers live in <conf dir>/client.toml (conf dir: RUROCO_CONF_DIR, else ~/.config/ruroco); flags override their saved values."
     )]
     Send(SendArgs),
     /// List the saved servers of client.toml.
@@ -32,7 +32,7 @@ pub(crate) enum Cmd {
     /// Save a new server: make its key (mode 600), add it to client.toml, and print the
     /// commands that install the key on the server.
     #[command(
-        after_help = "Examples:\n  ruroco-client add web1 --address web1.example.com:34020 --command open_ssh\n  ruroco-client add db --address db.example.com:34020 --group prod --group db\n  ruroco-client add phone-server --address example.com --qr"
+        after_help = "Examples:\n  ruroco-client add web1 --address web1.example.com --command open_ssh\n  ruroco-client add db --address db.example.com:8080 --group prod --group db   # a server on port 8080\n  ruroco-client add phone-server --address example.com --qr"
     )]
     Add(AddArgs),
     /// Add the saved commands of the original ruroco GUI (its commands_list.toml) as saved
@@ -67,7 +67,7 @@ pub(crate) struct SendArgs {
         short,
         long,
         value_name = "HOST[:PORT]",
-        help = "Server to send to: HOST[:PORT] (port 80 if omitted; [IPv6]:PORT)"
+        help = "Server to send to: HOST[:PORT] (port 80, where the packaged server listens, if omitted; [IPv6]:PORT)"
     )]
     pub(crate) address: Option<String>,
     #[arg(

@@ -42,4 +42,11 @@ pub(crate) enum Action {
         after_help = "Example:\n  ruroco-commander pending\n  ruroco-commander pending --config /etc/ruroco/config.toml"
     )]
     Pending,
+    /// Run every pending undo now and remove it from the state file (for uninstalling: no
+    /// firewall hole stays open with nothing left to close it). Refuses while a commander
+    /// runs. Exit 1 if any undo failed (it stays pending and is printed).
+    #[command(
+        after_help = "Example:\n  systemctl stop ruroco-commander && ruroco-commander run-pending"
+    )]
+    RunPending,
 }

@@ -10,6 +10,7 @@ mod aftermath;
 mod cli;
 mod clock;
 mod commands;
+mod drain;
 mod hooks;
 mod intake;
 mod leftovers;
@@ -53,6 +54,16 @@ fn main() -> ExitCode {
     }
     let result = match cli.action {
         Some(Action::Pending) => pending(&cli),
+        Some(Action::RunPending) => Config::load(&cli.config)
+            .map_err(anyhow::Error::from)
+            .and_then(|config| drain::run_pending(&config))
+            .and_then(|all| {
+                if all {
+                    Ok(())
+                } else {
+                    anyhow::bail!("some undos failed; they stay pending")
+                }
+            }),
         None => serve(origin),
     };
     match result {

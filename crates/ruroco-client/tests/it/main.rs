@@ -12,6 +12,7 @@
 mod allow;
 mod cli;
 mod compat;
+mod docs;
 mod laptop;
 mod migration;
 mod monitoring;

@@ -1,6 +1,7 @@
 //! Undo: scheduled on success, moved by a new success, durable across SIGTERM and
 //! `kill -9`, run once at its deadline with the right IP.
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -283,4 +284,74 @@ fn an_undo_due_while_a_new_run_is_going_waits_and_is_moved_by_it() {
     );
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(fx.lines("order").len(), 6, "one undo for the two runs");
+}
+
+/// What the package's remove step runs: every pending undo now, then none pending; refused
+/// while a commander runs.
+#[test]
+fn run_pending_runs_every_pending_undo_now_and_only_without_a_commander() {
+    let fx = Fixture::new(&open_ssh(3600), ALLOW);
+    let cmd = fx.start();
+    fx.send("open_ssh", "203.0.113.7");
+    assert!(
+        cmd.wait_log("undo due", Duration::from_secs(5)),
+        "{}",
+        cmd.log_text()
+    );
+    let run_pending = || {
+        Command::new(crate::util::BIN)
+            .arg("--config")
+            .arg(&fx.config)
+            .arg("run-pending")
+            .output()
+            .unwrap()
+    };
+    let out = run_pending();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stop it first"));
+    cmd.stop();
+    let out = run_pending();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("undo of open_ssh for 203.0.113.7 run now"),
+        "{err}"
+    );
+    let ev = events(&fx);
+    assert_eq!(ev.len(), 2);
+    assert_eq!(
+        (ev[1].0.as_str(), ev[1].1.as_str()),
+        ("close", "203.0.113.7")
+    );
+    assert!(
+        fx.pending().starts_with("no pending undos"),
+        "{}",
+        fx.pending()
+    );
+    // A failing undo stays pending and is printed with the line to run by hand.
+    let fx = Fixture::new(
+        r#"open_ssh = { cmd = "true", undo = "exit 3", undo_after_sec = 3600 }"#,
+        ALLOW,
+    );
+    let cmd = fx.start();
+    fx.send("open_ssh", "203.0.113.8");
+    assert!(
+        cmd.wait_log("undo due", Duration::from_secs(5)),
+        "{}",
+        cmd.log_text()
+    );
+    cmd.stop();
+    let out = Command::new(crate::util::BIN)
+        .arg("--config")
+        .arg(&fx.config)
+        .arg("run-pending")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("FAILED") && err.contains("RUROCO_IP=203.0.113.8 /bin/sh -c 'exit 3'"),
+        "{err}"
+    );
+    assert!(fx.pending().contains("203.0.113.8"), "{}", fx.pending());
 }

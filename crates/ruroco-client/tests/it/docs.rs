@@ -1,0 +1,241 @@
+//! Documentation under test: the blocks of README.md and docs/operators.md that a reader
+//! pastes are taken from the Markdown (each marked `<!-- doc-test: NAME -->` on the line
+//! before it) and run here, so a document that drifts from the software fails. The
+//! nftables recipe runs against the real `nft` in a network namespace of the test's own.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::{client, stderr, stdout, workspace_bin};
+
+/// Every marked block, by name: README's and the operator guide's.
+const BLOCKS: [&str; 5] = [
+    "readme-client-toml",
+    "guide-config",
+    "guide-commands",
+    "nft-ruleset",
+    "commands-open-ssh",
+];
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The marked blocks of a Markdown file: name → the fenced block's text.
+fn blocks(file: &Path) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let mut found = BTreeMap::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let Some(name) = line
+            .trim()
+            .strip_prefix("<!-- doc-test: ")
+            .and_then(|r| r.strip_suffix(" -->"))
+        else {
+            continue;
+        };
+        let fence = lines.next().unwrap_or_default();
+        assert!(
+            fence.starts_with("```"),
+            "{}: no block after the {name} marker",
+            file.display()
+        );
+        let body: Vec<&str> = lines
+            .by_ref()
+            .take_while(|l| !l.starts_with("```"))
+            .collect();
+        assert!(
+            found
+                .insert(name.to_owned(), body.join("\n") + "\n")
+                .is_none(),
+            "{}: {name} marked twice",
+            file.display()
+        );
+    }
+    found
+}
+
+fn all_blocks() -> BTreeMap<String, String> {
+    let mut all = blocks(&repo().join("README.md"));
+    all.extend(blocks(&repo().join("docs/operators.md")));
+    all
+}
+
+#[test]
+fn every_marked_block_is_tested_and_every_tested_block_is_marked() {
+    let all = all_blocks();
+    let names: Vec<&str> = all.keys().map(String::as_str).collect();
+    let mut want = BLOCKS.to_vec();
+    want.sort_unstable();
+    assert_eq!(names, want);
+}
+
+/// The `open_ssh` of a commands.toml text.
+fn open_ssh(text: &str) -> toml::Table {
+    let table: toml::Table = text.parse().unwrap();
+    table["commands"]["open_ssh"].as_table().unwrap().clone()
+}
+
+#[test]
+fn the_packaged_open_ssh_is_the_guides() {
+    let all = all_blocks();
+    let packaged = std::fs::read_to_string(repo().join("packaging/config/commands.toml")).unwrap();
+    assert_eq!(open_ssh(&packaged), open_ssh(&all["commands-open-ssh"]));
+}
+
+/// The guide's ruleset and `open_ssh`, as pasted, in a network namespace: a knock puts
+/// the address (IPv4 and IPv6) into its set with its timeout, a second knock leaves one
+/// element, the undo takes it out.
+#[test]
+fn the_nftables_recipe_works_as_pasted() {
+    let tools = ["unshare", "nft"]
+        .iter()
+        .all(|t| crate::util::tool(t).is_some());
+    if !(nix::unistd::geteuid().is_root() && tools) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs this as root with nftables"
+        );
+        eprintln!("skipped: needs root, unshare and nft");
+        return;
+    }
+    let all = all_blocks();
+    let dir = tempfile::tempdir().unwrap();
+    let ruleset = dir.path().join("ruleset.nft");
+    std::fs::write(&ruleset, &all["nft-ruleset"]).unwrap();
+    let entry = open_ssh(&all["commands-open-ssh"]);
+    let (cmd, undo) = (
+        entry["cmd"].as_str().unwrap(),
+        entry["undo"].as_str().unwrap(),
+    );
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let script = format!(
+        r#"set -e
+nft -f {ruleset}
+for ip in 203.0.113.7 2001:db8::7; do
+  RUROCO_IP=$ip sh -c {cmd}
+  RUROCO_IP=$ip sh -c {cmd}
+done
+echo ---knocked
+nft list set inet filter ruroco_ssh
+nft list set inet filter ruroco_ssh6
+for ip in 203.0.113.7 2001:db8::7; do RUROCO_IP=$ip sh -c {undo}; done
+echo ---undone
+nft list set inet filter ruroco_ssh
+nft list set inet filter ruroco_ssh6
+"#,
+        ruleset = ruleset.display(),
+        cmd = quote(cmd),
+        undo = quote(undo)
+    );
+    let out = Command::new("unshare")
+        .args(["-n", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    let (knocked, undone) = text.split_once("---undone").unwrap();
+    for ip in ["203.0.113.7", "2001:db8::7"] {
+        assert_eq!(knocked.matches(ip).count(), 1, "{knocked}");
+        assert!(knocked.contains(&format!("{ip} timeout 2h")), "{knocked}");
+        assert!(!undone.contains(ip), "{undone}");
+    }
+}
+
+/// The guide's config.toml and commands.toml, as pasted into a root of the test's own
+/// (its paths moved under it), pass both daemons' `--check`.
+#[test]
+fn the_guides_files_pass_both_checks() {
+    let all = all_blocks();
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path().display().to_string();
+    let moved = |text: &str| {
+        text.replace("\"/var/lib/", &format!("\"{r}/var/lib/"))
+            .replace("\"/run/", &format!("\"{r}/run/"))
+    };
+    let etc = root.path().join("etc/ruroco");
+    for dir in [
+        "etc/ruroco",
+        "var/lib/ruroco",
+        "run/ruroco",
+        "var/lib/ruroco-commander",
+    ] {
+        std::fs::create_dir_all(root.path().join(dir)).unwrap();
+    }
+    // What the test machine differs in: where the config is, and no `ruroco` user.
+    let config = format!(
+        "{}config_dir = \"{}\"\nstate_dir = \"{r}/var/lib/ruroco-commander\"\nsocket_user = \"\"\nsocket_group = \"\"\n",
+        moved(&all["guide-config"]),
+        etc.display()
+    );
+    std::fs::write(etc.join("config.toml"), config).unwrap();
+    let commands = etc.join("commands.toml");
+    std::fs::write(&commands, &all["guide-commands"]).unwrap();
+    std::fs::set_permissions(
+        &commands,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let key = client(&["gen"], root.path());
+    std::fs::write(etc.join("laptop.key"), key.stdout).unwrap();
+    for program in ["ruroco-server", "ruroco-commander"] {
+        let out = Command::new(workspace_bin(program))
+            .arg("--check")
+            .arg("--config")
+            .arg(etc.join("config.toml"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{program}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+    // The guide's open_ssh added to it passes too.
+    let with_open_ssh = format!("{}\n{}", all["guide-commands"], all["commands-open-ssh"]);
+    std::fs::write(&commands, with_open_ssh).unwrap();
+    let out = Command::new(workspace_bin("ruroco-commander"))
+        .arg("--check")
+        .arg("--config")
+        .arg(etc.join("config.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+}
+
+/// README's client.toml, saved as it is, is what `list` shows; README's `add` line works.
+#[test]
+fn the_readmes_client_setup_works_as_written() {
+    let all = all_blocks();
+    let conf = tempfile::tempdir().unwrap();
+    std::fs::write(conf.path().join("client.toml"), &all["readme-client-toml"]).unwrap();
+    std::fs::write(
+        conf.path().join("web1.key"),
+        client(&["gen"], conf.path()).stdout,
+    )
+    .unwrap();
+    let out = client(&["list"], conf.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("web1\tweb1.example.com\tweb1.key\tcommand=open_ssh\tgroups=prod"),
+        "{text}"
+    );
+    let fresh = tempfile::tempdir().unwrap();
+    let out = client(
+        &[
+            "add",
+            "web1",
+            "--address",
+            "web1.example.com",
+            "-c",
+            "open_ssh",
+            "-g",
+            "prod",
+        ],
+        fresh.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}
