@@ -52,6 +52,10 @@ impl Intake {
         self.open.iter().map(|c| c.stream.as_fd()).collect()
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
     /// The nearest deadline.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.open.iter().map(|c| c.deadline).min()
@@ -122,6 +126,14 @@ fn read_some(conn: &mut Incoming) -> Option<std::io::Result<Vec<u8>>> {
 }
 
 impl Service {
+    /// Takes what waits in the listener's backlog, without waiting; whether anything was
+    /// taken (so the caller may ask again).
+    pub(crate) fn accept_backlog(&mut self) -> bool {
+        let before = self.intake.open.len();
+        self.accept();
+        self.intake.open.len() > before
+    }
+
     /// Takes new connections while there is room; they are read as data arrives.
     pub(crate) fn accept(&mut self) {
         for _ in 0..ACCEPTS_PER_WAKE {

@@ -198,6 +198,11 @@ impl Service {
         }
         loop {
             if self.stop.load(Ordering::SeqCst) {
+                if self.socket.is_some() {
+                    // What already waits in the backlog was sent before the stop: take it
+                    // in (and run it) rather than drop it with the listener.
+                    while self.intake.has_room() && self.accept_backlog() {}
+                }
                 if let Some(socket) = self.socket.take() {
                     tracing::info!(
                         "shutdown requested: no new commands; waiting for {} running, {} queued; {} undo(s) stay pending",
@@ -206,10 +211,9 @@ impl Service {
                         self.undos.len()
                     );
                     socket.close();
-                    self.intake = Intake::default();
                     self.queue.retain(|q| matches!(q, Queued::Command { .. }));
                 }
-                if self.runner.len() == 0 && self.queue.is_empty() {
+                if self.runner.len() == 0 && self.queue.is_empty() && self.intake.is_empty() {
                     break;
                 }
             } else {

@@ -10,10 +10,11 @@ use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixA
 use ruroco_proto::CommanderMessage;
 
 /// Bound on how long connecting to and writing to the commander may block the receive
-/// loop, each.
-const IO_TIMEOUT: Duration = Duration::from_secs(1);
+/// loop, each. Short: a command that cannot be handed over now waits in the hand-off
+/// queue and is tried again, while the loop goes on receiving.
+const IO_TIMEOUT: Duration = Duration::from_millis(50);
 /// Pause between connection attempts while the commander's backlog is full.
-const RETRY_PAUSE: Duration = Duration::from_millis(10);
+const RETRY_PAUSE: Duration = Duration::from_millis(5);
 
 /// Sends commander messages, one connection each.
 #[derive(Debug)]

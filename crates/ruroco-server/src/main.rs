@@ -14,6 +14,7 @@ mod cli;
 mod floor_format;
 mod floors;
 mod forward;
+mod handoff;
 mod kernel_filter;
 mod keys;
 mod logbook;
@@ -201,5 +202,6 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
         config_path: cli.config,
         config,
         metrics_file,
+        handoff: handoff::Handoff::default(),
     })
 }

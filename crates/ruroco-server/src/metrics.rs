@@ -22,6 +22,8 @@ pub(crate) struct ServerMetrics {
     pub(crate) start_time: f64,
     /// The UDP socket's inode, to find its kernel drop counter.
     pub(crate) socket_inode: Option<u64>,
+    /// Commands waiting for the commander now.
+    pub(crate) waiting: usize,
 }
 
 impl ServerMetrics {
@@ -37,6 +39,7 @@ impl ServerMetrics {
             reloads_failed: 0,
             start_time,
             socket_inode,
+            waiting: 0,
         }
     }
 
@@ -72,7 +75,7 @@ impl ServerMetrics {
             ),
             (
                 "ruroco_server_forward_errors_total",
-                "Accepted datagrams whose command could not be handed to the commander.",
+                "Accepted commands given up because the commander stayed unreachable (after 5 s of retries, or past 1024 waiting).",
                 self.forward_errors,
             ),
             (
@@ -105,6 +108,13 @@ impl ServerMetrics {
             );
             e.sample(name, &[], drops as f64);
         }
+        let name = "ruroco_server_commands_waiting";
+        e.family(
+            name,
+            Kind::Gauge,
+            "Accepted commands waiting for the commander (unreachable, kept up to 5 s).",
+        );
+        e.sample(name, &[], self.waiting as f64);
         let name = "ruroco_server_keys";
         e.family(name, Kind::Gauge, "Keys loaded.");
         e.sample(name, &[], self.keys as f64);

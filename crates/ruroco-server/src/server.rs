@@ -13,6 +13,7 @@ use crate::allow::AllowList;
 use crate::batch::Batch;
 use crate::floors::FloorStore;
 use crate::forward::Forwarder;
+use crate::handoff::{self, Handoff, Waiting};
 use crate::logbook::Logbook;
 use crate::metrics::ServerMetrics;
 use crate::shared_floors::SharedFloors;
@@ -27,6 +28,52 @@ pub(crate) fn now_nanos() -> u128 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0)
+}
+
+impl Server {
+    /// Keeps a command for the commander; the oldest is given up past the bound.
+    fn wait_for_commander(&mut self, waiting: Waiting) {
+        if let Some(lost) = self.handoff.push(waiting) {
+            self.gave_up(&lost, "too many commands waiting for the commander");
+        }
+    }
+
+    /// Retries the waiting commands when due and gives up those that waited too long.
+    pub(crate) fn retry_handoffs(&mut self) {
+        let now = Instant::now();
+        for lost in self.handoff.expired(now) {
+            self.gave_up(&lost, "the commander stayed unreachable");
+        }
+        if !self.handoff.due(now) {
+            return;
+        }
+        let forwarder = &self.forwarder;
+        let sent = self
+            .handoff
+            .drain(now, |w| forwarder.send(&w.message).is_ok());
+        for w in &sent {
+            self.metrics.forwards += 1;
+            tracing::info!(
+                "handed the command for {} (datagram from {} key={}) to the commander after {} ms",
+                w.message.ip,
+                w.source,
+                w.key,
+                now.saturating_duration_since(w.since).as_millis()
+            );
+        }
+    }
+
+    fn gave_up(&mut self, lost: &Waiting, why: &str) {
+        self.metrics.forward_errors += 1;
+        tracing::error!(
+            "command for {} (datagram from {} key={} cmd_hash={:016x}) NOT run: {why} ({} s); the client must send again",
+            lost.message.ip,
+            lost.source,
+            lost.key,
+            lost.message.cmd_hash,
+            handoff::PATIENCE.as_secs()
+        );
+    }
 }
 
 /// What one authentic datagram of a batch spends, and whether it is to be forwarded.
@@ -52,23 +99,43 @@ pub(crate) struct Server {
     pub(crate) config: Config,
     pub(crate) metrics: ServerMetrics,
     pub(crate) metrics_file: Option<MetricsFile>,
+    /// Commands waiting for the commander.
+    pub(crate) handoff: Handoff,
 }
 
 impl Server {
     /// Receives until SIGTERM/SIGINT; the datagram in hand is always finished first.
     pub(crate) fn run(&mut self) -> anyhow::Result<()> {
         self.socket.set_read_timeout(Some(RECV_TIMEOUT))?;
+        let mut current_timeout = RECV_TIMEOUT;
         let mut batch = Batch::new();
         loop {
             if shutdown_requested() {
                 tracing::info!("Shutdown requested, stopping server loop");
+                // One last attempt for what still waits; the rest is lost, and said so.
+                self.retry_handoffs();
+                for lost in self.handoff.expired(Instant::now() + handoff::PATIENCE) {
+                    self.gave_up(&lost, "the server stopped before the commander was back");
+                }
                 break;
             }
             self.logbook.tick(self.uptime());
             if take_reload_request() {
                 self.reload();
             }
+            self.retry_handoffs();
+            self.metrics.waiting = self.handoff.len();
             self.write_metrics(false);
+            // While commands wait for the commander, look again soon.
+            let timeout = if self.handoff.is_empty() {
+                RECV_TIMEOUT
+            } else {
+                handoff::RETRY_EVERY
+            };
+            if timeout != current_timeout {
+                self.socket.set_read_timeout(Some(timeout))?;
+                current_timeout = timeout;
+            }
             match batch.receive(&self.socket) {
                 Ok(n) => self.handle_batch(&batch, n),
                 Err(e)
@@ -227,13 +294,23 @@ impl Server {
             return;
         }
         self.logbook.accepted(accepted.wire);
-        if let Err(e) = self.forwarder.send(&message) {
-            self.metrics.forward_errors += 1;
-            tracing::error!(
-                "commander not reachable at {}: {e}; command for {} not run",
+        let waiting = Waiting {
+            message,
+            source: source_ip,
+            key: accepted.key_id,
+            since: Instant::now(),
+        };
+        // Behind others that wait: in order, after them.
+        if !self.handoff.is_empty() {
+            self.wait_for_commander(waiting);
+        } else if let Err(e) = self.forwarder.send(&message) {
+            tracing::warn!(
+                "commander not reachable at {}: {e}; keeping the command for {} for up to {} s",
                 self.forwarder.socket().display(),
-                message.ip
+                message.ip,
+                handoff::PATIENCE.as_secs()
             );
+            self.wait_for_commander(waiting);
         } else {
             self.metrics.forwards += 1;
         }

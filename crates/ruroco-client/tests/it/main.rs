@@ -13,6 +13,7 @@ mod allow;
 mod cli;
 mod compat;
 mod docs;
+mod handoff;
 mod laptop;
 mod migration;
 mod monitoring;

@@ -125,6 +125,31 @@ impl Stack {
         }
     }
 
+    /// Stops the commander (SIGTERM, as systemd would for a restart), waits `down`, and
+    /// starts a new one on the same files.
+    pub fn restart_commander(&mut self, down: Duration) {
+        self.stop_commander();
+        std::thread::sleep(down);
+        self.start_commander();
+    }
+
+    /// SIGTERM to the commander, and waits until it is gone.
+    pub fn stop_commander(&mut self) {
+        self.commander.signal(nix::sys::signal::Signal::SIGTERM);
+        self.commander.wait_exit(Duration::from_secs(10)).unwrap();
+    }
+
+    /// Starts a new commander on the stack's files.
+    pub fn start_commander(&mut self) {
+        let server_dir = self.dir.path().join("server");
+        let mut cmd = Command::new(workspace_bin("ruroco-commander"));
+        cmd.arg("--config")
+            .arg(server_dir.join("config.toml"))
+            .arg("--commands")
+            .arg(server_dir.join("commands.toml"));
+        self.commander = Daemon::spawn(cmd, "listening on");
+    }
+
     /// Runs `ruroco-client send` against the server with extra arguments.
     pub fn send(&self, extra: &[&str]) -> Output {
         self.send_to(&self.addr.to_string(), extra)
