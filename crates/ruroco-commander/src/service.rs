@@ -19,6 +19,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::clock::{now_mono_ms, now_unix_ms, utc};
 use crate::commands::{CommandSpec, Commands};
+use ruroco_config::ServiceManager;
 use ruroco_metrics::MetricsFile;
 
 use crate::hooks::Event;
@@ -99,6 +100,8 @@ pub(crate) struct Service {
     pub(crate) origin: Origin,
     pub(crate) metrics: CommanderMetrics,
     pub(crate) metrics_file: Option<MetricsFile>,
+    /// systemd's notify protocol (nothing without `NOTIFY_SOCKET`).
+    pub(crate) service: ServiceManager,
 }
 
 /// What one `poll` found ready.
@@ -183,6 +186,7 @@ impl Service {
             origin,
             metrics: CommanderMetrics::new(start_time),
             metrics_file,
+            service: ServiceManager::new(),
         })
     }
 
@@ -196,9 +200,19 @@ impl Service {
                 self.store.path().display()
             );
         }
+        // The socket is bound and the handlers installed: messages are taken now.
+        self.service.ready(&self.status_line());
+        let mut status_at = Instant::now();
         loop {
+            let now = Instant::now();
+            self.service.watchdog(now);
+            if now.saturating_duration_since(status_at) >= Duration::from_secs(10) {
+                status_at = now;
+                self.service.status(&self.status_line());
+            }
             if self.stop.load(Ordering::SeqCst) {
                 if self.socket.is_some() {
+                    self.service.stopping();
                     // What already waits in the backlog was sent before the stop: take it
                     // in (and run it) rather than drop it with the listener.
                     while self.intake.has_room() && self.accept_backlog() {}
@@ -222,7 +236,9 @@ impl Service {
                 }
             }
             if self.reload.swap(false, Ordering::SeqCst) && self.socket.is_some() {
+                self.service.reloading();
                 self.reload();
+                self.service.ready(&self.status_line());
             }
             self.start_queued();
             self.write_metrics(false);
@@ -255,6 +271,17 @@ impl Service {
         self.warm.clear();
         self.write_metrics(true);
         tracing::info!("ruroco-commander stopped");
+    }
+
+    /// What `systemctl status` shows.
+    fn status_line(&self) -> String {
+        format!(
+            "{} command(s); {} running, {} queued; {} undo(s) pending",
+            self.commands.len(),
+            self.runner.len(),
+            self.queue.len(),
+            self.undos.len()
+        )
     }
 
     /// Sleeps until something happens or the nearest deadline; says what is ready.

@@ -14,9 +14,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod locate;
+mod service_manager;
 mod time;
 mod units;
 pub use locate::line_of;
+pub use service_manager::ServiceManager;
 pub use time::utc;
 pub use units::shadowing_units;
 

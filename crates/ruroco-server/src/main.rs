@@ -203,5 +203,7 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
         config,
         metrics_file,
         handoff: handoff::Handoff::default(),
+        service: ruroco_config::ServiceManager::new(),
+        status_at: None,
     })
 }

@@ -4,7 +4,7 @@ use std::net::{IpAddr, UdpSocket};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ruroco_config::Config;
+use ruroco_config::{Config, ServiceManager};
 use ruroco_ipc::normalize_ip;
 use ruroco_metrics::MetricsFile;
 use ruroco_proto::{judge, Accepted, FloorTable, Keyring, Policy, RateLimiter, Reason, Spend};
@@ -19,6 +19,8 @@ use crate::metrics::ServerMetrics;
 use crate::shared_floors::SharedFloors;
 use crate::signal::{shutdown_requested, take_reload_request};
 
+/// How often the one-line status for systemd is refreshed.
+const STATUS_EVERY: Duration = Duration::from_secs(10);
 /// How long one receive may block before the shutdown flag is checked again.
 const RECV_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -101,6 +103,9 @@ pub(crate) struct Server {
     pub(crate) metrics_file: Option<MetricsFile>,
     /// Commands waiting for the commander.
     pub(crate) handoff: Handoff,
+    /// systemd's notify protocol (nothing without `NOTIFY_SOCKET`).
+    pub(crate) service: ServiceManager,
+    pub(crate) status_at: Option<Instant>,
 }
 
 impl Server {
@@ -109,9 +114,21 @@ impl Server {
         self.socket.set_read_timeout(Some(RECV_TIMEOUT))?;
         let mut current_timeout = RECV_TIMEOUT;
         let mut batch = Batch::new();
+        // Keys, floors and socket are ready: a datagram now is judged and handed over.
+        self.service.ready(&self.status_line());
         loop {
+            let now = Instant::now();
+            self.service.watchdog(now);
+            if self
+                .status_at
+                .is_none_or(|at| now.saturating_duration_since(at) >= STATUS_EVERY)
+            {
+                self.status_at = Some(now);
+                self.service.status(&self.status_line());
+            }
             if shutdown_requested() {
                 tracing::info!("Shutdown requested, stopping server loop");
+                self.service.stopping();
                 // One last attempt for what still waits; the rest is lost, and said so.
                 self.retry_handoffs();
                 for lost in self.handoff.expired(Instant::now() + handoff::PATIENCE) {
@@ -121,7 +138,9 @@ impl Server {
             }
             self.logbook.tick(self.uptime());
             if take_reload_request() {
+                self.service.reloading();
                 self.reload();
+                self.service.ready(&self.status_line());
             }
             self.retry_handoffs();
             self.metrics.waiting = self.handoff.len();
@@ -155,6 +174,20 @@ impl Server {
         self.logbook.flush();
         self.write_metrics(true);
         Ok(())
+    }
+
+    /// What `systemctl status` shows: keys, and what became of datagrams since start.
+    pub(crate) fn status_line(&self) -> String {
+        let accepted: u64 = ruroco_proto::Wire::ALL
+            .iter()
+            .map(|w| self.logbook.accepted_count(*w))
+            .sum();
+        let refused: u64 = Reason::ALL.iter().map(|r| self.logbook.count(*r)).sum();
+        format!(
+            "{} key(s); since start {accepted} accepted, {refused} refused; {} waiting for the commander",
+            self.keys.len(),
+            self.handoff.len()
+        )
     }
 
     pub(crate) fn uptime(&self) -> u64 {

@@ -450,3 +450,45 @@ fn a_link_in_place_of_the_lock_file_is_never_followed() {
     assert!(log.contains("ruroco.socket.lock"), "{log}");
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
 }
+
+/// systemd's notify protocol: READY=1 once the socket is bound and the handlers are in
+/// place, WATCHDOG=1 from the loop, RELOADING=1 and READY=1 around a SIGHUP, STOPPING=1.
+#[test]
+fn speaks_the_notify_protocol() {
+    use std::os::unix::net::UnixDatagram;
+    let fx = Fixture::new(r#"fast = "true""#, "");
+    let sock_path = fx.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&sock_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let inner = fx.command();
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg("WATCHDOG_PID=$$ exec \"$0\" \"$@\"")
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "400000");
+    let cmdr = Daemon::spawn(cmd, "listening on");
+    let mut got: Vec<String> = Vec::new();
+    let mut wait_for = |from: usize, want: &str| -> usize {
+        loop {
+            if let Some(i) = got.iter().skip(from).position(|m| m.contains(want)) {
+                return from + i;
+            }
+            let mut buf = [0u8; 4096];
+            let n = notify
+                .recv(&mut buf)
+                .unwrap_or_else(|e| panic!("no {want}: {e}"));
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    };
+    wait_for(0, "READY=1\nSTATUS=1 command(s)");
+    wait_for(0, "WATCHDOG=1");
+    cmdr.signal(Signal::SIGHUP);
+    let reloading = wait_for(0, "RELOADING=1\nMONOTONIC_USEC=");
+    wait_for(reloading + 1, "READY=1");
+    cmdr.signal(Signal::SIGTERM);
+    wait_for(0, "STOPPING=1");
+}

@@ -243,11 +243,22 @@ pub fn udp_queue(addr: SocketAddr) -> (u64, u64) {
             ("/proc/net/udp6", format!("{words}:{:04X}", a.port()))
         }
     };
-    let text = std::fs::read_to_string(table).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.split_whitespace().nth(1) == Some(local.as_str()))
-        .unwrap_or_else(|| panic!("{addr} ({local}) not in {table}"));
+    // The kernel prints the table a chunk at a time: while other tests open and close
+    // sockets, one reading can miss a line. Read again a few times before giving up.
+    let mut text = String::new();
+    let mut found = None;
+    for _ in 0..20 {
+        text = std::fs::read_to_string(table).unwrap();
+        found = text
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(local.as_str()))
+            .map(str::to_owned);
+        if found.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let line = found.unwrap_or_else(|| panic!("{addr} ({local}) not in {table}:\n{text}"));
     let fields: Vec<&str> = line.split_whitespace().collect();
     let rx_queue = u64::from_str_radix(fields[4].split(':').nth(1).unwrap(), 16).unwrap();
     let drops = fields.last().unwrap().parse().unwrap();
