@@ -12,6 +12,19 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::key::KeyId;
 
+/// How far before "now" a key that has no floor yet is seeded: the datagram that woke a
+/// socket-activated server (or was sent just before the reload that added its key) was
+/// made a moment before the server looked at the clock, and must run. What this leaves
+/// open is narrow: a datagram made in those seconds for a key this server, its shared
+/// store and the original server's floors have no floor for — so none of them ever
+/// accepted anything for it — unless its floor was lost (`floors.bin` deleted).
+pub const SEED_GRACE_NANOS: u128 = 10 * 1_000_000_000;
+
+/// The floor a key without one gets when the server's clock says `now`.
+pub fn seed_floor(now: u128) -> u128 {
+    now.saturating_sub(SEED_GRACE_NANOS)
+}
+
 /// Refused future counters kept per key. Past this, the smallest one becomes the floor:
 /// the guarantee holds, at the cost of refusing that key's counters below it until its
 /// clock passes it (which only a client whose clock keeps running far ahead can cause).
@@ -49,8 +62,9 @@ impl FloorTable {
         }
     }
 
-    /// Gives every id without a floor the floor `now`, so that no datagram made before
-    /// the server started is accepted. Existing (higher or lower) floors are kept.
+    /// Gives every id without a floor the floor `now` (the server passes
+    /// [`seed_floor`] of its clock), so that no datagram made before then is accepted.
+    /// Existing (higher or lower) floors are kept.
     pub fn seed(&mut self, ids: impl IntoIterator<Item = KeyId>, now: u128) {
         for id in ids {
             self.floors.entry(id).or_insert(now);

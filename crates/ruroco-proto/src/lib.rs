@@ -20,7 +20,7 @@ mod validate;
 mod wire;
 
 pub use datagram::{open, seal, seal_with_iv, Datagram};
-pub use floors::{FloorTable, Spend, MAX_REFUSED_PER_KEY};
+pub use floors::{seed_floor, FloorTable, Spend, MAX_REFUSED_PER_KEY, SEED_GRACE_NANOS};
 pub use key::{Key, KeyError, KeyId, KEY_ID_LEN, KEY_LEN, KEY_STRING_BYTES};
 pub use plaintext::{Plaintext, PROTOCOL_VERSION, V0_VERSION};
 pub use rate::RateLimiter;

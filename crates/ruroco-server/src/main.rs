@@ -137,7 +137,7 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
             carried.path.display()
         );
     }
-    floors.seed(keys.ids(), now_nanos())?;
+    floors.seed(keys.ids(), ruroco_proto::seed_floor(now_nanos()))?;
 
     let source = socket::resolve(
         cli.address,

@@ -33,7 +33,10 @@ impl Server {
             }
         };
         let (added, removed) = setup::key_changes(&self.keys, &settings.keys);
-        if let Err(e) = self.floors.seed(added.iter().copied(), now_nanos()) {
+        if let Err(e) = self
+            .floors
+            .seed(added.iter().copied(), ruroco_proto::seed_floor(now_nanos()))
+        {
             self.metrics.reloads_failed += 1;
             tracing::error!(
                 "reload failed, the previous configuration stays in force: cannot seed the floors of new keys: {e:#}"

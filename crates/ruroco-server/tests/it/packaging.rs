@@ -136,16 +136,8 @@ fn serves_under_systemd_socket_activate() {
     let daemon = Daemon::spawn(cmd, "Listening on");
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     // The first datagram starts the server, which reads it from the inherited socket. It
-    // was made before the server started, so the floor seeded at start refuses it: that
-    // is the spec's rule, and why ruroco.service is also started at boot.
-    client
-        .send_to(&fx.packet("default", now_nanos()), ("127.0.0.1", port))
-        .unwrap();
-    assert!(
-        daemon.wait_log("reason=replay", Duration::from_secs(10)),
-        "{}",
-        daemon.log_text()
-    );
+    // was made a moment before the server started, and a fresh key's floor is seeded a
+    // little before the start: the knock that woke the server runs.
     client
         .send_to(&fx.packet("default", now_nanos()), ("127.0.0.1", port))
         .unwrap();
