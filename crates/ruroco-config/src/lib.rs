@@ -319,9 +319,46 @@ pub fn init_logging() {
         .with_target(false)
         .with_env_filter(filter);
     if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.without_time().init();
+        // The journal stamps the time itself, and reads a `<N>` prefix as the line's
+        // priority (then drops it): `journalctl -p warning` shows warnings and errors.
+        let format = tracing_subscriber::fmt::format()
+            .without_time()
+            .with_target(false)
+            .with_ansi(false);
+        builder.event_format(Prioritized(format)).init();
     } else {
         builder.init();
+    }
+}
+
+/// A line format with the syslog priority of the event's level in front (`<3>` error,
+/// `<4>` warning, `<6>` info, `<7>` debug), for systemd's journal.
+struct Prioritized<F>(F);
+
+/// The syslog priority of a level.
+pub fn priority(level: tracing::Level) -> u8 {
+    match level {
+        tracing::Level::ERROR => 3,
+        tracing::Level::WARN => 4,
+        tracing::Level::INFO => 6,
+        _ => 7,
+    }
+}
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for Prioritized<F>
+where
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        write!(writer, "<{}>", priority(*event.metadata().level()))?;
+        self.0.format_event(ctx, writer, event)
     }
 }
 

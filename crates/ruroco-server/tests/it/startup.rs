@@ -316,3 +316,31 @@ fn speaks_the_notify_protocol() {
     server.signal(nix::sys::signal::Signal::SIGTERM);
     notified(&notify, &mut got, 0, "STOPPING=1");
 }
+
+/// Under the journal (`JOURNAL_STREAM` set) every line carries its priority, and the text
+/// after it is the text the fail2ban filter matches.
+#[test]
+fn journal_lines_carry_their_priority() {
+    let fx = crate::util::Fixture::with_config("kernel_filter = false");
+    let mut cmd = fx.command();
+    cmd.args(["--address", "127.0.0.1:0"])
+        .env("JOURNAL_STREAM", "8:1234");
+    let server = crate::util::Running::spawn(cmd);
+    server.send(&[0u8; 5]);
+    assert!(
+        server.wait_log("reason=size", std::time::Duration::from_secs(3)),
+        "{}",
+        server.log_text()
+    );
+    let log = server.stop();
+    assert!(
+        log.lines().any(|l| l.starts_with("<6> INFO ruroco-server")),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l == "<4> WARN rejected datagram from 127.0.0.1 reason=size"),
+        "{log}"
+    );
+    assert!(log.lines().all(|l| l.starts_with('<')), "{log}");
+}
