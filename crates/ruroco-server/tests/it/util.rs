@@ -178,6 +178,11 @@ impl Inbox {
                             .unwrap();
                         let mut bytes = Vec::new();
                         let _ = stream.read_to_end(&mut bytes);
+                        // A server killed between connecting and writing leaves an empty
+                        // connection, which the commander drops as it does here.
+                        if bytes.is_empty() {
+                            continue;
+                        }
                         if tx.send(bytes).is_err() {
                             break;
                         }
