@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Trigger a pre-configured command on a ruroco server with one encrypted UDP datagram.
 #[derive(Debug, Parser)]
-#[command(name = "ruroco-client", version, long_about = None, disable_help_subcommand = true)]
+#[command(name = "ruroco-client", version = ruroco_config::LONG_VERSION, long_about = None, disable_help_subcommand = true)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Cmd,

@@ -9,7 +9,7 @@ use ruroco_config::DEFAULT_CONFIG_PATH;
 /// Run the configured command for each message ruroco-server sends over the local Unix
 /// socket. Runs as root; has no keys and no network access.
 #[derive(Debug, Parser)]
-#[command(name = "ruroco-commander", version, long_about = None, disable_help_subcommand = true)]
+#[command(name = "ruroco-commander", version = ruroco_config::LONG_VERSION, long_about = None, disable_help_subcommand = true)]
 pub(crate) struct Cli {
     /// Path of config.toml (shared with ruroco-server).
     #[arg(short, long, value_name = "PATH", default_value = DEFAULT_CONFIG_PATH, global = true)]

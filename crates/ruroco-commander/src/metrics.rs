@@ -154,8 +154,20 @@ impl CommanderMetrics {
         );
         e.sample(name, &[], self.start_time);
         let name = "ruroco_commander_build_info";
-        e.family(name, Kind::Gauge, "Always 1; the version is a label.");
-        e.sample(name, &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
+        e.family(
+            name,
+            Kind::Gauge,
+            "Always 1; the version, git commit and target are labels.",
+        );
+        e.sample(
+            name,
+            &[
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("commit", ruroco_config::COMMIT),
+                ("target", ruroco_config::TARGET),
+            ],
+            1.0,
+        );
         e.finish()
     }
 }

@@ -22,6 +22,20 @@ pub use service_manager::ServiceManager;
 pub use time::utc;
 pub use units::shadowing_units;
 
+/// The version `--version` prints: the package version, the git commit and the target.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("RUROCO_COMMIT"),
+    ", ",
+    env!("RUROCO_TARGET"),
+    ")"
+);
+/// The git commit the programs were built from (`unknown` outside a checkout).
+pub const COMMIT: &str = env!("RUROCO_COMMIT");
+/// The target triple the programs were built for.
+pub const TARGET: &str = env!("RUROCO_TARGET");
+
 /// Where both programs look for `config.toml` unless told otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/ruroco/config.toml";
 /// Default `config_dir`: keys, and by default the socket and the replay floors.

@@ -9,7 +9,7 @@ use ruroco_config::DEFAULT_CONFIG_PATH;
 /// Receive one encrypted UDP datagram per command, authenticate and validate it, and hand
 /// the command to ruroco-commander. Never replies.
 #[derive(Debug, Parser)]
-#[command(name = "ruroco-server", version, long_about = None)]
+#[command(name = "ruroco-server", version = ruroco_config::LONG_VERSION, long_about = None)]
 pub(crate) struct Cli {
     /// Path of config.toml.
     #[arg(short, long, value_name = "PATH", default_value = DEFAULT_CONFIG_PATH)]

@@ -134,8 +134,20 @@ impl ServerMetrics {
         );
         e.sample(name, &[], self.start_time);
         let name = "ruroco_server_build_info";
-        e.family(name, Kind::Gauge, "Always 1; the version is a label.");
-        e.sample(name, &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
+        e.family(
+            name,
+            Kind::Gauge,
+            "Always 1; the version, git commit and target are labels.",
+        );
+        e.sample(
+            name,
+            &[
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("commit", ruroco_config::COMMIT),
+                ("target", ruroco_config::TARGET),
+            ],
+            1.0,
+        );
         e.finish()
     }
 }

@@ -184,9 +184,13 @@ fn help_and_version() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("ruroco-commander {}", env!("CARGO_PKG_VERSION"))
+    let version = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        version.starts_with(&format!(
+            "ruroco-commander {} (commit ",
+            env!("CARGO_PKG_VERSION")
+        )) && version.contains("-linux-"),
+        "{version}"
     );
     let out = Command::new(crate::util::BIN)
         .arg("--help")

@@ -113,10 +113,28 @@ fn key_material_never_reaches_the_log() {
 fn help_and_version() {
     let out = Command::new(BIN).arg("--version").output().unwrap();
     assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("ruroco-server {}", env!("CARGO_PKG_VERSION"))
+    let version = String::from_utf8_lossy(&out.stdout);
+    // The commit is this checkout's (tests run from one).
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    assert!(
+        version.starts_with(&format!(
+            "ruroco-server {} (commit ",
+            env!("CARGO_PKG_VERSION")
+        )) && version.contains("-linux-"),
+        "{version}"
     );
+    if let Some(head) = head {
+        assert!(
+            version.contains(&head),
+            "{version} is not built from {head}"
+        );
+    }
     let out = Command::new(BIN).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
