@@ -29,6 +29,7 @@ for want in \
     ./usr/bin/ruroco-server ./usr/bin/ruroco-commander ./usr/bin/ruroco-client \
     ./lib/systemd/system/ruroco.socket ./lib/systemd/system/ruroco.service \
     ./lib/systemd/system/ruroco-commander.service \
+    ./usr/lib/sysusers.d/ruroco.conf ./usr/lib/tmpfiles.d/ruroco.conf \
     ./etc/ruroco/config.toml ./etc/ruroco/commands.toml \
     ./etc/fail2ban/filter.d/ruroco.conf \
     ./usr/share/man/man1/ruroco-server.1.gz ./usr/share/man/man1/ruroco-commander.1.gz \

@@ -253,3 +253,52 @@ fn units_check_before_start_and_reload_with_sighup() {
         assert!(text.contains(&reload), "{unit}: check, then SIGHUP");
     }
 }
+
+/// The sysusers.d and tmpfiles.d files make the user and directories on any systemd
+/// distribution: run by the real tools against a root of the test's own.
+#[test]
+fn sysusers_and_tmpfiles_make_the_user_and_directories() {
+    let (Some(sysusers), Some(tmpfiles)) = (tool("systemd-sysusers"), tool("systemd-tmpfiles"))
+    else {
+        assert!(std::env::var_os("CI").is_none(), "CI installs systemd");
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("etc")).unwrap();
+    let conf = |dir: &str| {
+        packaging_dir()
+            .join(dir)
+            .join("ruroco.conf")
+            .canonicalize()
+            .unwrap()
+    };
+    let run = |tool: &std::path::Path, args: &[&str], file: std::path::PathBuf| {
+        let out = Command::new(tool)
+            .arg(format!("--root={}", root.path().display()))
+            .args(args)
+            .arg(file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&sysusers, &[], conf("sysusers.d"));
+    let passwd = std::fs::read_to_string(root.path().join("etc/passwd")).unwrap();
+    let line = passwd.lines().find(|l| l.starts_with("ruroco:")).unwrap();
+    let uid: u32 = line.split(':').nth(2).unwrap().parse().unwrap();
+    assert!(line.ends_with(":/nonexistent:/usr/sbin/nologin"), "{line}");
+    run(&tmpfiles, &["--create"], conf("tmpfiles.d"));
+    use std::os::unix::fs::MetadataExt;
+    for (dir, mode, owner) in [
+        ("etc/ruroco", 0o750, 0),
+        ("var/lib/ruroco", 0o700, uid),
+        ("var/lib/ruroco-commander", 0o700, 0),
+        ("run/ruroco", 0o755, 0),
+    ] {
+        let meta = std::fs::metadata(root.path().join(dir)).unwrap();
+        assert_eq!((meta.mode() & 0o7777, meta.uid()), (mode, owner), "{dir}");
+    }
+}
