@@ -23,9 +23,7 @@ use crate::undo_store::UndoStore;
 pub(crate) fn run_pending(config: &Config) -> anyhow::Result<bool> {
     // No commander may be running: it would run (or reschedule) the same undos.
     let socket = config.socket_path();
-    let mut lock_name = socket.file_name().unwrap_or_default().to_owned();
-    lock_name.push(".lock");
-    let lock_path = socket.with_file_name(lock_name);
+    let lock_path = crate::socket::lock_path(&socket);
     let _lock = match LockFile::try_acquire(&lock_path) {
         Ok(Some(lock)) => Some(lock),
         Ok(None) => bail!(
@@ -59,7 +57,7 @@ pub(crate) fn run_pending(config: &Config) -> anyhow::Result<bool> {
                     undo.command,
                     undo.ip,
                     undo.ip,
-                    shlex_quote(&undo.undo)
+                    shlex::try_quote(&undo.undo).unwrap_or_default()
                 );
                 left.push(undo);
             }
@@ -99,9 +97,4 @@ fn run_one(undo: &PendingUndo) -> Result<(), String> {
             Err(e) => return Err(e.to_string()),
         }
     }
-}
-
-/// `text` quoted for a POSIX shell (single quotes).
-fn shlex_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
 }

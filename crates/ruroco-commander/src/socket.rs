@@ -131,7 +131,7 @@ fn check_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn lock_path(socket: &Path) -> PathBuf {
+pub(crate) fn lock_path(socket: &Path) -> PathBuf {
     let mut name = socket.file_name().unwrap_or_default().to_owned();
     name.push(".lock");
     socket.with_file_name(name)

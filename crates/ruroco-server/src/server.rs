@@ -68,11 +68,12 @@ impl Server {
     fn gave_up(&mut self, lost: &Waiting, why: &str) {
         self.metrics.forward_errors += 1;
         tracing::error!(
-            "command for {} (datagram from {} key={} cmd_hash={:016x}) NOT run: {why} ({} s); the client must send again",
+            "command for {} (datagram from {} key={} cmd_hash={:016x}) NOT run: {why} (waited {} ms, at most {} s); the client must send again",
             lost.message.ip,
             lost.source,
             lost.key,
             lost.message.cmd_hash,
+            lost.since.elapsed().as_millis(),
             handoff::PATIENCE.as_secs()
         );
     }

@@ -75,6 +75,8 @@ pub(crate) struct SharedFloors {
     /// Replicas that must hold a batch's floors (`WAIT`) before any of it runs.
     min_replicas: u32,
     conn: Option<Connection>,
+    /// [`SCRIPT`] with its bound filled in, made once (shared, so a call borrows nothing).
+    script: std::rc::Rc<str>,
     /// The Redis the last connection reached (with Sentinel: the primary of the time).
     last_peer: Option<String>,
     retry_at: Option<Instant>,
@@ -212,6 +214,9 @@ impl SharedFloors {
             timeout,
             min_replicas,
             conn: None,
+            script: SCRIPT
+                .replace("ARGV_MAX", &MAX_REFUSED_PER_KEY.to_string())
+                .into(),
             last_peer: None,
             retry_at: None,
             backoff: MIN_BACKOFF,
@@ -269,7 +274,7 @@ impl SharedFloors {
                 Spend::Remember(_, c) => format!("r{c:032x}"),
             })
             .collect();
-        let script = SCRIPT.replace("ARGV_MAX", &MAX_REFUSED_PER_KEY.to_string());
+        let script = std::rc::Rc::clone(&self.script);
         let count = keys.len().to_string();
         let mut eval: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), count.as_bytes()];
         eval.extend(keys.iter().map(|k| k.as_bytes()));

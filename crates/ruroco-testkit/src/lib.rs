@@ -333,3 +333,24 @@ impl Drop for RedisServer {
         self.halt();
     }
 }
+
+/// Receives systemd notify messages from `socket` into `got` until one (at index `from`
+/// or later) contains `want`; returns its index. Panics naming what arrived when nothing
+/// more does within the socket's read timeout.
+pub fn notified(
+    socket: &std::os::unix::net::UnixDatagram,
+    got: &mut Vec<String>,
+    from: usize,
+    want: &str,
+) -> usize {
+    loop {
+        if let Some(i) = got.iter().skip(from).position(|m| m.contains(want)) {
+            return from + i;
+        }
+        let mut buf = [0u8; 4096];
+        let n = socket
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no {want} in {got:?}: {e}"));
+        got.push(String::from_utf8_lossy(buf.get(..n).unwrap_or_default()).into_owned());
+    }
+}

@@ -10,10 +10,6 @@ use crate::util::Stack;
 
 const FAST: &str = "max_requests_per_second = 10000\nmax_requests_per_second_global = 10000";
 
-fn runs(stack: &Stack) -> usize {
-    stack.wait_runs("default", usize::MAX, Duration::ZERO).len()
-}
-
 #[test]
 fn a_hundred_knocks_across_a_commander_restart_all_run_once() {
     let mut stack = Stack::start(FAST);
@@ -32,11 +28,11 @@ fn a_hundred_knocks_across_a_commander_restart_all_run_once() {
     stack.restart_commander(Duration::from_millis(600));
     sender.join().unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
-    while runs(&stack) < 100 && Instant::now() < deadline {
+    while stack.runs("default") < 100 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(runs(&stack), 100, "{}", stack.logs());
+    assert_eq!(stack.runs("default"), 100, "{}", stack.logs());
     assert!(
         stack.server.log_text().contains("to the commander after"),
         "nothing waited: the restart was not during the knocks\n{}",
@@ -66,5 +62,5 @@ fn a_commander_away_longer_than_the_bound_loses_commands_loudly() {
     );
     stack.start_commander();
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(runs(&stack), 0, "a given-up command ran later");
+    assert_eq!(stack.runs("default"), 0, "a given-up command ran later");
 }

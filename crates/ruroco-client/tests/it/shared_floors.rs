@@ -2,7 +2,6 @@
 //! datagram runs once across both, fails closed while Redis is down, and works again
 //! when it is back, without a restart.
 
-use std::net::UdpSocket;
 use std::process::Command;
 use std::time::Duration;
 
@@ -34,17 +33,6 @@ fn pair(redis: &RedisServer) -> (Stack, Stack, tempfile::TempDir) {
     (a, b, secrets)
 }
 
-fn send(stack: &Stack, datagram: &[u8]) {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .send_to(datagram, stack.addr)
-        .unwrap();
-}
-
-fn runs(stack: &Stack) -> usize {
-    stack.wait_runs("default", usize::MAX, Duration::ZERO).len()
-}
-
 #[test]
 fn one_datagram_runs_once_across_two_servers() {
     let Some(redis) = start_redis(None, None) else {
@@ -61,19 +49,25 @@ fn one_datagram_runs_once_across_two_servers() {
     );
     // The same datagram to both at once: whichever asks Redis first runs it.
     let datagram = v0_datagram(&key_string(&a), "default", now_nanos());
-    send(&a, &datagram);
-    send(&b, &datagram);
+    a.send_datagram(&datagram);
+    b.send_datagram(&datagram);
     std::thread::sleep(QUIET);
-    assert_eq!(runs(&a) + runs(&b), 1, "{}\n{}", a.logs(), b.logs());
+    assert_eq!(
+        a.runs("default") + b.runs("default"),
+        1,
+        "{}\n{}",
+        a.logs(),
+        b.logs()
+    );
     // Accepted by A, replayed to B: nothing.
     let next = v0_datagram(&key_string(&a), "default", now_nanos());
-    send(&a, &next);
-    a.expect_runs("default", &["127.0.0.1"; 2][..runs(&a) + 1]);
-    let before = runs(&b);
-    send(&b, &next);
+    a.send_datagram(&next);
+    a.expect_runs("default", &["127.0.0.1"; 2][..a.runs("default") + 1]);
+    let before = b.runs("default");
+    b.send_datagram(&next);
     assert!(b.server.wait_log("reason=replay", WAIT), "{}", b.logs());
     std::thread::sleep(QUIET);
-    assert_eq!(runs(&b), before);
+    assert_eq!(b.runs("default"), before);
 }
 
 #[test]
@@ -86,8 +80,8 @@ fn with_redis_down_nothing_runs_and_it_recovers_without_a_restart() {
     // Junk never reaches the store: no store error for it (it carries the key's id, so
     // the kernel filter lets it through to fail authentication).
     let id = &v0_datagram(&key_string(&a), "default", now_nanos())[..8];
-    send(&a, &[id, &[0u8; 86][..]].concat());
-    send(&a, &[id, &[1u8; 85][..]].concat());
+    a.send_datagram(&[id, &[0u8; 86][..]].concat());
+    a.send_datagram(&[id, &[1u8; 85][..]].concat());
     assert!(
         a.server.wait_log_count("rejected datagram", 2, WAIT),
         "{}",
@@ -95,7 +89,7 @@ fn with_redis_down_nothing_runs_and_it_recovers_without_a_restart() {
     );
     assert!(!a.server.log_text().contains("floor store"), "{}", a.logs());
     let refused = v0_datagram(&key_string(&a), "default", now_nanos());
-    send(&a, &refused);
+    a.send_datagram(&refused);
     assert!(
         a.server.wait_log("floor store: cannot connect", WAIT),
         "{}",
@@ -103,14 +97,14 @@ fn with_redis_down_nothing_runs_and_it_recovers_without_a_restart() {
     );
     assert!(a.server.log_text().contains("fail closed"));
     std::thread::sleep(QUIET);
-    assert_eq!(runs(&a), 0, "ran while the store was down");
+    assert_eq!(a.runs("default"), 0, "ran while the store was down");
     let _redis = start_redis(Some(port), Some(dir)).unwrap();
     // Backoff is at most 5 s; keep sending fresh datagrams until one gets through.
     let mut ran = false;
     for _ in 0..40 {
-        send(&a, &v0_datagram(&key_string(&a), "default", now_nanos()));
+        a.send_datagram(&v0_datagram(&key_string(&a), "default", now_nanos()));
         std::thread::sleep(Duration::from_millis(250));
-        if runs(&a) > 0 {
+        if a.runs("default") > 0 {
             ran = true;
             break;
         }
@@ -120,8 +114,11 @@ fn with_redis_down_nothing_runs_and_it_recovers_without_a_restart() {
     // The datagram refused while the store was down was spent in it since: neither
     // server runs it now.
     for stack in [&a, &b] {
-        let before = (runs(stack), stack.server.count_log("reason=replay"));
-        send(stack, &refused);
+        let before = (
+            stack.runs("default"),
+            stack.server.count_log("reason=replay"),
+        );
+        stack.send_datagram(&refused);
         assert!(
             stack
                 .server
@@ -130,7 +127,7 @@ fn with_redis_down_nothing_runs_and_it_recovers_without_a_restart() {
             stack.logs()
         );
         std::thread::sleep(QUIET);
-        assert_eq!(runs(stack), before.0, "{}", stack.logs());
+        assert_eq!(stack.runs("default"), before.0, "{}", stack.logs());
     }
 }
 
@@ -151,17 +148,23 @@ fn a_future_datagram_refused_by_one_server_never_runs_on_the_other() {
     let b = Stack::start_with_key(&extra, &key_string(&a));
     let ahead = now_nanos() + 3_000_000_000;
     let recorded = v0_datagram(&key_string(&a), "default", ahead);
-    send(&a, &recorded);
+    a.send_datagram(&recorded);
     assert!(a.server.wait_log("reason=future", WAIT), "{}", a.logs());
     // Once the clock has caught up, the recorded datagram goes to the other server.
     let wait = ahead.saturating_sub(now_nanos());
     std::thread::sleep(Duration::from_nanos(u64::try_from(wait).unwrap()));
-    send(&b, &recorded);
+    b.send_datagram(&recorded);
     assert!(b.server.wait_log("reason=replay", WAIT), "{}", b.logs());
     std::thread::sleep(QUIET);
-    assert_eq!(runs(&a) + runs(&b), 0, "{}\n{}", a.logs(), b.logs());
+    assert_eq!(
+        a.runs("default") + b.runs("default"),
+        0,
+        "{}\n{}",
+        a.logs(),
+        b.logs()
+    );
     // The key still works on both.
-    send(&b, &v0_datagram(&key_string(&a), "default", now_nanos()));
+    b.send_datagram(&v0_datagram(&key_string(&a), "default", now_nanos()));
     b.expect_runs("default", &["127.0.0.1"]);
 }
 
@@ -172,7 +175,7 @@ fn a_server_restart_keeps_the_floors() {
     };
     let (a, b, _secrets) = pair(&redis);
     let datagram = v0_datagram(&key_string(&a), "default", now_nanos());
-    send(&a, &datagram);
+    a.send_datagram(&datagram);
     a.expect_runs("default", &["127.0.0.1"]);
     drop(b);
     // Restart A's server (same files): the old datagram is a replay.
@@ -186,8 +189,8 @@ fn a_server_restart_keeps_the_floors() {
         .args(["--address", &a.addr.to_string()])
         .env_remove("LISTEN_FDS");
     a.server = crate::util::Daemon::spawn(cmd, "listening on");
-    send(&a, &datagram);
+    a.send_datagram(&datagram);
     assert!(a.server.wait_log("reason=replay", WAIT), "{}", a.logs());
     std::thread::sleep(QUIET);
-    assert_eq!(runs(&a), 1);
+    assert_eq!(a.runs("default"), 1);
 }

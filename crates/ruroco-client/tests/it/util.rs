@@ -181,6 +181,19 @@ impl Stack {
         client(&args, &self.client_dir)
     }
 
+    /// Sends raw datagram bytes to the server from a loopback socket of its own.
+    pub fn send_datagram(&self, datagram: &[u8]) {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .send_to(datagram, self.addr)
+            .unwrap();
+    }
+
+    /// How many times the `name` command has run so far.
+    pub fn runs(&self, name: &str) -> usize {
+        self.wait_runs(name, usize::MAX, Duration::ZERO).len()
+    }
+
     /// Lines the `name` command wrote, once there are `n` of them (up to `timeout`).
     pub fn wait_runs(&self, name: &str, n: usize, timeout: Duration) -> Vec<String> {
         let path = self.dir.path().join(format!("{name}.out"));

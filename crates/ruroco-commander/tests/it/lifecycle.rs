@@ -476,18 +476,8 @@ fn speaks_the_notify_protocol() {
         .env("WATCHDOG_USEC", "400000");
     let cmdr = Daemon::spawn(cmd, "listening on");
     let mut got: Vec<String> = Vec::new();
-    let mut wait_for = |from: usize, want: &str| -> usize {
-        loop {
-            if let Some(i) = got.iter().skip(from).position(|m| m.contains(want)) {
-                return from + i;
-            }
-            let mut buf = [0u8; 4096];
-            let n = notify
-                .recv(&mut buf)
-                .unwrap_or_else(|e| panic!("no {want}: {e}"));
-            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-        }
-    };
+    let mut wait_for =
+        |from: usize, want: &str| ruroco_testkit::notified(&notify, &mut got, from, want);
     wait_for(0, "READY=1\nSTATUS=1 command(s)");
     wait_for(0, "WATCHDOG=1");
     cmdr.signal(Signal::SIGHUP);

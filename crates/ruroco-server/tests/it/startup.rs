@@ -275,26 +275,6 @@ fn a_dst_ip_refusal_says_which_address_was_claimed() {
     inbox.assert_empty(std::time::Duration::from_millis(200), "dst_ip ran");
 }
 
-/// Receives notify messages into `got` until one (after index `from`) contains `want`;
-/// its index.
-fn notified(
-    notify: &std::os::unix::net::UnixDatagram,
-    got: &mut Vec<String>,
-    from: usize,
-    want: &str,
-) -> usize {
-    loop {
-        if let Some(i) = got.iter().skip(from).position(|m| m.contains(want)) {
-            return from + i;
-        }
-        let mut buf = [0u8; 4096];
-        let n = notify
-            .recv(&mut buf)
-            .unwrap_or_else(|e| panic!("no {want} in {got:?}: {e}"));
-        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-    }
-}
-
 /// systemd's notify protocol: READY=1 with a status once it serves, WATCHDOG=1 from the
 /// loop, RELOADING=1 (with MONOTONIC_USEC) and READY=1 around a SIGHUP, STOPPING=1.
 #[test]
@@ -321,18 +301,18 @@ fn speaks_the_notify_protocol() {
         .env("WATCHDOG_USEC", "400000");
     let server = crate::util::Running::spawn(cmd);
     let mut got = Vec::new();
-    let ready = notified(&notify, &mut got, 0, "READY=1");
+    let ready = ruroco_testkit::notified(&notify, &mut got, 0, "READY=1");
     assert!(
         got[ready].contains("STATUS=1 key(s); since start 0 accepted"),
         "{got:?}"
     );
-    notified(&notify, &mut got, 0, "WATCHDOG=1");
+    ruroco_testkit::notified(&notify, &mut got, 0, "WATCHDOG=1");
     server.signal(nix::sys::signal::Signal::SIGHUP);
-    let reloading = notified(&notify, &mut got, 0, "RELOADING=1");
+    let reloading = ruroco_testkit::notified(&notify, &mut got, 0, "RELOADING=1");
     assert!(got[reloading].contains("MONOTONIC_USEC="), "{got:?}");
-    notified(&notify, &mut got, reloading + 1, "READY=1");
+    ruroco_testkit::notified(&notify, &mut got, reloading + 1, "READY=1");
     server.signal(nix::sys::signal::Signal::SIGTERM);
-    notified(&notify, &mut got, 0, "STOPPING=1");
+    ruroco_testkit::notified(&notify, &mut got, 0, "STOPPING=1");
 }
 
 /// Under the journal (`JOURNAL_STREAM` set) every line carries its priority, and the text
