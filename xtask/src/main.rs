@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::CommandFactory;
-use clap_complete::Shell;
+use ruroco_config::Shell;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -66,9 +66,11 @@ fn write_assets(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             let shell_dir = dir.join("completions").join(shell.to_string());
             std::fs::create_dir_all(&shell_dir)
                 .with_context(|| format!("cannot create {}", shell_dir.display()))?;
-            let mut cmd = cmd.clone();
-            let path = clap_complete::generate_to(shell, &mut cmd, &name, &shell_dir)
-                .with_context(|| format!("cannot write {shell} completion for {name}"))?;
+            let path = shell_dir.join(ruroco_config::completion_file_name(shell, &name));
+            let mut script = Vec::new();
+            ruroco_config::write_completions(shell, &mut cmd.clone(), &mut script)?;
+            std::fs::write(&path, script)
+                .with_context(|| format!("cannot write {}", path.display()))?;
             written.push(path);
         }
     }
@@ -90,9 +92,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let written = write_assets(dir.path()).unwrap();
         let read = |rel: &str| std::fs::read_to_string(dir.path().join(rel)).unwrap();
-        // 3 programs x (man page + 3 shells) + the client's 8 subcommand pages + the
-        // commander's `pending` and `run-pending`.
-        assert_eq!(written.len(), 3 * 4 + 8 + 2);
+        // 3 programs x (man page + 3 shells) + the client's 9 subcommand pages + the
+        // commander's `pending`, `run-pending` and `completions` + the server's `completions`.
+        assert_eq!(written.len(), 3 * 4 + 9 + 3 + 1);
+        assert!(read("man/ruroco-server-completions.1").contains("SHELL"));
         assert!(read("man/ruroco-commander-pending.1").contains("undo"));
         // Every page's NAME is its own program, with that program's description, and every
         // page it refers to exists.

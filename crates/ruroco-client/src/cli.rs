@@ -56,6 +56,19 @@ pub(crate) enum Cmd {
     /// Show a saved server's key again as a QR code, for a phone app.
     #[command(after_help = "Example:\n  ruroco-client qr web1")]
     Qr(QrArgs),
+    /// Print the shell completion script for SHELL.
+    #[command(
+        after_help = "Examples:\n  ruroco-client completions bash > ~/.local/share/bash-completion/completions/ruroco-client\n  ruroco-client completions zsh > ~/.zfunc/_ruroco-client\n  ruroco-client completions fish > ~/.config/fish/completions/ruroco-client.fish"
+    )]
+    Completions(CompletionsArgs),
+}
+
+/// `completions SHELL`.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to write the script for.
+    #[arg(value_name = "SHELL")]
+    pub(crate) shell: ruroco_config::Shell,
 }
 
 #[derive(Debug, Args)]

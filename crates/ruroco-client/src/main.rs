@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         Cmd::Proxy(args) => conf_dir().and_then(|dir| proxy::proxy(&args, &dir)),
         Cmd::Reseed(args) => conf_dir().and_then(|dir| reseed(args.yes, &dir)),
         Cmd::Qr(args) => conf_dir().and_then(|dir| show_qr(&args.name, &dir)),
+        Cmd::Completions(args) => print_completions(args.shell),
     };
     match result {
         Ok(code) => code,
@@ -46,6 +47,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `completions SHELL`: the script for the shell, on standard output.
+fn print_completions(shell: ruroco_config::Shell) -> anyhow::Result<ExitCode> {
+    use clap::CommandFactory;
+    ruroco_config::write_completions(shell, &mut Cli::command(), &mut std::io::stdout())
+        .context("cannot write the completion script")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `RUROCO_CONF_DIR`, else `$HOME/.config/ruroco`.

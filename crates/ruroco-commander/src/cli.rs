@@ -49,4 +49,13 @@ pub(crate) enum Action {
         after_help = "Example:\n  systemctl stop ruroco-commander && ruroco-commander run-pending"
     )]
     RunPending,
+    /// Print the shell completion script for SHELL.
+    #[command(
+        after_help = "Example:\n  ruroco-commander completions bash > /etc/bash_completion.d/ruroco-commander"
+    )]
+    Completions {
+        /// The shell to write the script for.
+        #[arg(value_name = "SHELL")]
+        shell: ruroco_config::Shell,
+    },
 }

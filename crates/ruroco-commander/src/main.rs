@@ -64,6 +64,11 @@ fn main() -> ExitCode {
                     anyhow::bail!("some undos failed; they stay pending")
                 }
             }),
+        Some(Action::Completions { shell }) => {
+            use clap::CommandFactory;
+            ruroco_config::write_completions(shell, &mut Cli::command(), &mut std::io::stdout())
+                .map_err(|e| anyhow::anyhow!("cannot write the completion script: {e}"))
+        }
         None => serve(origin),
     };
     match result {

@@ -13,10 +13,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod completions;
 mod locate;
 mod service_manager;
 mod time;
 mod units;
+pub use completions::{completion_file_name, write_completions, Shell};
 pub use locate::line_of;
 pub use service_manager::ServiceManager;
 pub use time::utc;

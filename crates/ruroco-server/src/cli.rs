@@ -3,13 +3,13 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use ruroco_config::DEFAULT_CONFIG_PATH;
 
 /// Receive one encrypted UDP datagram per command, authenticate and validate it, and hand
 /// the command to ruroco-commander. Never replies.
 #[derive(Debug, Parser)]
-#[command(name = "ruroco-server", version = ruroco_config::LONG_VERSION, long_about = None)]
+#[command(name = "ruroco-server", version = ruroco_config::LONG_VERSION, long_about = None, disable_help_subcommand = true)]
 pub(crate) struct Cli {
     /// Path of config.toml.
     #[arg(short, long, value_name = "PATH", default_value = DEFAULT_CONFIG_PATH)]
@@ -31,4 +31,20 @@ pub(crate) struct Cli {
     /// package's post-install step runs this); exit 1 if there are any.
     #[arg(long)]
     pub(crate) check_units: bool,
+    #[command(subcommand)]
+    pub(crate) action: Option<Action>,
+}
+
+/// What to do instead of serving.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Action {
+    /// Print the shell completion script for SHELL.
+    #[command(
+        after_help = "Example:\n  ruroco-server completions bash > /etc/bash_completion.d/ruroco-server"
+    )]
+    Completions {
+        /// The shell to write the script for.
+        #[arg(value_name = "SHELL")]
+        shell: ruroco_config::Shell,
+    },
 }

@@ -46,6 +46,20 @@ use crate::server::{now_nanos, Server};
 fn main() -> ExitCode {
     ruroco_config::init_logging();
     let cli = Cli::parse();
+    if let Some(cli::Action::Completions { shell }) = cli.action {
+        use clap::CommandFactory;
+        return match ruroco_config::write_completions(
+            shell,
+            &mut Cli::command(),
+            &mut std::io::stdout(),
+        ) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ruroco-server: cannot write the completion script: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if cli.check_units {
         let lines = ruroco_config::shadowing_units(&cli.root, own_exe().as_deref());
         for line in &lines {

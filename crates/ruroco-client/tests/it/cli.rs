@@ -279,3 +279,99 @@ fn help_has_examples() {
     let out = client(&["--version"], dir.path());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ruroco-client "));
 }
+
+/// `completions SHELL` on each program: bash loads the script and completes the program's
+/// own subcommands and flags from it.
+#[test]
+fn each_program_prints_completions_a_shell_loads() {
+    // (program, path, a subcommand it offers first, words before the flag, a flag there)
+    for (name, program, word, before, flag) in [
+        (
+            "ruroco-client",
+            std::path::PathBuf::from(crate::util::CLIENT),
+            "send",
+            "send",
+            "--send-delay-ms",
+        ),
+        (
+            "ruroco-server",
+            crate::util::workspace_bin("ruroco-server"),
+            "completions",
+            "",
+            "--check",
+        ),
+        (
+            "ruroco-commander",
+            crate::util::workspace_bin("ruroco-commander"),
+            "run-pending",
+            "",
+            "--commands",
+        ),
+    ] {
+        let line = format!("{name} {before} --").replace("  ", " ");
+        let words = line.split(' ').count() - 1;
+        let prev = line.split(' ').rev().nth(1).unwrap_or(name).to_owned();
+        let out = std::process::Command::new(&program)
+            .args(["completions", "bash"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            script.contains(flag),
+            "{name}: {flag} not in the bash script"
+        );
+        // Load it in a real bash and ask it to complete `NAME <TAB>` and `NAME --<TAB>`.
+        let probe = format!(
+            "source /dev/stdin; complete -p {name} >/dev/null || exit 3; \
+             f=$(complete -p {name} | sed -E 's/.* -F ([^ ]+) .*/\\1/'); \
+             COMP_WORDS=({name} ''); COMP_CWORD=1; COMP_LINE='{name} '; COMP_POINT=${{#COMP_LINE}}; \
+             $f {name} '' {name}; printf '%s\\n' \"${{COMPREPLY[@]}}\"; \
+             COMP_WORDS=({line}); COMP_CWORD={words}; COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}; \
+             $f {name} -- {prev}; printf '%s\\n' \"${{COMPREPLY[@]}}\""
+        );
+        let mut bash = std::process::Command::new("bash")
+            .args(["-c", &probe])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        bash.stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        let done = bash.wait_with_output().unwrap();
+        assert!(done.status.success(), "{name}: bash said {}", stderr(&done));
+        let offered = String::from_utf8(done.stdout).unwrap();
+        let offered: Vec<&str> = offered.lines().collect();
+        assert!(
+            offered.contains(&word),
+            "{name}: {word} not offered: {offered:?}"
+        );
+        assert!(
+            offered.contains(&flag),
+            "{name}: {flag} not offered: {offered:?}"
+        );
+        for shell in ["zsh", "fish", "elvish", "powershell"] {
+            let out = std::process::Command::new(&program)
+                .args(["completions", shell])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success() && out.stdout.len() > 100,
+                "{name} {shell}"
+            );
+        }
+        let out = std::process::Command::new(&program)
+            .args(["completions", "tcsh"])
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "{name}: an unknown shell is an error"
+        );
+    }
+}
