@@ -34,6 +34,8 @@ for want in \
     ./etc/fail2ban/filter.d/ruroco.conf \
     ./usr/share/man/man1/ruroco-server.1.gz ./usr/share/man/man1/ruroco-commander.1.gz \
     ./usr/share/man/man1/ruroco-client.1.gz ./usr/share/man/man1/ruroco-client-send.1.gz \
+    ./usr/share/man/man5/config.toml.5.gz ./usr/share/man/man5/commands.toml.5.gz \
+    ./usr/share/man/man5/client.toml.5.gz \
     ./usr/share/bash-completion/completions/ruroco-client.bash \
     ./usr/share/zsh/vendor-completions/_ruroco-client \
     ./usr/share/fish/vendor_completions.d/ruroco-client.fish \

@@ -1,5 +1,6 @@
-//! `cargo run -p xtask -- assets DIR`: writes man pages (`DIR/man/*.1`) and shell
-//! completions (`DIR/completions/{bash,zsh,fish}/…`) for the three programs.
+//! `cargo run -p xtask -- assets DIR`: writes man pages (`DIR/man/*.1`, and `*.5` for the
+//! three files people edit) and shell completions (`DIR/completions/{bash,zsh,fish}/…`)
+//! for the three programs.
 //!
 //! The programs' `cli.rs` files are compiled in here by path, so what is generated is the
 //! very definition the binaries parse with: the documentation cannot drift from the code.
@@ -50,6 +51,11 @@ fn write_assets(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let man_dir = dir.join("man");
     std::fs::create_dir_all(&man_dir)
         .with_context(|| format!("cannot create {}", man_dir.display()))?;
+    for file in &ruroco_config::fields::FILES {
+        let path = man_dir.join(format!("{}.5", file.name));
+        render_file_page(file, &path)?;
+        written.push(path);
+    }
     for cmd in commands() {
         let name = cmd.get_name().to_owned();
         let path = man_dir.join(format!("{name}.1"));
@@ -77,6 +83,55 @@ fn write_assets(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(written)
 }
 
+/// A section-5 page for one file, from the key lists its parser checks against.
+fn render_file_page(file: &ruroco_config::fields::FileDoc, path: &Path) -> anyhow::Result<()> {
+    use roff::{bold, italic, roman, Roff};
+    let version = env!("CARGO_PKG_VERSION");
+    let mut page = Roff::new();
+    page.control(
+        "TH",
+        [
+            file.name.to_uppercase().as_str(),
+            "5",
+            "",
+            &format!("ruroco {version}"),
+            "File Formats",
+        ],
+    );
+    page.control("SH", ["NAME"]);
+    page.text([roman(format!("{} - {}", file.name, file.summary))]);
+    page.control("SH", ["DESCRIPTION"]);
+    page.text([roman(file.description)]);
+    for table in file.tables {
+        let title = if table.header.is_empty() {
+            "KEYS".to_owned()
+        } else {
+            table.header.to_owned()
+        };
+        page.control("SH", [title.as_str()]);
+        page.text([roman(table.doc)]);
+        for field in table.fields {
+            page.control("TP", []);
+            page.text([
+                bold(field.name),
+                roman(" ("),
+                italic(field.kind),
+                roman(format!("; default: {})", field.default)),
+            ]);
+            page.text([roman(field.doc)]);
+        }
+    }
+    page.control("SH", ["EXAMPLE"]);
+    page.control("nf", []);
+    for line in file.example.lines() {
+        page.text([roman(line)]);
+    }
+    page.control("fi", []);
+    page.control("SH", ["SEE ALSO"]);
+    page.text([roman(file.see_also.join(", "))]);
+    std::fs::write(path, page.render()).with_context(|| format!("cannot write {}", path.display()))
+}
+
 fn render_man(cmd: clap::Command, path: &Path) -> anyhow::Result<()> {
     let mut page = Vec::new();
     clap_mangen::Man::new(cmd).render(&mut page)?;
@@ -94,7 +149,8 @@ mod tests {
         let read = |rel: &str| std::fs::read_to_string(dir.path().join(rel)).unwrap();
         // 3 programs x (man page + 3 shells) + the client's 9 subcommand pages + the
         // commander's `pending`, `run-pending` and `completions` + the server's `completions`.
-        assert_eq!(written.len(), 3 * 4 + 9 + 3 + 1);
+        // And a section-5 page for each of the three files.
+        assert_eq!(written.len(), 3 * 4 + 9 + 3 + 1 + 3);
         assert!(read("man/ruroco-server-completions.1").contains("SHELL"));
         assert!(read("man/ruroco-commander-pending.1").contains("undo"));
         // Every page's NAME is its own program, with that program's description, and every
@@ -102,6 +158,7 @@ mod tests {
         let pages: Vec<String> = written
             .iter()
             .filter(|p| p.extension().is_some_and(|e| e == "1"))
+            .filter(|p| !p.to_string_lossy().ends_with(".toml.1"))
             .map(|p| p.file_stem().unwrap().to_str().unwrap().to_owned())
             .collect();
         let about = |name: &str| -> String {
@@ -162,6 +219,55 @@ mod tests {
         assert!(read("completions/zsh/_ruroco-client").contains("--permissive"));
         assert!(read("completions/fish/ruroco-client.fish").contains("key-file"));
         assert!(read("completions/bash/ruroco-server.bash").contains("--config"));
+    }
+
+    /// The section-5 pages as `man` shows them: every documented key, with its default,
+    /// and every page they refer to exists.
+    #[test]
+    fn file_pages_show_every_key_in_man() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_assets(dir.path()).unwrap();
+        let names: Vec<String> = written
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        for file in &ruroco_config::fields::FILES {
+            let page = dir.path().join("man").join(format!("{}.5", file.name));
+            let out = std::process::Command::new("man")
+                .arg("-l")
+                .arg(&page)
+                .env("MANWIDTH", "200")
+                .env("MAN_KEEP_FORMATTING", "")
+                .output()
+                .expect("man (man-db) runs here; .ci/run installs it");
+            assert!(out.status.success(), "man -l {}", page.display());
+            let shown = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                shown.contains(&format!("{} - {}", file.name, file.summary)),
+                "{shown}"
+            );
+            for table in file.tables {
+                for field in table.fields {
+                    let line = format!(
+                        "{} ({}; default: {})",
+                        field.name, field.kind, field.default
+                    );
+                    assert!(
+                        shown.contains(&line),
+                        "{}: {line} not shown:\n{shown}",
+                        file.name
+                    );
+                }
+            }
+            for referred in file.see_also {
+                let (name, section) = referred.trim_end_matches(')').split_once('(').unwrap();
+                assert!(
+                    names.contains(&format!("{name}.{section}")),
+                    "{} refers to {referred}, which is not generated",
+                    file.name
+                );
+            }
+        }
     }
 
     #[test]

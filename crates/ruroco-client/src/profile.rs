@@ -282,6 +282,17 @@ mod tests {
     }
 
     #[test]
+    fn client_toml_documents_exactly_the_keys_the_parser_accepts() {
+        let parsed = ruroco_config::fields::serde_fields::<RawServer>();
+        let documented: Vec<&str> = ruroco_config::fields::SERVER_KEYS.names().collect();
+        assert!(!parsed.is_empty());
+        assert_eq!(parsed, documented.as_slice());
+        let example = parse(ruroco_config::fields::CLIENT_TOML.example).unwrap();
+        assert!(example.broken.is_empty(), "{:?}", example.broken);
+        assert_eq!(example.servers.len(), 1);
+    }
+
+    #[test]
     fn full_entry() {
         let p = parse(
             r#"

@@ -237,7 +237,8 @@ impl Commands {
     }
 }
 
-const TABLE_KEYS: &str = "cmd, timeout_sec, undo, undo_after_sec, cooldown_sec, single_flight";
+/// The keys of an entry's table form: the list the man page documents.
+const TABLE_KEYS: ruroco_config::fields::Table = ruroco_config::fields::COMMAND_KEYS;
 
 fn entry(name: &str, value: toml::Value) -> Result<CommandSpec, String> {
     let mut table = match value {
@@ -249,11 +250,11 @@ fn entry(name: &str, value: toml::Value) -> Result<CommandSpec, String> {
         _ => return Err("must be a string or a table { cmd = \"...\", timeout_sec = N }".into()),
     };
     // First, so that a misspelt key is named (not reported as the key it should have been).
-    if let Some(unknown) = table
-        .keys()
-        .find(|k| !TABLE_KEYS.split(", ").any(|known| known == *k))
-    {
-        return Err(format!("unknown key `{unknown}` (allowed: {TABLE_KEYS})"));
+    if let Some(unknown) = table.keys().find(|k| !TABLE_KEYS.knows(k)) {
+        return Err(format!(
+            "unknown key `{unknown}` (allowed: {})",
+            TABLE_KEYS.allowed()
+        ));
     }
     let cmd = shell("cmd", table.remove("cmd").ok_or("missing `cmd`")?)?;
     let mut spec = CommandSpec::plain(name, &cmd, DEFAULT_TIMEOUT);
@@ -280,7 +281,10 @@ fn entry(name: &str, value: toml::Value) -> Result<CommandSpec, String> {
         (None, Some(_)) => return Err("`undo_after_sec` needs `undo` (what to run)".into()),
     }
     if let Some(unknown) = table.keys().next() {
-        return Err(format!("unknown key `{unknown}` (allowed: {TABLE_KEYS})"));
+        return Err(format!(
+            "unknown key `{unknown}` (allowed: {})",
+            TABLE_KEYS.allowed()
+        ));
     }
     Ok(spec)
 }

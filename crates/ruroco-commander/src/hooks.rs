@@ -93,7 +93,8 @@ impl Hooks {
                 }
                 _ => {
                     return Err(format!(
-                        "unknown key `{key}` (allowed: on_success, on_failure, on_timeout, on_refused, on_undo, timeout_sec)"
+                        "unknown key `{key}` (allowed: {})",
+                        ruroco_config::fields::HOOK_KEYS.allowed()
                     ))
                 }
             };

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod completions;
+pub mod fields;
 mod locate;
 mod service_manager;
 mod time;

@@ -192,3 +192,36 @@ fn a_misspelt_key_is_named_with_its_line() {
         "{err}"
     );
 }
+
+/// Every key the man page documents for an entry and for `[hooks]` is one the parser takes,
+/// and nothing else is.
+#[test]
+fn every_documented_key_is_accepted() {
+    let value = |f: &ruroco_config::fields::Field| match f.kind {
+        "integer" => "5",
+        "boolean" => "true",
+        _ => "\"true\"",
+    };
+    for f in ruroco_config::fields::COMMAND_KEYS.fields {
+        let mut text = "[commands.a]\ncmd = \"true\"\n".to_owned();
+        match f.name {
+            "cmd" => {}
+            "undo" | "undo_after_sec" => text.push_str("undo = \"true\"\nundo_after_sec = 5\n"),
+            name => text.push_str(&format!("{name} = {}\n", value(f))),
+        }
+        assert!(parse(&text).is_ok(), "{}: {:?}", f.name, parse(&text).err());
+    }
+    for f in ruroco_config::fields::HOOK_KEYS.fields {
+        let text = format!(
+            "[commands]\na = \"true\"\n[hooks]\n{} = {}\n",
+            f.name,
+            value(f)
+        );
+        assert!(parse(&text).is_ok(), "{}: {:?}", f.name, parse(&text).err());
+    }
+    let example = parse(ruroco_config::fields::COMMANDS_TOML.example).unwrap();
+    assert_eq!(example.len(), 2);
+    let err = parse("[commands]\na = \"true\"\n[hooks]\non_start = \"x\"\n").unwrap_err();
+    assert!(err.to_string().contains("unknown key `on_start`"), "{err}");
+    assert!(err.to_string().contains("on_undo, timeout_sec"), "{err}");
+}
