@@ -1,17 +1,30 @@
 #!/usr/bin/env bash
 # Builds the Debian package of the three programs and checks what it holds.
 # Needs cargo-deb (cargo install cargo-deb --locked). Prints the path of the .deb.
-# With --install-check (root, on a disposable machine): installs the package, checks the
-# user, permissions and units, and purges it again.
+#
+#   --label LABEL    build version VERSION+LABEL (the programs say so in --version)
+#   --install-check  (root, on a disposable machine) installs the package, checks the user,
+#                    permissions and units; upgrades to a build labelled "upgradecheck"
+#                    while the daemons run (they must come back as the new version),
+#                    removes (nothing of ours may run) and purges it again.
 set -euo pipefail
 install_check=0
-[ "${1:-}" = "--install-check" ] && install_check=1
+label=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --install-check) install_check=1 ;;
+        --label) label=$2; shift ;;
+        *) echo "usage: build-deb.sh [--label LABEL] [--install-check]" >&2; exit 2 ;;
+    esac
+    shift
+done
 cd "$(dirname "$0")/.."
 
 if ! command -v cargo-deb >/dev/null; then
     echo "build-deb.sh needs cargo-deb: cargo install cargo-deb --locked" >&2
     exit 1
 fi
+export RUROCO_VERSION_LABEL="$label"
 cargo build --release --workspace --locked --bins
 rm -rf target/assets
 cargo run --quiet --locked -p xtask -- assets target/assets >/dev/null
@@ -20,7 +33,11 @@ client=$(bash scripts/static-client.sh)
 mkdir -p target/assets/bin
 cp "$client" target/assets/bin/ruroco-client
 # cargo deb's own errors go to the terminal; only its last line (the path) is kept.
-deb=$(cargo deb -p ruroco-server --no-build --locked | tail -n 1) || true
+version=$(cargo metadata --no-deps --format-version 1 --locked |
+    sed -n 's/.*"name":"ruroco-server","version":"\([^"]*\)".*/\1/p')
+deb_version=()
+[ -n "$label" ] && deb_version=(--deb-version "$version+$label")
+deb=$(cargo deb -p ruroco-server --no-build --locked "${deb_version[@]}" | tail -n 1) || true
 [ -f "$deb" ] || { echo "cargo deb did not produce a package (its errors are above)" >&2; exit 1; }
 
 contents=$(dpkg-deb -c "$deb")
@@ -28,7 +45,8 @@ missing=0
 for want in \
     ./usr/bin/ruroco-server ./usr/bin/ruroco-commander ./usr/bin/ruroco-client \
     ./lib/systemd/system/ruroco.socket ./lib/systemd/system/ruroco.service \
-    ./lib/systemd/system/ruroco-commander.service \
+    ./lib/systemd/system/ruroco-commander.socket ./lib/systemd/system/ruroco-commander.service \
+    ./usr/lib/ruroco/ruroco-processes \
     ./usr/lib/sysusers.d/ruroco.conf ./usr/lib/tmpfiles.d/ruroco.conf \
     ./etc/ruroco/config.toml ./etc/ruroco/commands.toml \
     ./etc/fail2ban/filter.d/ruroco.conf \
@@ -58,7 +76,7 @@ if [ "$install_check" = 1 ]; then
     [ "$(stat -c '%a %U' /etc/ruroco/commands.toml)" = "600 root" ] || { echo "bad commands.toml permissions" >&2; exit 1; }
     if command -v systemd-analyze >/dev/null; then
         out=$(systemd-analyze verify /lib/systemd/system/ruroco.socket /lib/systemd/system/ruroco.service \
-            /lib/systemd/system/ruroco-commander.service 2>&1)
+            /lib/systemd/system/ruroco-commander.socket /lib/systemd/system/ruroco-commander.service 2>&1)
         [ -z "$out" ] || { echo "systemd-analyze verify: $out" >&2; exit 1; }
     fi
     /usr/bin/ruroco-client --version >&2
@@ -70,6 +88,8 @@ if [ "$install_check" = 1 ]; then
             || { echo "the static client cannot send to localhost" >&2; exit 1; }
         rm -rf "$scratch"
     fi
+    # Upgrades restart what runs, as the new version, and start nothing else.
+    bash packaging/upgrade-check.sh "$deb" "$(bash "$0" --label upgradecheck | tail -n 1)" >&2
     # Remove runs what is still pending: a command's undo must not be lost with the package.
     mkdir -p /var/lib/ruroco-commander
     marker=$(mktemp -u /tmp/ruroco-undo-ran.XXXXXX)
@@ -82,6 +102,14 @@ undo = "echo \$RUROCO_IP > $marker"
 timeout_sec = 5
 TOML
     dpkg --remove ruroco >&2
+    for exe in /proc/[0-9]*/exe; do
+        case "$(readlink "$exe" 2>/dev/null)" in
+            /usr/bin/ruroco-server* | /usr/bin/ruroco-commander*)
+                echo "remove left a daemon running: $exe" >&2
+                exit 1
+                ;;
+        esac
+    done
     [ "$(cat "$marker" 2>/dev/null)" = "203.0.113.7" ] || { echo "remove did not run the pending undo" >&2; exit 1; }
     rm -f "$marker"
     ! grep -q "open_ssh" /var/lib/ruroco-commander/pending-undos.toml 2>/dev/null \

@@ -1,5 +1,7 @@
 //! Records which commit and target the programs were built from, for `--version` and the
-//! `build_info` metrics (`unknown` outside a git checkout, e.g. from a release tarball).
+//! `build_info` metrics (`unknown` outside a git checkout, e.g. from a release tarball),
+//! and the version: the package's, with `+LABEL` when `RUROCO_VERSION_LABEL` is set at
+//! build time (a distribution's revision, or a test build that must differ).
 
 fn main() {
     let commit = std::process::Command::new("git")
@@ -23,5 +25,14 @@ fn main() {
             println!("cargo:rerun-if-changed={path}");
         }
     }
+    let mut version = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();
+    if let Ok(label) = std::env::var("RUROCO_VERSION_LABEL") {
+        let label = label.trim();
+        if !label.is_empty() {
+            version = format!("{version}+{label}");
+        }
+    }
+    println!("cargo:rustc-env=RUROCO_VERSION={version}");
+    println!("cargo:rerun-if-env-changed=RUROCO_VERSION_LABEL");
     println!("cargo:rerun-if-changed=build.rs");
 }

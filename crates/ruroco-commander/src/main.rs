@@ -111,7 +111,7 @@ fn serve(origin: setup::Origin) -> anyhow::Result<()> {
     }
     let store = UndoStore::new(config.state_dir());
     let pending = store.load(clock::now_unix_ms())?;
-    let socket = CommanderSocket::bind(
+    let socket = CommanderSocket::open(
         &config.socket_path(),
         &config.socket_user,
         &config.socket_group,
@@ -138,9 +138,14 @@ fn serve(origin: setup::Origin) -> anyhow::Result<()> {
     // Said only once the service (with its signal handlers) stands: a SIGTERM that
     // follows this line always stops the commander cleanly.
     let ready = format!(
-        "ruroco-commander {} listening on {} with {} command(s) from {}{}",
-        env!("CARGO_PKG_VERSION"),
+        "ruroco-commander {} listening on {}{} with {} command(s) from {}{}",
+        ruroco_config::VERSION,
         socket.path.display(),
+        if socket.adopted {
+            " (socket passed by systemd)"
+        } else {
+            ""
+        },
         commands.len(),
         source.path().display(),
         match source {

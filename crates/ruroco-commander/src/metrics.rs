@@ -162,7 +162,7 @@ impl CommanderMetrics {
         e.sample(
             name,
             &[
-                ("version", env!("CARGO_PKG_VERSION")),
+                ("version", ruroco_config::VERSION),
                 ("commit", ruroco_config::COMMIT),
                 ("target", ruroco_config::TARGET),
             ],

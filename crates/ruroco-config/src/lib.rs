@@ -25,9 +25,12 @@ pub use service_manager::ServiceManager;
 pub use time::utc;
 pub use units::shadowing_units;
 
-/// The version `--version` prints: the package version, the git commit and the target.
+/// The programs' version: the package's, with `+LABEL` if `RUROCO_VERSION_LABEL` was set
+/// at build time.
+pub const VERSION: &str = env!("RUROCO_VERSION");
+/// The version `--version` prints: the version, the git commit and the target.
 pub const LONG_VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
+    env!("RUROCO_VERSION"),
     " (commit ",
     env!("RUROCO_COMMIT"),
     ", ",

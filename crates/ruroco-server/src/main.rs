@@ -174,7 +174,7 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
     let forwarder = Forwarder::new(config.socket_path());
     tracing::info!(
         "ruroco-server {} listening on {local} ({source}), {} key(s) ({} with an allow-list), formats {}, floors in {}{}, commander at {}",
-        env!("CARGO_PKG_VERSION"),
+        ruroco_config::VERSION,
         keys.len(),
         allow.len(),
         if config.accept_v0 { "v1 and v0" } else { "v1 only" },

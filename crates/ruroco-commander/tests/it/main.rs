@@ -8,6 +8,7 @@
     dead_code
 )]
 
+mod activation;
 mod execution;
 mod hooks;
 mod lifecycle;

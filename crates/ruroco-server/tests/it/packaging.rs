@@ -8,9 +8,10 @@ use ruroco_proto::{seal, Key, Plaintext, Wire};
 
 use crate::util::{now_nanos, packaging_dir, tool, Daemon, Fixture, Running, BIN};
 
-const UNITS: [&str; 3] = [
+const UNITS: [&str; 4] = [
     "ruroco.socket",
     "ruroco.service",
+    "ruroco-commander.socket",
     "ruroco-commander.service",
 ];
 
@@ -97,8 +98,23 @@ fn example_config_matches_the_units() {
     assert_eq!(
         config.socket_path(),
         std::path::Path::new("/run/ruroco/ruroco.socket"),
-        "RuntimeDirectory=ruroco"
+        "ListenStream= of ruroco-commander.socket"
     );
+    // The socket systemd makes is the one the commander would bind: same path, owner and
+    // mode (the commander refuses another path and sets the mode again).
+    let socket_unit =
+        std::fs::read_to_string(packaging_dir().join("systemd/ruroco-commander.socket")).unwrap();
+    for line in [
+        format!("ListenStream={}", config.socket_path().display()),
+        format!("SocketUser={}", config.socket_user),
+        format!("SocketGroup={}", config.socket_group),
+        "SocketMode=0204".to_owned(),
+    ] {
+        assert!(
+            socket_unit.lines().any(|l| l == line),
+            "{line} missing in ruroco-commander.socket"
+        );
+    }
     assert_eq!(config.socket_user, "ruroco", "User=ruroco");
     assert_eq!(
         config.state_dir(),
@@ -109,6 +125,16 @@ fn example_config_matches_the_units() {
         std::fs::read_to_string(packaging_dir().join("systemd/ruroco-commander.service")).unwrap();
     assert!(
         unit.contains("\nStateDirectory=ruroco-commander\n"),
+        "{unit}"
+    );
+    // systemd removes a RuntimeDirectory= when the service stops: it would take the
+    // socket that must outlive the commander with it.
+    assert!(
+        !unit.lines().any(|l| l.starts_with("RuntimeDirectory")),
+        "{unit}"
+    );
+    assert!(
+        unit.contains("\nRequires=ruroco-commander.socket\n"),
         "{unit}"
     );
 }
