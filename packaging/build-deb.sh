@@ -24,20 +24,27 @@ if ! command -v cargo-deb >/dev/null; then
     echo "build-deb.sh needs cargo-deb: cargo install cargo-deb --locked" >&2
     exit 1
 fi
-export RUROCO_VERSION_LABEL="$label"
-cargo build --release --workspace --locked --bins
+# Unset rather than empty when there is none: cargo would see a change and rebuild.
+if [ -n "$label" ]; then export RUROCO_VERSION_LABEL="$label"; else unset RUROCO_VERSION_LABEL; fi
 rm -rf target/assets
 cargo run --quiet --locked -p xtask -- assets target/assets >/dev/null
-# The client ships statically linked: it starts faster (see scripts/static-client.sh).
-client=$(bash scripts/static-client.sh)
+# The programs ship statically linked (see scripts/static-build.sh).
+bins=$(bash scripts/static-build.sh)
 mkdir -p target/assets/bin
-cp "$client" target/assets/bin/ruroco-client
+for program in ruroco-server ruroco-commander ruroco-client; do
+    cp "$bins/$program" target/assets/bin/
+done
 # cargo deb's own errors go to the terminal; only its last line (the path) is kept.
 version=$(cargo metadata --no-deps --format-version 1 --locked |
     sed -n 's/.*"name":"ruroco-server","version":"\([^"]*\)".*/\1/p')
 deb_version=()
-[ -n "$label" ] && deb_version=(--deb-version "$version+$label")
-deb=$(cargo deb -p ruroco-server --no-build --locked "${deb_version[@]}" | tail -n 1) || true
+# A labelled build goes to a directory of its own: cargo deb would replace the other.
+if [ -n "$label" ]; then
+    mkdir -p "target/debian-$label"
+    deb_version=(--deb-version "$version+$label" --output "target/debian-$label/")
+fi
+deb=$(cargo deb -p ruroco-server --no-build --locked "${deb_version[@]}" 2>/dev/null | tail -n 1) || true
+[ -f "$deb" ] || cargo deb -p ruroco-server --no-build --locked "${deb_version[@]}" >&2 || true
 [ -f "$deb" ] || { echo "cargo deb did not produce a package (its errors are above)" >&2; exit 1; }
 
 contents=$(dpkg-deb -c "$deb")
@@ -80,14 +87,17 @@ if [ "$install_check" = 1 ]; then
         [ -z "$out" ] || { echo "systemd-analyze verify: $out" >&2; exit 1; }
     fi
     /usr/bin/ruroco-client --version >&2
+    for program in ruroco-server ruroco-commander ruroco-client; do
+        ldd "/usr/bin/$program" 2>&1 | grep -q "statically linked\|not a dynamic" \
+            || { echo "/usr/bin/$program is not statically linked" >&2; exit 1; }
+    done
     # The static client still resolves names (glibc's files/dns backends are built in).
-    if ldd /usr/bin/ruroco-client 2>&1 | grep -q "statically linked\|not a dynamic"; then
-        scratch=$(mktemp -d)
-        /usr/bin/ruroco-client gen >"$scratch/k.key"
-        RUROCO_CONF_DIR="$scratch" /usr/bin/ruroco-client send -a localhost:9 -k "$scratch/k.key" >&2 \
-            || { echo "the static client cannot send to localhost" >&2; exit 1; }
-        rm -rf "$scratch"
-    fi
+    scratch=$(mktemp -d)
+    /usr/bin/ruroco-client gen >"$scratch/k.key"
+    chmod 600 "$scratch/k.key"
+    RUROCO_CONF_DIR="$scratch" /usr/bin/ruroco-client send -a localhost:9 -k "$scratch/k.key" >&2 \
+        || { echo "the static client cannot send to localhost" >&2; exit 1; }
+    rm -rf "$scratch"
     # Upgrades restart what runs, as the new version, and start nothing else.
     bash packaging/upgrade-check.sh "$deb" "$(bash "$0" --label upgradecheck | tail -n 1)" >&2
     # Remove runs what is still pending: a command's undo must not be lost with the package.

@@ -8,8 +8,10 @@
 #      still runs its command.
 # The daemons are left running: the remove check that follows must stop them.
 set -euo pipefail
+trap 'echo "upgrade check: failed at line $LINENO" >&2' ERR
 old=$1
 new=$2
+[ -f "$old" ] && [ -f "$new" ] || { echo "upgrade check: need two packages, got '$old' and '$new'" >&2; exit 1; }
 fail() {
     echo "upgrade check: $*" >&2
     exit 1

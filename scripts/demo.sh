@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# A complete local round trip: build the three programs, start a commander and a server
-# on loopback in a temporary directory, send one command with the client, show that it
-# ran, and stop both. Nothing outside the temporary directory is touched.
+# A complete local round trip: build the three programs (or take them from RUROCO_BIN, an
+# absolute path), start a commander and a server on loopback in a temporary directory,
+# send one command with the client, show that it ran, and stop both. Nothing outside the
+# temporary directory is touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "==> building"
-cargo build --workspace --locked --quiet
-bin=target/debug
+# RUROCO_BIN: a directory that already holds the three programs (an installed release);
+# otherwise they are built here.
+if [ -n "${RUROCO_BIN:-}" ]; then
+    bin=$RUROCO_BIN
+else
+    echo "==> building"
+    cargo build --workspace --locked --quiet
+    bin=target/debug
+fi
 
 work=$(mktemp -d)
 server_pid=""

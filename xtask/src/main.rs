@@ -1,3 +1,5 @@
+//! `cargo run -p xtask -- dist DIR`: the release tarball (see [`dist`]).
+//!
 //! `cargo run -p xtask -- assets DIR`: writes man pages (`DIR/man/*.1`, and `*.5` for the
 //! three files people edit) and shell completions (`DIR/completions/{bash,zsh,fish}/…`)
 //! for the three programs.
@@ -32,8 +34,182 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        _ => bail!("usage: cargo run -p xtask -- assets DIR"),
+        [task, dir] if task == "dist" => {
+            let tarball = dist(Path::new(dir))?;
+            println!("{}", tarball.display());
+            Ok(())
+        }
+        _ => bail!("usage: cargo run -p xtask -- assets DIR | dist DIR"),
     }
+}
+
+/// The workspace's root (xtask's parent directory).
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Runs `cmd`, failing with its name if it does not succeed; its standard output.
+fn run(cmd: &mut std::process::Command) -> anyhow::Result<String> {
+    let out = cmd
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed ({})", out.status);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Files of the repository that go into the tarball: (source, place in the tarball, mode).
+const DIST_FILES: &[(&str, &str, u32)] = &[
+    (
+        "packaging/systemd/ruroco.socket",
+        "systemd/ruroco.socket",
+        0o644,
+    ),
+    (
+        "packaging/systemd/ruroco.service",
+        "systemd/ruroco.service",
+        0o644,
+    ),
+    (
+        "packaging/systemd/ruroco-commander.socket",
+        "systemd/ruroco-commander.socket",
+        0o644,
+    ),
+    (
+        "packaging/systemd/ruroco-commander.service",
+        "systemd/ruroco-commander.service",
+        0o644,
+    ),
+    (
+        "packaging/sysusers.d/ruroco.conf",
+        "sysusers.d/ruroco.conf",
+        0o644,
+    ),
+    (
+        "packaging/tmpfiles.d/ruroco.conf",
+        "tmpfiles.d/ruroco.conf",
+        0o644,
+    ),
+    ("packaging/config/config.toml", "config/config.toml", 0o644),
+    (
+        "packaging/config/commands.toml",
+        "config/commands.toml",
+        0o600,
+    ),
+    (
+        "packaging/fail2ban/filter.d/ruroco.conf",
+        "fail2ban/filter.d/ruroco.conf",
+        0o644,
+    ),
+    (
+        "packaging/fail2ban/jail.d/ruroco.conf",
+        "fail2ban/jail.d/ruroco.conf",
+        0o644,
+    ),
+    ("packaging/dist/install.sh", "install.sh", 0o755),
+    ("scripts/demo.sh", "demo.sh", 0o755),
+    ("README.md", "doc/README.md", 0o644),
+    ("CHANGELOG.md", "doc/CHANGELOG.md", 0o644),
+    ("LICENSE", "doc/LICENSE", 0o644),
+    ("docs/operators.md", "doc/operators.md", 0o644),
+    ("docs/migrating.md", "doc/migrating.md", 0o644),
+];
+
+/// The release tarball `DIR/ruroco-VERSION-TARGET.tar.gz`: the three programs built
+/// static-pie, the systemd units, sysusers.d and tmpfiles.d files, example configuration,
+/// the fail2ban filter, man pages, shell completions, documentation, `install.sh`,
+/// `demo.sh` and `SHA256SUMS` of every file; beside it `DIR/SHA256SUMS` of the tarball.
+/// Reproducible: sorted, owned by root, every time stamp that of the last commit.
+fn dist(out: &Path) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let root = workspace();
+    let bins = run(std::process::Command::new("bash")
+        .arg("scripts/static-build.sh")
+        .current_dir(&root))?;
+    let name = format!(
+        "ruroco-{}-{}",
+        ruroco_config::VERSION,
+        ruroco_config::TARGET
+    );
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let out = std::fs::canonicalize(out)?;
+    let stage = out.join(&name);
+    if stage.exists() {
+        std::fs::remove_dir_all(&stage)
+            .with_context(|| format!("cannot remove {}", stage.display()))?;
+    }
+    let place = |from: &Path, to: &str, mode: u32| -> anyhow::Result<()> {
+        let dest = stage.join(to);
+        if let Some(dir) = dest.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::copy(from, &dest)
+            .with_context(|| format!("cannot copy {} to {}", from.display(), dest.display()))?;
+        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode))?;
+        Ok(())
+    };
+    for program in ["ruroco-server", "ruroco-commander", "ruroco-client"] {
+        place(
+            &root.join(&bins).join(program),
+            &format!("bin/{program}"),
+            0o755,
+        )?;
+    }
+    for (from, to, mode) in DIST_FILES {
+        place(&root.join(from), to, *mode)?;
+    }
+    write_assets(&stage)?;
+    // Checksums of every file, as `sha256sum -c SHA256SUMS` reads them.
+    let mut files = Vec::new();
+    collect_files(&stage, &stage, &mut files)?;
+    files.sort();
+    let sums = run(std::process::Command::new("sha256sum")
+        .arg("--")
+        .args(&files)
+        .current_dir(&stage))?;
+    std::fs::write(stage.join("SHA256SUMS"), format!("{sums}\n"))?;
+    let epoch = run(std::process::Command::new("git")
+        .args(["log", "-1", "--format=%ct"])
+        .current_dir(&root))
+    .unwrap_or_else(|_| "0".to_owned());
+    let tarball = format!("{name}.tar.gz");
+    run(std::process::Command::new("tar")
+        .args([
+            "--sort=name",
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+            &format!("--mtime=@{epoch}"),
+            "--use-compress-program=gzip -n",
+            "-cf",
+            &tarball,
+            &name,
+        ])
+        .current_dir(&out))?;
+    let sums = run(std::process::Command::new("sha256sum")
+        .arg(&tarball)
+        .current_dir(&out))?;
+    std::fs::write(out.join("SHA256SUMS"), format!("{sums}\n"))?;
+    std::fs::remove_dir_all(&stage)?;
+    Ok(out.join(tarball))
+}
+
+/// Every file under `dir`, relative to `base`.
+fn collect_files(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_files(base, &path, out)?;
+        } else if let Ok(rel) = path.strip_prefix(base) {
+            out.push(rel.to_path_buf());
+        }
+    }
+    Ok(())
 }
 
 /// Every program's clap command, with its binary name.

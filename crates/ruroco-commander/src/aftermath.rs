@@ -39,6 +39,8 @@ impl Service {
         };
         let outcome_label = event.as_str();
         // Per kind: the bookkeeping, what the line is about, and the hook that follows.
+        // (what ran, for the journal's and JSON's fields)
+        let about: (&'static str, String, Option<IpAddr>);
         let (subject, note, hook) = match tag {
             Tag::Command { spec, ip } => {
                 self.gate.finished(&spec.name);
@@ -50,6 +52,7 @@ impl Service {
                     _ => String::new(),
                 };
                 let subject = format!("command {} for {ip}", spec.name);
+                about = ("command", spec.name.clone(), Some(ip));
                 (subject, note, Some((event, spec.name.clone(), ip)))
             }
             Tag::Undo(ticket) => {
@@ -59,11 +62,13 @@ impl Service {
                 }
                 let u = ticket.undo;
                 let subject = format!("undo of {} for {}", u.command, u.ip);
+                about = ("undo", u.command.clone(), Some(u.ip));
                 (subject, String::new(), Some((Event::Undo, u.command, u.ip)))
             }
             Tag::Hook { event: e, command } => {
                 // A hook never triggers another hook.
                 self.metrics.hook(e.as_str(), outcome_label);
+                about = ("hook", command.clone(), None);
                 (
                     format!("hook on_{} for {command}", e.as_str()),
                     String::new(),
@@ -72,10 +77,29 @@ impl Service {
             }
         };
         let line = format!("{subject} {verb} {detail}{note}; stdout={stdout:?} stderr={stderr:?}");
+        let (kind, command, ip) = about;
+        let client_ip = ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let exit_status = outcome.code().map(|c| c.to_string()).unwrap_or_default();
         if event == Event::Success {
-            tracing::info!("{line}");
+            tracing::info!(
+                kind,
+                command,
+                client_ip,
+                outcome = outcome_label,
+                exit_status,
+                duration_ms = ms,
+                "{line}"
+            );
         } else {
-            tracing::warn!("{line}");
+            tracing::warn!(
+                kind,
+                command,
+                client_ip,
+                outcome = outcome_label,
+                exit_status,
+                duration_ms = ms,
+                "{line}"
+            );
         }
         if let Some((event, command, ip)) = hook {
             self.hook(event, &command, ip, outcome.code(), duration, None);

@@ -199,6 +199,7 @@ impl Service {
         let Some(spec) = self.commands.get(message.cmd_hash) else {
             self.metrics.unknown_command();
             tracing::warn!(
+                client_ip = %ip, outcome = "unknown_command", cmd_hash = %format_args!("{:016x}", message.cmd_hash),
                 "unknown command hash {:016x} for {ip}: nothing run",
                 message.cmd_hash
             );
@@ -207,6 +208,7 @@ impl Service {
         let spec = Arc::clone(spec);
         if !self.allow_non_routable && !is_routable(ip) {
             tracing::warn!(
+                command = %spec.name, client_ip = %ip, outcome = "refused", reason = "non_routable",
                 "refusing command {} for non-routable ip {ip} (set allow_non_routable_ips = true to allow)",
                 spec.name
             );
@@ -217,6 +219,7 @@ impl Service {
             || (spec.undo.is_some() && !self.undos.has_room_for(&spec.name, ip))
         {
             tracing::error!(
+                command = %spec.name, client_ip = %ip, outcome = "refused", reason = "busy",
                 "refused command {} for {ip}: reason=busy (too many commands in flight or undos pending)",
                 spec.name
             );
@@ -226,20 +229,24 @@ impl Service {
         if let Err(refusal) = self.gate.admit(&spec, ip, now_mono_ms()) {
             match refusal {
                 Refusal::Cooldown { left_ms } => tracing::warn!(
+                    command = %spec.name, client_ip = %ip, outcome = "refused", reason = "cooldown",
                     "refused command {} for {ip}: reason=cooldown ({} ms left of cooldown_sec = {})",
                     spec.name,
                     left_ms,
                     spec.cooldown.map_or(0, |c| c.as_secs())
                 ),
                 Refusal::SingleFlight => tracing::warn!(
+                    command = %spec.name, client_ip = %ip, outcome = "refused", reason = "single_flight",
                     "refused command {} for {ip}: reason=single_flight (an instance is running)",
                     spec.name
                 ),
                 Refusal::Busy => tracing::error!(
+                    command = %spec.name, client_ip = %ip, outcome = "refused", reason = "busy",
                     "refused command {} for {ip}: reason=busy (cooldown table full)",
                     spec.name
                 ),
                 Refusal::NonRoutable => tracing::warn!(
+                    command = %spec.name, client_ip = %ip, outcome = "refused", reason = "non_routable",
                     "refused command {} for {ip}: reason=non_routable",
                     spec.name
                 ),

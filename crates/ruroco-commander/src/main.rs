@@ -37,8 +37,8 @@ use crate::socket::CommanderSocket;
 use crate::undo_store::UndoStore;
 
 fn main() -> ExitCode {
-    ruroco_config::init_logging();
     let cli = Cli::parse();
+    ruroco_config::init_logging(ruroco_config::log_format(cli.log_format, &cli.config));
     let origin = setup::Origin {
         config: cli.config.clone(),
         commands: cli.commands.clone(),

@@ -101,6 +101,7 @@ pub const CONFIG_KEYS: Table = Table {
         field("floor_store_user", "string", "none", "Redis ACL user to authenticate as, with the password of the file."),
         field("floor_store_min_replicas", "integer", "0", "Replicas that must hold a batch's floors (Redis WAIT) before any of it runs."),
         field("floor_store_timeout_ms", "integer", "200", "How long a Redis round trip may take before the batch is refused."),
+        field("log_format", "string", "\"text\"", "The form of both daemons' log lines: \"text\" (under systemd, native journal entries with fields such as REASON, SRC_IP, KEY, COMMAND, OUTCOME) or \"json\" (one object per line with every field, for log shippers). --log-format wins over it."),
         field("key_commands", "table: key name = array of command names", "none", "Per-key allow-lists: laptop = [\"open_ssh\"] lets laptop.key run only open_ssh. Keys not listed may run anything."),
         field("ntp", "any", "none", "Released 0.14.x only: ignored with a warning; the system clock is used."),
         field("commands", "table", "none", "Released 0.14.x layout: the commands, used by the commander only when there is no commands.toml (a warning says so)."),

@@ -16,11 +16,13 @@ use serde::Deserialize;
 mod completions;
 pub mod fields;
 mod locate;
+mod logging;
 mod service_manager;
 mod time;
 mod units;
 pub use completions::{completion_file_name, write_completions, Shell};
 pub use locate::line_of;
+pub use logging::{init_logging, log_format, priority, LogFormat};
 pub use service_manager::ServiceManager;
 pub use time::utc;
 pub use units::shadowing_units;
@@ -120,6 +122,11 @@ pub struct Config {
     /// How long a Redis round trip may take before the batch is refused, ms.
     #[serde(default = "default_floor_store_timeout")]
     pub floor_store_timeout_ms: u64,
+    /// The form of both daemons' log lines: `text` (the default; native entries with
+    /// fields under systemd's journal) or `json` (one object per line, for log shippers).
+    /// `--log-format` wins over it.
+    #[serde(default)]
+    pub log_format: LogFormat,
     /// Per-key allow-lists: key name (file name without `.key`) → commands it may run.
     /// Keys not listed may run anything.
     #[serde(default)]
@@ -323,62 +330,6 @@ pub fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
         format!("line {line_no}, column {column}: {message}")
     } else {
         format!("line {line_no}, column {column}: {message} (in `{line}`)")
-    }
-}
-
-/// Sets up the daemons' logging: one line per event on stderr, level from `RUROCO_LOG`
-/// (default `info`), colour only on a terminal, and no own timestamp when stderr goes to
-/// the systemd journal (`JOURNAL_STREAM` set), which stamps every line itself.
-pub fn init_logging() {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUROCO_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .with_env_filter(filter);
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        // The journal stamps the time itself, and reads a `<N>` prefix as the line's
-        // priority (then drops it): `journalctl -p warning` shows warnings and errors.
-        let format = tracing_subscriber::fmt::format()
-            .without_time()
-            .with_target(false)
-            .with_ansi(false);
-        builder.event_format(Prioritized(format)).init();
-    } else {
-        builder.init();
-    }
-}
-
-/// A line format with the syslog priority of the event's level in front (`<3>` error,
-/// `<4>` warning, `<6>` info, `<7>` debug), for systemd's journal.
-struct Prioritized<F>(F);
-
-/// The syslog priority of a level.
-pub fn priority(level: tracing::Level) -> u8 {
-    match level {
-        tracing::Level::ERROR => 3,
-        tracing::Level::WARN => 4,
-        tracing::Level::INFO => 6,
-        _ => 7,
-    }
-}
-
-impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for Prioritized<F>
-where
-    F: tracing_subscriber::fmt::FormatEvent<S, N>,
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
-        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
-        event: &tracing::Event<'_>,
-    ) -> std::fmt::Result {
-        write!(writer, "<{}>", priority(*event.metadata().level()))?;
-        self.0.format_event(ctx, writer, event)
     }
 }
 

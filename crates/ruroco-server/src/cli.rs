@@ -23,6 +23,10 @@ pub(crate) struct Cli {
     /// without binding anything.
     #[arg(long)]
     pub(crate) check: bool,
+    /// Form of the log lines on stderr: text, or json (one object per line with every
+    /// field) [default: log_format of config.toml, else text]
+    #[arg(long, value_name = "FORMAT")]
+    pub(crate) log_format: Option<ruroco_config::LogFormat>,
     /// With --check: look for systemd units left by the original ruroco under DIR
     /// instead of / (an image or a chroot).
     #[arg(long, value_name = "DIR", default_value = "/")]

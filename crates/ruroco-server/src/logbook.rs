@@ -96,10 +96,19 @@ impl Logbook {
         let reason = reason.as_str();
         let detail = detail.map(|d| format!(" {d}")).unwrap_or_default();
         match key {
-            Some(key) => {
-                tracing::warn!("rejected datagram from {source} reason={reason} key={key}{detail}")
-            }
-            None => tracing::warn!("rejected datagram from {source} reason={reason}{detail}"),
+            Some(key) => tracing::warn!(
+                outcome = "rejected",
+                reason,
+                src_ip = %source,
+                key = %key,
+                "rejected datagram from {source} reason={reason} key={key}{detail}"
+            ),
+            None => tracing::warn!(
+                outcome = "rejected",
+                reason,
+                src_ip = %source,
+                "rejected datagram from {source} reason={reason}{detail}"
+            ),
         }
     }
 

@@ -44,8 +44,8 @@ use crate::metrics::ServerMetrics;
 use crate::server::{now_nanos, Server};
 
 fn main() -> ExitCode {
-    ruroco_config::init_logging();
     let cli = Cli::parse();
+    ruroco_config::init_logging(ruroco_config::log_format(cli.log_format, &cli.config));
     if let Some(cli::Action::Completions { shell }) = cli.action {
         use clap::CommandFactory;
         return match ruroco_config::write_completions(

@@ -68,6 +68,11 @@ impl Server {
     fn gave_up(&mut self, lost: &Waiting, why: &str) {
         self.metrics.forward_errors += 1;
         tracing::error!(
+            outcome = "lost",
+            src_ip = %lost.source,
+            key = %lost.key,
+            cmd_hash = %format_args!("{:016x}", lost.message.cmd_hash),
+            client_ip = %lost.message.ip,
             "command for {} (datagram from {} key={} cmd_hash={:016x}) NOT run: {why} (waited {} ms, at most {} s); the client must send again",
             lost.message.ip,
             lost.source,
@@ -350,6 +355,12 @@ impl Server {
         }
         // Logged after the hand-off, so the line costs the command no latency.
         tracing::info!(
+            outcome = "accepted",
+            src_ip = %source_ip,
+            wire = %accepted.wire,
+            key = %accepted.key_id,
+            cmd_hash = %format_args!("{:016x}", message.cmd_hash),
+            client_ip = %message.ip,
             "accepted datagram from {source_ip} wire={} key={} cmd_hash={:016x} for ip={}",
             accepted.wire,
             accepted.key_id,

@@ -14,6 +14,7 @@ mod cli;
 mod compat;
 mod docs;
 mod handoff;
+mod journal;
 mod laptop;
 mod migration;
 mod monitoring;

@@ -342,3 +342,56 @@ fn journal_lines_carry_their_priority() {
     );
     assert!(log.lines().all(|l| l.starts_with('<')), "{log}");
 }
+
+/// `--log-format json` (or `log_format = "json"`): one JSON object per line, with the
+/// message exactly as the text line has it and the event's fields beside it.
+#[test]
+fn json_lines_carry_the_fields() {
+    for (extra, flag) in [("", true), ("log_format = \"json\"", false)] {
+        let fx = crate::util::Fixture::with_config(&format!("kernel_filter = false\n{extra}"));
+        let inbox = fx.inbox();
+        let mut cmd = fx.command();
+        cmd.args(["--address", "127.0.0.1:0"]);
+        if flag {
+            cmd.args(["--log-format", "json"]);
+        }
+        let server = crate::util::Running::spawn(cmd);
+        server.send(&[0u8; 5]);
+        server.send(&fx.packet("default", crate::util::now_nanos()));
+        assert!(inbox.recv(std::time::Duration::from_secs(5)).is_some());
+        assert!(
+            server.wait_log("accepted datagram", std::time::Duration::from_secs(3)),
+            "{}",
+            server.log_text()
+        );
+        let log = server.stop();
+        let lines: Vec<serde_json::Value> = log
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect();
+        let rejected = lines
+            .iter()
+            .find(|l| l["reason"] == "size")
+            .unwrap_or_else(|| panic!("no reason=size line: {log}"));
+        assert_eq!(rejected["level"], "WARN");
+        assert_eq!(
+            rejected["message"],
+            "rejected datagram from 127.0.0.1 reason=size"
+        );
+        assert_eq!(rejected["src_ip"], "127.0.0.1");
+        assert_eq!(rejected["outcome"], "rejected");
+        assert!(rejected["timestamp"].is_string());
+        let accepted = lines
+            .iter()
+            .find(|l| l["outcome"] == "accepted")
+            .unwrap_or_else(|| panic!("no accepted line: {log}"));
+        assert_eq!(accepted["level"], "INFO");
+        assert_eq!(accepted["client_ip"], "127.0.0.1");
+        assert_eq!(accepted["wire"], "v1");
+        assert_eq!(accepted["key"].as_str().unwrap().len(), 16, "{accepted}");
+        assert!(accepted["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("accepted datagram from 127.0.0.1 wire=v1 key="));
+    }
+}

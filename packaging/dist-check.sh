@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Checks a release tarball as a user would meet it: its checksum, unpacked, its own
+# checksums, installed into a temporary root with its install.sh, the programs static and
+# of the right version, and the demo (a complete round trip on loopback) run from the
+# installed programs. Nothing outside temporary directories is touched.
+#   packaging/dist-check.sh target/dist/ruroco-VERSION-TARGET.tar.gz
+set -euo pipefail
+tarball=$(realpath "$1")
+fail() {
+    echo "dist check: $*" >&2
+    exit 1
+}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+(cd "$(dirname "$tarball")" && sha256sum -c --quiet SHA256SUMS) || fail "the tarball's checksum does not match"
+tar -xzf "$tarball" -C "$work"
+name=$(basename "$tarball" .tar.gz)
+unpacked="$work/$name"
+[ -d "$unpacked" ] || fail "the tarball does not unpack into $name/"
+(cd "$unpacked" && sha256sum -c --quiet SHA256SUMS) || fail "a file does not match SHA256SUMS"
+# Every file is listed.
+listed=$(cut -d' ' -f3- "$unpacked/SHA256SUMS" | sort)
+present=$(cd "$unpacked" && find . -type f ! -name SHA256SUMS | sed 's|^\./||' | sort)
+[ "$listed" = "$present" ] || fail "SHA256SUMS does not list exactly the files: $(diff <(echo "$listed") <(echo "$present") || true)"
+# Owned by root in the archive, whoever built it.
+! tar -tvzf "$tarball" | awk '{ print $2 }' | grep -qv '^0/0$' || fail "files in the tarball are not owned by 0/0"
+
+root="$work/root"
+"$unpacked/install.sh" "$root" >/dev/null
+for want in usr/bin/ruroco-server usr/bin/ruroco-commander usr/bin/ruroco-client \
+    usr/lib/systemd/system/ruroco.socket usr/lib/systemd/system/ruroco.service \
+    usr/lib/systemd/system/ruroco-commander.socket usr/lib/systemd/system/ruroco-commander.service \
+    usr/lib/sysusers.d/ruroco.conf usr/lib/tmpfiles.d/ruroco.conf \
+    etc/ruroco/config.toml etc/ruroco/commands.toml etc/fail2ban/filter.d/ruroco.conf \
+    usr/share/man/man1/ruroco-server.1 usr/share/man/man1/ruroco-client-send.1 \
+    usr/share/man/man5/config.toml.5 usr/share/man/man5/commands.toml.5 usr/share/man/man5/client.toml.5 \
+    usr/share/bash-completion/completions/ruroco-client.bash \
+    usr/share/zsh/vendor-completions/_ruroco-server \
+    usr/share/fish/vendor_completions.d/ruroco-commander.fish \
+    usr/share/doc/ruroco/operators.md; do
+    [ -f "$root/$want" ] || fail "install.sh did not install $want"
+done
+[ "$(stat -c %a "$root/etc/ruroco/commands.toml")" = 600 ] || fail "commands.toml is not 0600"
+version=${name#ruroco-}
+version=${version%%-*}
+for program in ruroco-server ruroco-commander ruroco-client; do
+    ldd "$root/usr/bin/$program" 2>&1 | grep -q "statically linked\|not a dynamic" ||
+        fail "$program is not statically linked"
+    "$root/usr/bin/$program" --version | grep -q "^$program $version " ||
+        fail "$program --version does not say $version: $("$root/usr/bin/$program" --version)"
+done
+# A second install keeps the configuration the admin edited.
+echo "# edited" >>"$root/etc/ruroco/config.toml"
+"$unpacked/install.sh" "$root" >/dev/null
+grep -q "# edited" "$root/etc/ruroco/config.toml" || fail "a second install overwrote config.toml"
+out=$(RUROCO_BIN="$root/usr/bin" bash "$unpacked/demo.sh" 2>&1) || fail "the demo failed: $out"
+grep -q "demo OK" <<<"$out" || fail "the demo did not end with OK: $out"
+echo "dist check: OK ($name: checksums, install into a temporary root, static programs, demo)"
