@@ -26,14 +26,8 @@ if ! command -v cargo-deb >/dev/null; then
 fi
 # Unset rather than empty when there is none: cargo would see a change and rebuild.
 if [ -n "$label" ]; then export RUROCO_VERSION_LABEL="$label"; else unset RUROCO_VERSION_LABEL; fi
-rm -rf target/assets
-cargo run --quiet --locked -p xtask -- assets target/assets >/dev/null
 # The programs ship statically linked (see scripts/static-build.sh).
-bins=$(bash scripts/static-build.sh)
-mkdir -p target/assets/bin
-for program in ruroco-server ruroco-commander ruroco-client; do
-    cp "$bins/$program" target/assets/bin/
-done
+bash packaging/assets.sh
 # cargo deb's own errors go to the terminal; only its last line (the path) is kept.
 version=$(cargo metadata --no-deps --format-version 1 --locked |
     sed -n 's/.*"name":"ruroco-server","version":"\([^"]*\)".*/\1/p')
