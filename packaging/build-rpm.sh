@@ -31,7 +31,7 @@ if command -v rpm >/dev/null; then
         /usr/lib/systemd/system/ruroco-commander.socket /usr/lib/systemd/system/ruroco-commander.service \
         /usr/lib/sysusers.d/ruroco.conf /usr/lib/tmpfiles.d/ruroco.conf \
         /etc/ruroco/config.toml /etc/ruroco/commands.toml /etc/fail2ban/filter.d/ruroco.conf \
-        /usr/share/man/man1/ruroco-server.1 /usr/share/man/man5/config.toml.5 \
+        /usr/share/man/man1/ruroco-server.1.gz /usr/share/man/man5/config.toml.5.gz \
         /usr/share/bash-completion/completions/ruroco-client.bash \
         /usr/share/doc/ruroco/operators.md; do
         grep -qx "$want" <<<"$files" || fail "missing in $rpm_file: $want"
@@ -54,7 +54,7 @@ if command -v rpm >/dev/null; then
     "$root/usr/bin/ruroco-server" --version >/dev/null || fail "the installed server does not run"
 fi
 if command -v rpmlint >/dev/null; then
-    # Errors fail the build; what packaging/rpm/rpmlintrc accepts is explained there.
-    rpmlint -r packaging/rpm/rpmlintrc "$rpm_file" >&2 || fail "rpmlint found errors (above)"
+    # Errors fail the build; what packaging/rpm/rpmlint.toml accepts is explained there.
+    rpmlint -c packaging/rpm/rpmlint.toml "$rpm_file" >&2 || fail "rpmlint found errors (above)"
 fi
 echo "$rpm_file"
