@@ -1,13 +1,9 @@
 //! The client's `client.toml` (saved servers and groups): parsing never panics.
 #![no_main]
-#![allow(dead_code, unreachable_pub)]
-
-#[path = "../../crates/ruroco-client/src/profile.rs"]
-mod profile;
-#[path = "../../crates/ruroco-client/src/target.rs"]
-mod target;
 
 use std::path::Path;
+
+use ruroco_client_core::profile;
 
 use libfuzzer_sys::fuzz_target;
 

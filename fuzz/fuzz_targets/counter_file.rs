@@ -1,12 +1,9 @@
 //! The client's counter file and the next value it yields: never a panic, never a value
 //! below the clock or at or below the stored one.
 #![no_main]
-#![allow(dead_code, unreachable_pub)]
-
-#[path = "../../crates/ruroco-client/src/counter.rs"]
-mod counter;
 
 use libfuzzer_sys::fuzz_target;
+use ruroco_client_core::counter;
 
 fuzz_target!(|input: (&[u8], u128)| {
     let (bytes, now) = input;

@@ -6,15 +6,9 @@
 //! never waits for an answer: the server gives none.
 #![forbid(unsafe_code)]
 
-mod add;
 mod cli;
-mod counter;
-mod import;
-mod profile;
+mod output;
 mod proxy;
-mod qr;
-mod send;
-mod target;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -23,9 +17,11 @@ use anyhow::Context;
 use clap::Parser;
 use ruroco_proto::Key;
 
+use ruroco_client_core::counter::{now_nanos, Counter};
+use ruroco_client_core::profile::Profile;
+use ruroco_client_core::{qr, send};
+
 use crate::cli::{Cli, Cmd, SendArgs};
-use crate::counter::{now_nanos, Counter};
-use crate::profile::Profile;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -33,8 +29,8 @@ fn main() -> ExitCode {
         Cmd::Gen => gen(),
         Cmd::Send(args) => conf_dir().and_then(|dir| send(&args, &dir)),
         Cmd::List => conf_dir().and_then(|dir| list(&dir)),
-        Cmd::Add(args) => conf_dir().and_then(|dir| add::add(&args, &dir)),
-        Cmd::Import(args) => conf_dir().and_then(|dir| import::import(&args, &dir)),
+        Cmd::Add(args) => conf_dir().and_then(|dir| output::add(&args, &dir)),
+        Cmd::Import(args) => conf_dir().and_then(|dir| output::import(&args, &dir)),
         Cmd::Proxy(args) => conf_dir().and_then(|dir| proxy::proxy(&args, &dir)),
         Cmd::Reseed(args) => conf_dir().and_then(|dir| reseed(args.yes, &dir)),
         Cmd::Qr(args) => conf_dir().and_then(|dir| show_qr(&args.name, &dir)),
@@ -59,13 +55,7 @@ fn print_completions(shell: ruroco_config::Shell) -> anyhow::Result<ExitCode> {
 
 /// `RUROCO_CONF_DIR`, else `$HOME/.config/ruroco`.
 fn conf_dir() -> anyhow::Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("RUROCO_CONF_DIR").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir));
-    }
-    let home = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .context("neither RUROCO_CONF_DIR nor HOME is set")?;
-    Ok(PathBuf::from(home).join(".config").join("ruroco"))
+    ruroco_client_core::conf_dir()
 }
 
 fn gen() -> anyhow::Result<ExitCode> {
@@ -144,7 +134,7 @@ fn send(args: &SendArgs, dir: &Path) -> anyhow::Result<ExitCode> {
             args.address.as_deref(),
             args.key_file.as_deref(),
             args.command.as_deref(),
-            &args.options,
+            &output::overrides(&args.options),
             dir,
         )
     };

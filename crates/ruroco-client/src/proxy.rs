@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::cli::{ProxyArgs, SendOptions};
-use crate::profile::Profile;
-use crate::send;
+use ruroco_client_core::profile::Profile;
+use ruroco_client_core::send;
+
+use crate::cli::ProxyArgs;
 
 /// Longest single connection attempt.
 const ATTEMPT: Duration = Duration::from_secs(1);
@@ -29,7 +30,7 @@ pub(crate) fn proxy(args: &ProxyArgs, dir: &Path) -> anyhow::Result<ExitCode> {
         None,
         None,
         args.command.as_deref(),
-        &SendOptions::default(),
+        &send::Overrides::default(),
         dir,
     )?;
     let prepared = send::prepare(plan)?;
@@ -49,7 +50,7 @@ pub(crate) fn proxy(args: &ProxyArgs, dir: &Path) -> anyhow::Result<ExitCode> {
 /// `HostName`, so a `%h` that is a saved server's name means that server's address.
 fn connect_host(profile: &Profile, host: &str) -> String {
     match profile.servers.get(host) {
-        Some(saved) => crate::target::split_host_port(&saved.address)
+        Some(saved) => ruroco_client_core::target::split_host_port(&saved.address)
             .map(|(h, _)| h)
             .unwrap_or_else(|_| host.to_owned()),
         None => host.to_owned(),

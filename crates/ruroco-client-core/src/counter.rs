@@ -12,11 +12,12 @@ use anyhow::{bail, Context};
 use ruroco_fs::LockFile;
 
 /// How long a client waits for another one to release the lock.
-pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(30);
+pub const LOCK_WAIT: Duration = Duration::from_secs(30);
 /// After this long waiting, say so once.
 const LOCK_NOTICE: Duration = Duration::from_secs(2);
 
-pub(crate) fn now_nanos() -> u128 {
+/// The clock in nanoseconds since 1970 (0 before it).
+pub fn now_nanos() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -25,7 +26,7 @@ pub(crate) fn now_nanos() -> u128 {
 
 /// The counter file's contents: exactly 16 bytes, a big-endian u128; anything else is
 /// corrupt (`None`).
-pub(crate) fn decode(bytes: &[u8]) -> Option<u128> {
+pub fn decode(bytes: &[u8]) -> Option<u128> {
     <[u8; 16]>::try_from(bytes).ok().map(u128::from_be_bytes)
 }
 
@@ -38,7 +39,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<u128> {
 /// and when the clock steps back, so values never repeat. And because a crash can only
 /// lose a write whose value the clock has passed by the time the client runs again, the
 /// file needs no fsync: atomic replacement (never half-written) is enough.
-pub(crate) fn first_value(stored: Option<u128>, now: u128) -> Option<u128> {
+pub fn first_value(stored: Option<u128>, now: u128) -> Option<u128> {
     let next = match stored {
         Some(value) => value.checked_add(1)?.max(now),
         None => now,
@@ -49,14 +50,14 @@ pub(crate) fn first_value(stored: Option<u128>, now: u128) -> Option<u128> {
 
 /// The counter file with its lock held.
 #[derive(Debug)]
-pub(crate) struct Counter {
+pub struct Counter {
     path: PathBuf,
     _lock: LockFile,
 }
 
 impl Counter {
     /// Creates the conf dir if needed and takes the lock, waiting up to [`LOCK_WAIT`].
-    pub(crate) fn lock(dir: &Path) -> anyhow::Result<Self> {
+    pub fn lock(dir: &Path) -> anyhow::Result<Self> {
         ruroco_fs::create_private_dir(dir)
             .with_context(|| format!("cannot create config directory {}", dir.display()))?;
         let lock_path = dir.join("counter.lock");
@@ -83,7 +84,7 @@ impl Counter {
 
     /// The stored value. A missing file is `None`; so is a corrupt one, with one warning
     /// line: with the clock as a lower bound, starting again from "now" is safe.
-    pub(crate) fn read(&self) -> anyhow::Result<Option<u128>> {
+    pub fn read(&self) -> anyhow::Result<Option<u128>> {
         match std::fs::read(&self.path) {
             Ok(bytes) => match decode(&bytes) {
                 Some(value) => Ok(Some(value)),
@@ -104,7 +105,7 @@ impl Counter {
     }
 
     /// Reserves `count` consecutive values and returns the first; the last is stored.
-    pub(crate) fn reserve(&self, count: usize) -> anyhow::Result<u128> {
+    pub fn reserve(&self, count: usize) -> anyhow::Result<u128> {
         let exhausted = || {
             format!(
                 "counter file {} is at the largest value; run `ruroco-client reseed`",
@@ -119,7 +120,7 @@ impl Counter {
     }
 
     /// Stores `value` atomically (see [`first_value`] for why no fsync is needed).
-    pub(crate) fn write(&self, value: u128) -> anyhow::Result<()> {
+    pub fn write(&self, value: u128) -> anyhow::Result<()> {
         ruroco_fs::write_atomically(&self.path, &value.to_be_bytes())
             .with_context(|| format!("cannot write counter file {}", self.path.display()))
     }

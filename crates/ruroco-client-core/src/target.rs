@@ -5,18 +5,21 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use anyhow::{bail, Context};
 
 /// Port used when the address names none.
-pub(crate) const DEFAULT_PORT: u16 = 80;
+pub const DEFAULT_PORT: u16 = 80;
 
 /// Which address families to send to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Family {
+pub enum Family {
+    /// Every address the name resolves to, IPv4 and IPv6.
     Both,
+    /// IPv4 only.
     V4,
+    /// IPv6 only.
     V6,
 }
 
 /// Splits `HOST[:PORT]`: `host`, `host:port`, `1.2.3.4:5`, `[::1]:5`, `::1`.
-pub(crate) fn split_host_port(address: &str) -> anyhow::Result<(String, u16)> {
+pub fn split_host_port(address: &str) -> anyhow::Result<(String, u16)> {
     let bad = || {
         format!(
             "invalid address `{address}`: expected HOST[:PORT], with [IPv6]:PORT for an IPv6 port"
@@ -49,7 +52,7 @@ pub(crate) fn split_host_port(address: &str) -> anyhow::Result<(String, u16)> {
 /// Whether `host` is an IP address or a DNS name (letters, digits, `-` inside labels of
 /// at most 63 characters, at most 253 in all, an optional final dot): nothing a shell or
 /// ssh would read as anything but a host.
-pub(crate) fn valid_host(host: &str) -> bool {
+pub fn valid_host(host: &str) -> bool {
     if host.parse::<IpAddr>().is_ok() {
         return true;
     }
@@ -68,7 +71,7 @@ pub(crate) fn valid_host(host: &str) -> bool {
 }
 
 /// Resolves `address` to the first address of each wanted family.
-pub(crate) fn resolve(address: &str, family: Family) -> anyhow::Result<Vec<SocketAddr>> {
+pub fn resolve(address: &str, family: Family) -> anyhow::Result<Vec<SocketAddr>> {
     let (host, port) = split_host_port(address)?;
     let all: Vec<SocketAddr> = (host.as_str(), port)
         .to_socket_addrs()

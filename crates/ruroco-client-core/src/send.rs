@@ -13,20 +13,36 @@ use anyhow::Context;
 use ruroco_proto::{command_hash, seal, Key, Plaintext, Wire, PROTOCOL_VERSION};
 use zeroize::Zeroizing;
 
-use crate::cli::{SendOptions, WireArg};
 use crate::counter::Counter;
 use crate::profile::Server;
 use crate::target::{self, Family};
 
 /// The command sent when neither a flag nor the saved server names one.
-pub(crate) const DEFAULT_COMMAND: &str = "default";
+pub const DEFAULT_COMMAND: &str = "default";
 /// Pause between the datagrams for two address families, unless set.
-pub(crate) const DEFAULT_SEND_DELAY_MS: u64 = 50;
+pub const DEFAULT_SEND_DELAY_MS: u64 = 50;
+
+/// What the command line (or a form) says over a saved server's values.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Let the server act on `ip` when the datagram comes from elsewhere.
+    pub permissive: bool,
+    /// The client address to claim, as typed.
+    pub ip: Option<String>,
+    /// Send over IPv4 only.
+    pub ipv4: bool,
+    /// Send over IPv6 only.
+    pub ipv6: bool,
+    /// Pause between the IPv4 and the IPv6 datagram.
+    pub send_delay_ms: Option<u64>,
+    /// The datagram format.
+    pub wire: Option<Wire>,
+}
 
 /// Where the key comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum KeySource {
-    /// The `-k` value: a key file, or else a key string (see [`read_key_arg`]).
+pub enum KeySource {
+    /// The `-k` value: a key file, or else a key string.
     Arg(PathBuf),
     /// A saved server's key file.
     File(PathBuf),
@@ -34,27 +50,35 @@ pub(crate) enum KeySource {
 
 /// Everything one server's send needs, after flags and saved values are merged.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Plan {
+pub struct Plan {
     /// The saved server's name, if any.
-    pub(crate) name: Option<String>,
-    pub(crate) address: String,
-    pub(crate) key: KeySource,
-    pub(crate) command: String,
-    pub(crate) family: Family,
-    pub(crate) claimed: Option<IpAddr>,
-    pub(crate) permissive: bool,
-    pub(crate) wire: Wire,
-    pub(crate) delay: Duration,
+    pub name: Option<String>,
+    /// `HOST` or `HOST:PORT`.
+    pub address: String,
+    /// Where the key comes from.
+    pub key: KeySource,
+    /// The command to send.
+    pub command: String,
+    /// Which address families to send over.
+    pub family: Family,
+    /// The client address claimed in the datagram.
+    pub claimed: Option<IpAddr>,
+    /// Let the server act on `claimed` when the datagram comes from elsewhere.
+    pub permissive: bool,
+    /// The datagram format.
+    pub wire: Wire,
+    /// Pause between the datagrams of two address families.
+    pub delay: Duration,
 }
 
 /// Merges the flags over `saved` (flags win). Without a saved server, `-a` and `-k` are
 /// required.
-pub(crate) fn plan(
+pub fn plan(
     saved: Option<&Server>,
     address: Option<&str>,
     key: Option<&Path>,
     command: Option<&str>,
-    opts: &SendOptions,
+    opts: &Overrides,
     conf_dir: &Path,
 ) -> anyhow::Result<Plan> {
     let need =
@@ -88,11 +112,10 @@ pub(crate) fn plan(
         (_, true) => Family::V6,
         _ => Family::Both,
     };
-    let wire = match opts.wire {
-        Some(WireArg::V0) => Wire::V0,
-        Some(WireArg::V1) => Wire::V1,
-        None => saved.and_then(|s| s.wire).unwrap_or(Wire::V1),
-    };
+    let wire = opts
+        .wire
+        .or_else(|| saved.and_then(|s| s.wire))
+        .unwrap_or(Wire::V1);
     let delay = opts
         .send_delay_ms
         .or(saved.and_then(|s| s.send_delay_ms))
@@ -116,7 +139,7 @@ pub(crate) fn plan(
 
 /// Where a saved server's `key` points: `~/…` in the home directory, a relative path in
 /// the config directory, an absolute one as it is.
-pub(crate) fn key_path(conf_dir: &Path, key: &Path) -> PathBuf {
+pub fn key_path(conf_dir: &Path, key: &Path) -> PathBuf {
     if let Ok(rest) = key.strip_prefix("~") {
         if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
             return PathBuf::from(home).join(rest);
@@ -126,16 +149,17 @@ pub(crate) fn key_path(conf_dir: &Path, key: &Path) -> PathBuf {
 }
 
 /// A plan with its key read and its address resolved.
-pub(crate) struct Prepared {
-    pub(crate) plan: Plan,
+pub struct Prepared {
+    /// What is sent.
+    pub plan: Plan,
     key: Key,
     targets: Vec<SocketAddr>,
     /// Things worth a word that do not stop the send (a key file others can read).
-    pub(crate) warnings: Vec<String>,
+    pub warnings: Vec<String>,
 }
 
 /// Reads the key and resolves the address.
-pub(crate) fn prepare(plan: Plan) -> anyhow::Result<Prepared> {
+pub fn prepare(plan: Plan) -> anyhow::Result<Prepared> {
     let mut warnings = Vec::new();
     let key = match &plan.key {
         KeySource::Arg(value) => read_key_arg(value)?,
@@ -156,7 +180,7 @@ pub(crate) fn prepare(plan: Plan) -> anyhow::Result<Prepared> {
 }
 
 /// A warning when the key file at `path` can be read or written by others.
-pub(crate) fn mode_warning(path: &Path) -> Option<String> {
+pub fn mode_warning(path: &Path) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path).ok()?.permissions().mode();
     (mode & 0o077 != 0).then(|| {
@@ -171,7 +195,7 @@ pub(crate) fn mode_warning(path: &Path) -> Option<String> {
 /// Sends every prepared plan's datagrams under one counter lock; one result per plan, in
 /// order: the addresses sent to, or why not. Plans are sent side by side when there are
 /// several, so one slow server's delay does not hold up the others.
-pub(crate) fn transmit(
+pub fn transmit(
     prepared: &[Prepared],
     conf_dir: &Path,
 ) -> anyhow::Result<Vec<anyhow::Result<Delivery>>> {
@@ -208,11 +232,11 @@ pub(crate) fn transmit(
 
 /// Where one plan's datagrams went.
 #[derive(Debug, Default)]
-pub(crate) struct Delivery {
+pub struct Delivery {
     /// Destinations a datagram left for.
-    pub(crate) sent: Vec<SocketAddr>,
+    pub sent: Vec<SocketAddr>,
     /// Destinations that could not be sent to, and why.
-    pub(crate) failed: Vec<(SocketAddr, String)>,
+    pub failed: Vec<(SocketAddr, String)>,
 }
 
 /// Sends one plan's datagrams with counters `first`, `first + 1`, …. A destination that
@@ -330,7 +354,7 @@ mod tests {
             None,
             None,
             None,
-            &SendOptions::default(),
+            &Overrides::default(),
             Path::new("/c"),
         )
         .unwrap();
@@ -347,13 +371,13 @@ mod tests {
 
     #[test]
     fn flags_override_saved_values() {
-        let opts = SendOptions {
+        let opts = Overrides {
             permissive: true,
             ip: Some("198.51.100.1".into()),
             ipv4: true,
             ipv6: false,
             send_delay_ms: Some(0),
-            wire: Some(WireArg::V1),
+            wire: Some(Wire::V1),
         };
         let p = plan(
             Some(&saved()),
@@ -381,7 +405,7 @@ mod tests {
             Some("h"),
             Some(Path::new("k")),
             None,
-            &SendOptions::default(),
+            &Overrides::default(),
             Path::new("/c"),
         )
         .unwrap();
@@ -394,7 +418,7 @@ mod tests {
             None,
             Some(Path::new("k")),
             None,
-            &SendOptions::default(),
+            &Overrides::default(),
             Path::new("/c"),
         )
         .unwrap_err();
@@ -404,7 +428,7 @@ mod tests {
             Some("h"),
             None,
             None,
-            &SendOptions::default(),
+            &Overrides::default(),
             Path::new("/c"),
         )
         .unwrap_err();

@@ -17,13 +17,15 @@ const BLACK: u8 = 16;
 const WHITE: u8 = 231;
 
 /// The rendered code and how many columns it needs.
-pub(crate) struct Rendered {
-    pub(crate) text: String,
-    pub(crate) columns: usize,
+pub struct Rendered {
+    /// The lines, with their colour codes.
+    pub text: String,
+    /// How many terminal columns they need.
+    pub columns: usize,
 }
 
 /// `text` as a QR code with explicit colours.
-pub(crate) fn render(text: &str) -> anyhow::Result<Rendered> {
+pub fn render(text: &str) -> anyhow::Result<Rendered> {
     let code = QrCode::new(text.as_bytes()).context("cannot make a QR code of the key")?;
     let width = code.width();
     let colors = code.to_colors();
@@ -54,7 +56,7 @@ pub(crate) fn render(text: &str) -> anyhow::Result<Rendered> {
 }
 
 /// The columns of the terminal on standard output, if it is one.
-pub(crate) fn terminal_columns() -> Option<usize> {
+pub fn terminal_columns() -> Option<usize> {
     let stdout = std::io::stdout();
     rustix::termios::tcgetwinsize(&stdout)
         .ok()
@@ -63,7 +65,7 @@ pub(crate) fn terminal_columns() -> Option<usize> {
 }
 
 /// `text` as a QR code, or why it cannot be shown in a terminal `columns` wide.
-pub(crate) fn for_terminal(text: &str, columns: Option<usize>) -> anyhow::Result<String> {
+pub fn for_terminal(text: &str, columns: Option<usize>) -> anyhow::Result<String> {
     let rendered = render(text)?;
     if let Some(columns) = columns.filter(|c| *c < rendered.columns) {
         anyhow::bail!(
@@ -72,6 +74,23 @@ pub(crate) fn for_terminal(text: &str, columns: Option<usize>) -> anyhow::Result
         );
     }
     Ok(rendered.text)
+}
+
+/// `text` as a QR code for drawing: the side in modules (quiet zone included) and one
+/// `true` per dark module, row by row.
+pub fn matrix(text: &str) -> anyhow::Result<(usize, Vec<bool>)> {
+    let code = QrCode::new(text.as_bytes()).context("cannot make a QR code of the key")?;
+    let width = code.width();
+    let colors = code.to_colors();
+    let size = width + 2 * QUIET;
+    let mut dark = vec![false; size * size];
+    for (i, color) in colors.iter().enumerate() {
+        let (row, col) = (i / width + QUIET, i % width + QUIET);
+        if let Some(cell) = dark.get_mut(row * size + col) {
+            *cell = *color == Color::Dark;
+        }
+    }
+    Ok((size, dark))
 }
 
 #[cfg(test)]

@@ -9,34 +9,38 @@
 //! unique.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::path::Path;
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use ruroco_proto::Key;
 use zeroize::Zeroizing;
 
 use crate::add::{append, write_new_secret};
-use crate::cli::ImportArgs;
 use crate::profile::{self, Profile};
 use crate::target::{split_host_port, valid_host};
 
 /// One saved command of the original GUI.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct Entry {
-    pub(crate) name: Option<String>,
-    pub(crate) address: String,
-    pub(crate) command: String,
-    pub(crate) ip: Option<IpAddr>,
-    pub(crate) permissive: bool,
-    pub(crate) ipv4: bool,
-    pub(crate) ipv6: bool,
+pub struct Entry {
+    /// Its name there, if it had one.
+    pub name: Option<String>,
+    /// `HOST` or `HOST:PORT`.
+    pub address: String,
+    /// The command it sent.
+    pub command: String,
+    /// The client address it claimed.
+    pub ip: Option<IpAddr>,
+    /// Whether it was permissive.
+    pub permissive: bool,
+    /// IPv4 only.
+    pub ipv4: bool,
+    /// IPv6 only.
+    pub ipv6: bool,
 }
 
 /// The entries of a `commands_list.toml` text; errors name the file and the entry.
-pub(crate) fn parse(text: &str, path: &Path) -> anyhow::Result<Vec<Entry>> {
+pub fn parse(text: &str, path: &Path) -> anyhow::Result<Vec<Entry>> {
     let table: toml::Table = toml::from_str(text).map_err(|e| {
         anyhow::anyhow!(
             "invalid commands list {}: {}",
@@ -160,7 +164,7 @@ fn from_line(line: &str) -> Result<Entry, String> {
 
 /// A valid, unique name for each entry: its own name, else host and command, with
 /// anything but letters, digits, `-` and `_` turned into `-`; `-2`, `-3`, … on clashes.
-pub(crate) fn names(entries: &[Entry], taken: &BTreeSet<String>) -> Vec<String> {
+pub fn names(entries: &[Entry], taken: &BTreeSet<String>) -> Vec<String> {
     let mut taken = taken.clone();
     entries
         .iter()
@@ -205,76 +209,89 @@ pub(crate) fn names(entries: &[Entry], taken: &BTreeSet<String>) -> Vec<String> 
 
 /// The `client.toml` text of one imported entry.
 fn entry_text(name: &str, e: &Entry, key_file: &str) -> String {
-    let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
-    let mut text = format!(
-        "\n[servers.{name}]\naddress = {}\nkey = {}\ncommand = {}\n",
-        quote(&e.address),
-        quote(key_file),
-        quote(&e.command)
-    );
-    if let Some(ip) = e.ip {
-        let _ = writeln!(text, "ip = {}", quote(&ip.to_string()));
-    }
-    for (flag, on) in [
-        ("permissive", e.permissive),
-        ("ipv4", e.ipv4),
-        ("ipv6", e.ipv6),
-    ] {
-        if on {
-            let _ = writeln!(text, "{flag} = true");
-        }
-    }
-    text
+    profile::entry_text(&profile::Server {
+        name: name.to_owned(),
+        address: e.address.clone(),
+        key: PathBuf::from(key_file),
+        command: Some(e.command.clone()),
+        groups: Vec::new(),
+        ip: e.ip,
+        permissive: e.permissive,
+        ipv4: e.ipv4,
+        ipv6: e.ipv6,
+        wire: None,
+        send_delay_ms: None,
+    })
 }
 
-pub(crate) fn import(args: &ImportArgs, dir: &Path) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let entries = parse(&text, &args.file)?;
+/// What [`import`] added (or, in a dry run, would add).
+#[derive(Debug)]
+pub struct Imported {
+    /// Each entry: its new name, address and command.
+    pub servers: Vec<(String, String, String)>,
+    /// `client.toml`.
+    pub profile_path: PathBuf,
+    /// The key file they all use.
+    pub key_path: PathBuf,
+    /// Nothing was written.
+    pub dry_run: bool,
+}
+
+/// Adds the original GUI's saved commands (`file`, its `commands_list.toml`) as saved
+/// servers, all with the key in `key_file` (copied into `dir`, mode 600). Entries already
+/// saved are never changed; names are made unique.
+pub fn import(file: &Path, key_file: &Path, dry_run: bool, dir: &Path) -> anyhow::Result<Imported> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let entries = parse(&text, file)?;
     let key_text = Zeroizing::new(
-        std::fs::read_to_string(&args.key_file)
-            .with_context(|| format!("cannot read key file {}", args.key_file.display()))?,
+        std::fs::read_to_string(key_file)
+            .with_context(|| format!("cannot read key file {}", key_file.display()))?,
     );
-    Key::parse(&key_text)
-        .with_context(|| format!("invalid key file {}", args.key_file.display()))?;
+    Key::parse(&key_text).with_context(|| format!("invalid key file {}", key_file.display()))?;
+    if !dry_run {
+        ruroco_fs::create_private_dir(dir)
+            .with_context(|| format!("cannot create config directory {}", dir.display()))?;
+    }
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(profile::lock(dir)?)
+    };
     let existing = if dir.join(profile::FILE_NAME).exists() {
         Profile::load(dir)?
     } else {
         Profile::default()
     };
-    let taken: BTreeSet<String> = existing.servers.keys().cloned().collect();
+    let taken: BTreeSet<String> = existing
+        .servers
+        .keys()
+        .chain(existing.broken.keys())
+        .cloned()
+        .collect();
     let names = names(&entries, &taken);
-    let key_file = key_file_name(dir, &args.key_file, key_text.trim())?;
-    let verb = if args.dry_run { "would add" } else { "added" };
+    let key_name = key_file_name(dir, key_file, key_text.trim())?;
     let mut body = String::new();
     for (name, e) in names.iter().zip(&entries) {
-        body.push_str(&entry_text(name, e, &key_file));
+        body.push_str(&entry_text(name, e, &key_name));
     }
-    if !args.dry_run && !entries.is_empty() {
-        ruroco_fs::create_private_dir(dir)
-            .with_context(|| format!("cannot create config directory {}", dir.display()))?;
-        let key_path = dir.join(&key_file);
+    let key_path = dir.join(&key_name);
+    if !dry_run && !entries.is_empty() {
         if !key_path.exists() {
             write_new_secret(&key_path, format!("{}\n", key_text.trim()).as_bytes())?;
         }
         append(&dir.join(profile::FILE_NAME), &body)?;
     }
-    for (name, e) in names.iter().zip(&entries) {
-        println!("{verb} `{name}`: {} -c {}", e.address, e.command);
-    }
-    println!(
-        "{} {} server(s) to {} with key {}{}",
-        if args.dry_run { "would add" } else { "added" },
-        entries.len(),
-        dir.join(profile::FILE_NAME).display(),
-        dir.join(&key_file).display(),
-        if args.dry_run {
-            " (dry run: nothing written)"
-        } else {
-            ""
-        }
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok(Imported {
+        servers: names
+            .into_iter()
+            .zip(&entries)
+            .map(|(name, e)| (name, e.address.clone(), e.command.clone()))
+            .collect(),
+        profile_path: dir.join(profile::FILE_NAME),
+        key_path,
+        dry_run,
+    })
 }
 
 /// The key's file name in the config directory: the given file's name, or with `-2`, …

@@ -21,7 +21,7 @@ use ruroco_proto::Wire;
 use serde::Deserialize;
 
 /// File name inside the conf dir.
-pub(crate) const FILE_NAME: &str = "client.toml";
+pub const FILE_NAME: &str = "client.toml";
 
 /// One saved server as written in the file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -42,33 +42,45 @@ struct RawServer {
 
 /// One saved server, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Server {
-    pub(crate) name: String,
-    pub(crate) address: String,
+pub struct Server {
+    /// Its name (the `NAME` of `[servers.NAME]`).
+    pub name: String,
+    /// `HOST` or `HOST:PORT`.
+    pub address: String,
     /// Absolute, or relative to the conf dir as written.
-    pub(crate) key: PathBuf,
-    pub(crate) command: Option<String>,
-    pub(crate) groups: Vec<String>,
-    pub(crate) ip: Option<IpAddr>,
-    pub(crate) permissive: bool,
-    pub(crate) ipv4: bool,
-    pub(crate) ipv6: bool,
-    pub(crate) wire: Option<Wire>,
-    pub(crate) send_delay_ms: Option<u64>,
+    pub key: PathBuf,
+    /// The command sent when none is given.
+    pub command: Option<String>,
+    /// Groups it belongs to.
+    pub groups: Vec<String>,
+    /// The client address to claim in the datagram.
+    pub ip: Option<IpAddr>,
+    /// Let the server act on `ip` when the datagram comes from elsewhere.
+    pub permissive: bool,
+    /// Send over IPv4 only.
+    pub ipv4: bool,
+    /// Send over IPv6 only.
+    pub ipv6: bool,
+    /// The datagram format, when set.
+    pub wire: Option<Wire>,
+    /// Pause between the IPv4 and the IPv6 datagram, when set.
+    pub send_delay_ms: Option<u64>,
 }
 
 /// The saved servers, by name.
 #[derive(Debug, Default)]
-pub(crate) struct Profile {
-    pub(crate) path: PathBuf,
-    pub(crate) servers: BTreeMap<String, Server>,
+pub struct Profile {
+    /// `client.toml`.
+    pub path: PathBuf,
+    /// The usable entries.
+    pub servers: BTreeMap<String, Server>,
     /// Entries that could not be used, with why (file, line, field): one bad entry does
     /// not stop sends to the others; using it by name is the error.
-    pub(crate) broken: BTreeMap<String, String>,
+    pub broken: BTreeMap<String, String>,
 }
 
 /// Whether `name` can name a server, group or key file: letters, digits, `-`, `_`.
-pub(crate) fn valid_name(name: &str) -> bool {
+pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .chars()
@@ -77,7 +89,7 @@ pub(crate) fn valid_name(name: &str) -> bool {
 
 impl Profile {
     /// Reads `<dir>/client.toml`; a missing file is an empty profile.
-    pub(crate) fn load(dir: &Path) -> anyhow::Result<Self> {
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
         let path = dir.join(FILE_NAME);
         match std::fs::read_to_string(&path) {
             Ok(text) => Self::parse(&text, &path),
@@ -90,7 +102,7 @@ impl Profile {
     }
 
     /// Parses and checks `text`; `path` names the file in errors and anchors relative keys.
-    pub(crate) fn parse(text: &str, path: &Path) -> anyhow::Result<Self> {
+    pub fn parse(text: &str, path: &Path) -> anyhow::Result<Self> {
         let file = path.display();
         let mut root: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             anyhow::anyhow!(
@@ -135,7 +147,7 @@ impl Profile {
     }
 
     /// The server called `name`.
-    pub(crate) fn server(&self, name: &str) -> anyhow::Result<&Server> {
+    pub fn server(&self, name: &str) -> anyhow::Result<&Server> {
         if let Some(why) = self.broken.get(name) {
             bail!("{why}");
         }
@@ -148,7 +160,7 @@ impl Profile {
     }
 
     /// Every server in `group`, in name order.
-    pub(crate) fn group(&self, group: &str) -> anyhow::Result<Vec<&Server>> {
+    pub fn group(&self, group: &str) -> anyhow::Result<Vec<&Server>> {
         let members: Vec<&Server> = self
             .servers
             .values()
@@ -165,7 +177,7 @@ impl Profile {
 
     /// One line per server, for `list`; `key_path` resolves a saved key to its file, which
     /// is flagged when it is missing. Broken entries are listed with why.
-    pub(crate) fn listing(&self, key_path: impl Fn(&Path) -> PathBuf) -> String {
+    pub fn listing(&self, key_path: impl Fn(&Path) -> PathBuf) -> String {
         let mut out = String::new();
         for s in self.servers.values() {
             let _ = write!(out, "{}\t{}\t{}", s.name, s.address, s.key.display());
@@ -245,32 +257,167 @@ fn check(name: &str, value: toml::Value) -> anyhow::Result<Server> {
     })
 }
 
-/// The `[servers.NAME]` block `add` appends.
-pub(crate) fn entry_text(
-    name: &str,
-    address: &str,
-    key: &str,
-    command: Option<&str>,
-    groups: &[String],
-    wire: Option<Wire>,
-) -> String {
-    let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
-    let mut text = format!(
-        "\n[servers.{name}]\naddress = {}\nkey = {}\n",
-        quote(address),
-        quote(key)
+/// The `[servers.NAME]` block for `server`, as `add` appends it.
+pub fn entry_text(server: &Server) -> String {
+    let mut doc = toml_edit::DocumentMut::new();
+    let mut servers = toml_edit::Table::new();
+    servers.set_implicit(true);
+    servers.insert(&server.name, toml_edit::Item::Table(entry_table(server)));
+    doc.insert("servers", toml_edit::Item::Table(servers));
+    format!("\n{doc}")
+}
+
+/// The fields of one entry; defaults (false, empty) are left out.
+fn entry_table(server: &Server) -> toml_edit::Table {
+    let mut t = toml_edit::Table::new();
+    t.insert("address", toml_edit::value(&server.address));
+    t.insert(
+        "key",
+        toml_edit::value(server.key.to_string_lossy().as_ref()),
     );
-    if let Some(command) = command {
-        let _ = writeln!(text, "command = {}", quote(command));
+    if let Some(command) = &server.command {
+        t.insert("command", toml_edit::value(command));
     }
-    if !groups.is_empty() {
-        let list: Vec<String> = groups.iter().map(|g| quote(g)).collect();
-        let _ = writeln!(text, "groups = [{}]", list.join(", "));
+    if !server.groups.is_empty() {
+        let groups: toml_edit::Array = server.groups.iter().map(String::as_str).collect();
+        t.insert("groups", toml_edit::value(groups));
     }
-    if let Some(wire) = wire {
-        let _ = writeln!(text, "wire = {}", quote(wire.as_str()));
+    if let Some(ip) = server.ip {
+        t.insert("ip", toml_edit::value(ip.to_string()));
     }
-    text
+    for (field, on) in [
+        ("permissive", server.permissive),
+        ("ipv4", server.ipv4),
+        ("ipv6", server.ipv6),
+    ] {
+        if on {
+            t.insert(field, toml_edit::value(true));
+        }
+    }
+    if let Some(wire) = server.wire {
+        t.insert("wire", toml_edit::value(wire.as_str()));
+    }
+    if let Some(ms) = server.send_delay_ms {
+        t.insert(
+            "send_delay_ms",
+            toml_edit::value(i64::try_from(ms).unwrap_or(i64::MAX)),
+        );
+    }
+    t
+}
+
+/// How long a change to `client.toml` waits for another one to finish.
+const EDIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The lock every change to `client.toml` holds (`client.toml.lock`), so that two front
+/// ends saving at once never lose each other's entry.
+pub fn lock(dir: &Path) -> anyhow::Result<ruroco_fs::LockFile> {
+    let path = dir.join(format!("{FILE_NAME}.lock"));
+    ruroco_fs::LockFile::acquire_within(&path, EDIT_WAIT, EDIT_WAIT, || {})
+        .with_context(|| format!("cannot lock {}", path.display()))?
+        .with_context(|| {
+            format!(
+                "gave up after {} s waiting for {}: another ruroco program is changing client.toml",
+                EDIT_WAIT.as_secs(),
+                path.display()
+            )
+        })
+}
+
+/// Writes `server` into `<dir>/client.toml`: in place of the entry `replacing` names (an
+/// edit, which may rename it), else as a new entry. Everything else in the file, comments
+/// included, stays as it was. The result is checked before it is written, and written to
+/// a new file renamed over the old one: a reader never sees half a file.
+pub fn save(dir: &Path, server: &Server, replacing: Option<&str>) -> anyhow::Result<()> {
+    if !valid_name(&server.name) {
+        bail!(
+            "server name `{}` may only hold letters, digits, `-` and `_`",
+            server.name
+        );
+    }
+    edit(dir, |servers| {
+        if replacing != Some(server.name.as_str()) && servers.contains_key(&server.name) {
+            bail!(
+                "server `{}` is already saved; pick another name",
+                server.name
+            );
+        }
+        let mut table = entry_table(server);
+        if let Some(old) = replacing {
+            let Some(toml_edit::Item::Table(old_table)) = servers.remove(old) else {
+                bail!("server `{old}` is not saved (any more)");
+            };
+            // Where it was, with the comments above it.
+            if let Some(position) = old_table.position() {
+                table.set_position(position);
+            }
+            *table.decor_mut() = old_table.decor().clone();
+        }
+        servers.insert(&server.name, toml_edit::Item::Table(table));
+        Ok(())
+    })
+    .map(|_| ())
+}
+
+/// Removes the entry `name` from `<dir>/client.toml` (its key file stays); the entry as it
+/// was, so the caller can remove the key too.
+pub fn remove(dir: &Path, name: &str) -> anyhow::Result<Server> {
+    let before = Profile::load(dir)?;
+    let removed = before.server(name)?.clone();
+    edit(dir, |servers| {
+        servers
+            .remove(name)
+            .map(|_| ())
+            .with_context(|| format!("server `{name}` is not saved (any more)"))
+    })?;
+    Ok(removed)
+}
+
+/// Reads `client.toml` under its lock, lets `change` edit its `[servers]` table, checks
+/// the result and replaces the file; the file as it now is.
+fn edit(
+    dir: &Path,
+    change: impl FnOnce(&mut toml_edit::Table) -> anyhow::Result<()>,
+) -> anyhow::Result<Profile> {
+    ruroco_fs::create_private_dir(dir)
+        .with_context(|| format!("cannot create config directory {}", dir.display()))?;
+    let _lock = lock(dir)?;
+    let path = dir.join(FILE_NAME);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e| anyhow::anyhow!("invalid {}: {e}", path.display()))?;
+    let servers = doc
+        .entry("servers")
+        .or_insert_with(|| {
+            let mut t = toml_edit::Table::new();
+            t.set_implicit(true);
+            toml_edit::Item::Table(t)
+        })
+        .as_table_mut()
+        .with_context(|| format!("invalid {}: `servers` is not a table", path.display()))?;
+    change(servers)?;
+    let new_text = doc.to_string();
+    let profile = Profile::parse(&new_text, &path)?;
+    let newly_broken = profile
+        .broken
+        .iter()
+        .find(|(name, _)| !before_broken(&text, &path, name));
+    if let Some((_, why)) = newly_broken {
+        bail!("{why}");
+    }
+    ruroco_fs::write_atomically_mode(&path, new_text.as_bytes(), 0o600)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(profile)
+}
+
+/// Whether entry `name` was already unusable in `text` (an edit never makes one so).
+fn before_broken(text: &str, path: &Path, name: &str) -> bool {
+    Profile::parse(text, path).is_ok_and(|p| p.broken.contains_key(name))
 }
 
 #[cfg(test)]
@@ -379,21 +526,104 @@ mod tests {
         assert!(err.contains("`h`"), "{err}");
     }
 
+    fn sample() -> Server {
+        Server {
+            name: "web-1".into(),
+            address: "[2001:db8::1]:34020".into(),
+            key: PathBuf::from("web-1.key"),
+            command: Some("open \"ssh\"".into()),
+            groups: vec!["prod".into()],
+            ip: Some("198.51.100.7".parse().unwrap()),
+            permissive: true,
+            ipv4: false,
+            ipv6: true,
+            wire: Some(Wire::V0),
+            send_delay_ms: Some(10),
+        }
+    }
+
     #[test]
     fn added_entries_parse_back() {
-        let text = entry_text(
-            "web-1",
-            "[2001:db8::1]:34020",
-            "web-1.key",
-            Some("open \"ssh\""),
-            &["prod".into()],
-            Some(Wire::V0),
-        );
+        let text = entry_text(&sample());
         let p = parse(&text).unwrap();
-        let s = p.server("web-1").unwrap();
-        assert_eq!(s.address, "[2001:db8::1]:34020");
-        assert_eq!(s.command.as_deref(), Some("open \"ssh\""));
-        assert_eq!(s.groups, ["prod"]);
-        assert_eq!(s.wire, Some(Wire::V0));
+        assert_eq!(p.server("web-1").unwrap(), &sample());
+    }
+
+    #[test]
+    fn save_replaces_in_place_and_keeps_the_rest_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let original = "# my servers\n[servers.a]\naddress = \"a.example\" # the first\nkey = \"a.key\"\n\n[servers.b]\naddress = \"b.example\"\nkey = \"b.key\"\n";
+        std::fs::write(dir.path().join(FILE_NAME), original).unwrap();
+        let mut a = Profile::load(dir.path())
+            .unwrap()
+            .server("a")
+            .unwrap()
+            .clone();
+        a.name = "a2".into();
+        a.command = Some("deploy".into());
+        save(dir.path(), &a, Some("a")).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(FILE_NAME)).unwrap();
+        assert!(text.starts_with("# my servers\n"), "{text}");
+        // Renamed in place: still before b.
+        let (at_a2, at_b) = (
+            text.find("[servers.a2]").unwrap(),
+            text.find("[servers.b]").unwrap(),
+        );
+        assert!(at_a2 < at_b, "{text}");
+        let p = Profile::load(dir.path()).unwrap();
+        assert_eq!(p.servers.keys().collect::<Vec<_>>(), ["a2", "b"]);
+        assert_eq!(p.server("a2").unwrap().command.as_deref(), Some("deploy"));
+        // A new one is added; a name that is taken is refused, and nothing changes.
+        save(dir.path(), &sample(), None).unwrap();
+        let before = std::fs::read_to_string(dir.path().join(FILE_NAME)).unwrap();
+        let err = save(dir.path(), &sample(), None).unwrap_err().to_string();
+        assert!(err.contains("already saved"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(FILE_NAME)).unwrap(),
+            before
+        );
+        assert_eq!(
+            Profile::load(dir.path()).unwrap().server("web-1").unwrap(),
+            &sample()
+        );
+    }
+
+    #[test]
+    fn remove_takes_out_one_entry_and_returns_it() {
+        let dir = tempfile::tempdir().unwrap();
+        save(dir.path(), &sample(), None).unwrap();
+        let mut other = sample();
+        other.name = "other".into();
+        save(dir.path(), &other, None).unwrap();
+        let removed = remove(dir.path(), "web-1").unwrap();
+        assert_eq!(removed, sample());
+        let p = Profile::load(dir.path()).unwrap();
+        assert_eq!(p.servers.keys().collect::<Vec<_>>(), ["other"]);
+        assert!(remove(dir.path(), "web-1").is_err());
+    }
+
+    #[test]
+    fn an_invalid_result_is_never_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bad = sample();
+        bad.address = "host:notaport".into();
+        assert!(save(dir.path(), &bad, None).is_err());
+        assert!(!dir.path().join(FILE_NAME).exists());
+    }
+
+    #[test]
+    fn changes_wait_for_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_owned();
+        let held = lock(&path).unwrap();
+        let writer = std::thread::spawn(move || save(&path, &sample(), None));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!dir.path().join(FILE_NAME).exists(), "written while locked");
+        drop(held);
+        writer.join().unwrap().unwrap();
+        assert!(Profile::load(dir.path())
+            .unwrap()
+            .servers
+            .contains_key("web-1"));
     }
 }
