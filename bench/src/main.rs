@@ -9,6 +9,7 @@ mod binaries;
 mod client_send;
 mod commands;
 mod fwknopd;
+mod gui;
 mod machine;
 mod procfs;
 mod report;
@@ -46,6 +47,8 @@ enum Section {
     Burst,
     /// Accepted datagrams per second with the file and the Redis floor store.
     Store,
+    /// The desktop app under Xvfb: time to its window, CPU while idle, binary size.
+    Gui,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,6 +72,12 @@ fn main() -> anyhow::Result<()> {
     }
     if wants(Section::Client) {
         client_send::measure(&bins, repeat, &mut report)?;
+    }
+    if wants(Section::Gui) {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap_or(std::path::Path::new("."));
+        gui::measure(root, repeat, &mut report)?;
     }
     println!("\n{}", report.table());
     Ok(())

@@ -1,0 +1,147 @@
+//! Sends, off the UI thread. Each click starts one thread that plans, reads keys and
+//! resolves addresses (no lock held), then builds and sends every datagram under the
+//! counter lock in one go (as `ruroco-client send @group` does) and lets it go at once:
+//! the command-line client is never kept waiting by the window. Each server's result comes
+//! back over a channel, and the window is woken to show it.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{channel, Receiver, Sender};
+
+use ruroco_client_core::profile::Profile;
+use ruroco_client_core::send;
+
+/// What became of one server's send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// On its way.
+    Sending,
+    /// Left for these addresses at this time (`HH:MM:SS` UTC); what failed beside them.
+    Sent {
+        /// When.
+        at: String,
+        /// The command sent.
+        command: String,
+        /// Where to.
+        to: Vec<String>,
+        /// Addresses of the server that could not be sent to, and why.
+        partly_failed: Vec<String>,
+    },
+    /// Nothing left; why.
+    Failed(String),
+}
+
+/// The sends in flight and their results.
+pub struct Jobs {
+    tx: Sender<(String, Outcome)>,
+    rx: Receiver<(String, Outcome)>,
+}
+
+impl Default for Jobs {
+    fn default() -> Self {
+        let (tx, rx) = channel();
+        Self { tx, rx }
+    }
+}
+
+impl Jobs {
+    /// Sends the saved servers `names` (one datagram per address of each), in a thread of
+    /// its own; `wake` is called after each result.
+    pub fn send(&self, dir: PathBuf, names: Vec<String>, wake: impl Fn() + Send + 'static) {
+        let tx = self.tx.clone();
+        std::thread::spawn(move || {
+            for (name, outcome) in send_all(&dir, &names) {
+                let _ = tx.send((name, outcome));
+            }
+            wake();
+        });
+    }
+
+    /// The results that arrived since the last call.
+    pub fn results(&self) -> Vec<(String, Outcome)> {
+        self.rx.try_iter().collect()
+    }
+}
+
+/// Plans, prepares and sends; one outcome per name.
+fn send_all(dir: &std::path::Path, names: &[String]) -> Vec<(String, Outcome)> {
+    let profile = match Profile::load(dir) {
+        Ok(p) => p,
+        Err(e) => {
+            let why = format!("{e:#}");
+            return names
+                .iter()
+                .map(|n| (n.clone(), Outcome::Failed(why.clone())))
+                .collect();
+        }
+    };
+    let mut done = Vec::new();
+    let mut ready = Vec::new();
+    for name in names {
+        let prepared = profile
+            .server(name)
+            .and_then(|server| {
+                send::plan(
+                    Some(server),
+                    None,
+                    None,
+                    None,
+                    &send::Overrides::default(),
+                    dir,
+                )
+            })
+            .and_then(send::prepare);
+        match prepared {
+            Ok(p) => ready.push((name.clone(), p)),
+            Err(e) => done.push((name.clone(), Outcome::Failed(format!("{e:#}")))),
+        }
+    }
+    if ready.is_empty() {
+        return done;
+    }
+    let (ready_names, prepared): (Vec<String>, Vec<send::Prepared>) = ready.into_iter().unzip();
+    match send::transmit(&prepared, dir) {
+        Err(e) => {
+            let why = format!("{e:#}");
+            done.extend(
+                ready_names
+                    .into_iter()
+                    .map(|n| (n, Outcome::Failed(why.clone()))),
+            );
+        }
+        Ok(results) => {
+            let at = clock();
+            for ((name, p), result) in ready_names.into_iter().zip(&prepared).zip(results) {
+                let outcome = match result {
+                    Ok(delivery) => Outcome::Sent {
+                        at: at.clone(),
+                        command: p.plan.command.clone(),
+                        to: delivery.sent.iter().map(ToString::to_string).collect(),
+                        partly_failed: delivery
+                            .failed
+                            .iter()
+                            .map(|(addr, why)| format!("{addr}: {why}"))
+                            .collect(),
+                    },
+                    Err(e) => Outcome::Failed(format!("{e:#}")),
+                };
+                done.push((name, outcome));
+            }
+        }
+    }
+    done
+}
+
+/// The time of day, `HH:MM:SS` UTC.
+fn clock() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let stamp = ruroco_config::utc(ms);
+    // 2026-12-01T18:30:05Z → 18:30:05
+    stamp
+        .split('T')
+        .nth(1)
+        .map(|t| t.trim_end_matches('Z').chars().take(8).collect())
+        .unwrap_or(stamp)
+}

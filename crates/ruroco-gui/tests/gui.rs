@@ -1,0 +1,451 @@
+//! The desktop app driven through its real widgets, found by their labels as a person
+//! finds them (egui_kittest, headless), over real files, with real servers.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::net::UdpSocket;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+use ruroco_gui::App;
+
+/// A sibling binary of this workspace, built by `cargo test --workspace`.
+fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().and_then(Path::parent).unwrap().join(name);
+    assert!(
+        path.exists(),
+        "{} not built; run the tests with `cargo test --workspace`",
+        path.display()
+    );
+    path
+}
+
+fn harness(dir: &Path) -> Harness<'static, App> {
+    Harness::builder()
+        .with_size([1100.0, 800.0])
+        .build_ui_state(|ui, app: &mut App| app.show(ui), App::new(dir.to_owned()))
+}
+
+/// Lets the window settle: the frames an input needs, and any repaint the file watcher
+/// asks for after the app's own writes.
+fn settle(h: &mut Harness<'_, App>) {
+    let _ = h.try_run();
+    std::thread::sleep(Duration::from_millis(30));
+    let _ = h.try_run();
+}
+
+/// Types `text` into the field labelled `label`.
+fn type_into(h: &mut Harness<'_, App>, label: &str, text: &str) {
+    h.get_by_label(label).focus();
+    settle(h);
+    h.get_by_label(label).type_text(text);
+    settle(h);
+}
+
+fn click(h: &mut Harness<'_, App>, label: &str) {
+    h.get_by_label(label).click();
+    settle(h);
+}
+
+/// Steps the window until `done` holds (the sends finish in threads of their own).
+fn wait_until(h: &mut Harness<'_, App>, what: &str, done: impl Fn(&Harness<'_, App>) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        h.step();
+        if done(h) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn has_label_containing(h: &Harness<'_, App>, text: &str) -> bool {
+    h.query_by_label_contains(text).is_some()
+}
+
+/// A real commander and server on loopback with one key, and that key for the client.
+struct Servers {
+    dir: tempfile::TempDir,
+    commander: Child,
+    server: Child,
+    port: u16,
+    key: String,
+}
+
+impl Servers {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let etc = d.join("etc");
+        std::fs::create_dir(&etc).unwrap();
+        let key = Command::new(workspace_bin("ruroco-client"))
+            .arg("gen")
+            .output()
+            .unwrap();
+        let key = String::from_utf8(key.stdout).unwrap();
+        std::fs::write(etc.join("gui.key"), &key).unwrap();
+        let port = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::write(
+            etc.join("config.toml"),
+            format!(
+                "ips = [\"127.0.0.1\"]\nmax_requests_per_second = 1000\naddress = \"127.0.0.1:{port}\"\nconfig_dir = \"{}\"\nsocket_user = \"\"\nsocket_group = \"\"\nallow_non_routable_ips = true\nstate_dir = \"{}/state\"\n",
+                etc.display(),
+                d.display()
+            ),
+        )
+        .unwrap();
+        let commands = etc.join("commands.toml");
+        std::fs::write(
+            &commands,
+            format!(
+                "[commands]\ndefault = \"echo \\\"$RUROCO_IP\\\" >> {0}/default.out\"\nopen_ssh = \"echo \\\"$RUROCO_IP\\\" >> {0}/open_ssh.out\"\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&commands, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let spawn = |program: &str, ready: &Path| {
+            let log = std::fs::File::create(ready).unwrap();
+            let mut cmd = Command::new(workspace_bin(program));
+            cmd.arg("--config").arg(etc.join("config.toml"));
+            if program == "ruroco-commander" {
+                cmd.arg("--commands").arg(&commands);
+            }
+            cmd.env_remove("LISTEN_PID")
+                .env_remove("LISTEN_FDS")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap()
+        };
+        let wait_log = |path: &Path| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if std::fs::read_to_string(path)
+                    .unwrap_or_default()
+                    .contains("listening on")
+                {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            panic!(
+                "{} did not start: {}",
+                path.display(),
+                std::fs::read_to_string(path).unwrap_or_default()
+            );
+        };
+        let commander = spawn("ruroco-commander", &d.join("commander.log"));
+        wait_log(&d.join("commander.log"));
+        let server = spawn("ruroco-server", &d.join("server.log"));
+        wait_log(&d.join("server.log"));
+        Self {
+            dir,
+            commander,
+            server,
+            port,
+            key,
+        }
+    }
+
+    fn runs(&self, command: &str) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join(format!("{command}.out")))
+            .map(|t| t.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    fn wait_runs(&self, command: &str, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.runs(command).len() < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let runs = self.runs(command);
+        if runs.len() < n {
+            eprintln!("server log:\n{}", self.log("server"));
+            eprintln!("commander log:\n{}", self.log("commander"));
+        }
+        runs
+    }
+
+    fn log(&self, which: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{which}.log"))).unwrap_or_default()
+    }
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for child in [&mut self.server, &mut self.commander] {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Fills the add form for a server at `address`, with the key pasted when `key` is given.
+fn add_through_the_form(
+    h: &mut Harness<'_, App>,
+    name: &str,
+    address: &str,
+    command: &str,
+    key: Option<&str>,
+) {
+    click(h, "Add server");
+    type_into(h, "Name", name);
+    type_into(h, "Address (HOST or HOST:PORT)", address);
+    type_into(h, "Command", command);
+    if let Some(key) = key {
+        click(h, "Paste");
+        type_into(h, "Pasted key", key.trim());
+    }
+    click(h, "Save");
+}
+
+#[test]
+fn adding_a_server_writes_client_toml_and_a_private_key_and_shows_how_to_install_it() {
+    let conf = tempfile::tempdir().unwrap();
+    let mut h = harness(conf.path());
+    add_through_the_form(&mut h, "web1", "web1.example.com", "open_ssh", None);
+    let text = std::fs::read_to_string(conf.path().join("client.toml")).unwrap();
+    assert!(text.contains("[servers.web1]"), "{text}");
+    assert!(text.contains("address = \"web1.example.com\""), "{text}");
+    assert!(text.contains("command = \"open_ssh\""), "{text}");
+    let key = conf.path().join("web1.key");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(ruroco_proto::Key::parse(&std::fs::read_to_string(&key).unwrap()).is_ok());
+    // The install line, with its copy button; the key only after "show".
+    assert!(has_label_containing(&h, "Saved web1"));
+    assert!(h.query_by_label("Copy install command").is_some());
+    assert!(
+        h.query_by_label("QR code of the key").is_none(),
+        "the key shows before asked"
+    );
+    click(&mut h, "Show key as QR code");
+    assert!(h.query_by_label("QR code of the key").is_some());
+    click(&mut h, "Done");
+    assert!(h.query_by_label("Send web1").is_some());
+    // An invalid address is refused with the library's words, and nothing is written.
+    add_through_the_form(&mut h, "bad", "bad host!", "x", None);
+    assert!(has_label_containing(
+        &h,
+        "neither an IP address nor a DNS name"
+    ));
+    assert!(!std::fs::read_to_string(conf.path().join("client.toml"))
+        .unwrap()
+        .contains("bad"));
+}
+
+#[test]
+fn send_through_the_window_runs_the_command_on_a_real_server() {
+    let servers = Servers::start();
+    let conf = tempfile::tempdir().unwrap();
+    let mut h = harness(conf.path());
+    add_through_the_form(
+        &mut h,
+        "local",
+        &format!("127.0.0.1:{}", servers.port),
+        "open_ssh",
+        Some(&servers.key),
+    );
+    click(&mut h, "Done");
+    click(&mut h, "Send local");
+    wait_until(&mut h, "the sent-at line", |h| {
+        has_label_containing(h, "sent at ")
+    });
+    assert_eq!(servers.wait_runs("open_ssh", 1), ["127.0.0.1"]);
+    // Enter sends the chosen row.
+    click(&mut h, "local");
+    h.key_press(eframe::egui::Key::Enter);
+    settle(&mut h);
+    assert_eq!(servers.wait_runs("open_ssh", 2).len(), 2);
+    // The command-line client works while the window is open: the counter lock is only
+    // held while datagrams are made.
+    let cli = Command::new(workspace_bin("ruroco-client"))
+        .args(["send", "local", "-c", "default"])
+        .env("RUROCO_CONF_DIR", conf.path())
+        .output()
+        .unwrap();
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    assert_eq!(servers.wait_runs("default", 1), ["127.0.0.1"]);
+    // And the window's next send still runs (the counter moved on for both).
+    click(&mut h, "Send local");
+    assert_eq!(servers.wait_runs("open_ssh", 3).len(), 3);
+}
+
+#[test]
+fn an_address_that_cannot_be_resolved_shows_its_error_in_the_row() {
+    let conf = tempfile::tempdir().unwrap();
+    let mut h = harness(conf.path());
+    add_through_the_form(&mut h, "nowhere", "no-such-host.invalid", "default", None);
+    click(&mut h, "Done");
+    click(&mut h, "Send nowhere");
+    wait_until(&mut h, "the error", |h| has_label_containing(h, "failed: "));
+    let label = h.get_by_label_contains("failed: ");
+    let text = format!("{label:?}");
+    assert!(text.contains("no-such-host.invalid"), "{text}");
+}
+
+#[test]
+fn delete_asks_first_and_keeps_the_key_unless_told() {
+    let conf = tempfile::tempdir().unwrap();
+    let mut h = harness(conf.path());
+    add_through_the_form(&mut h, "a", "a.example.com", "default", None);
+    click(&mut h, "Done");
+    add_through_the_form(&mut h, "b", "b.example.com", "default", None);
+    click(&mut h, "Done");
+    click(&mut h, "Delete a");
+    // Asked, and nothing changed yet.
+    assert!(has_label_containing(&h, "Delete a?"));
+    assert!(std::fs::read_to_string(conf.path().join("client.toml"))
+        .unwrap()
+        .contains("[servers.a]"));
+    click(&mut h, "Cancel");
+    assert!(h.query_by_label("Send a").is_some());
+    click(&mut h, "Delete a");
+    click(&mut h, "Yes, delete");
+    let text = std::fs::read_to_string(conf.path().join("client.toml")).unwrap();
+    assert!(
+        !text.contains("[servers.a]") && text.contains("[servers.b]"),
+        "{text}"
+    );
+    assert!(
+        conf.path().join("a.key").exists(),
+        "the key went without being asked"
+    );
+    click(&mut h, "Delete b");
+    click(&mut h, "Also delete its key file");
+    click(&mut h, "Yes, delete");
+    assert!(!conf.path().join("b.key").exists());
+    assert!(h.query_by_label("Send b").is_none());
+}
+
+#[test]
+fn import_brings_the_original_guis_saved_commands() {
+    let conf = tempfile::tempdir().unwrap();
+    let old = tempfile::tempdir().unwrap();
+    let list = old.path().join("commands_list.toml");
+    std::fs::write(
+        &list,
+        "list = [\"send --address host.example.com:8080 --command open_ssh\", \"send --address 192.0.2.5 --command deploy --ipv4\"]\n",
+    )
+    .unwrap();
+    let key_file = old.path().join("ruroco.key");
+    let key = Command::new(workspace_bin("ruroco-client"))
+        .arg("gen")
+        .output()
+        .unwrap();
+    std::fs::write(&key_file, key.stdout).unwrap();
+    let mut h = harness(conf.path());
+    click(&mut h, "Import");
+    type_into(&mut h, "commands_list.toml", list.to_str().unwrap());
+    type_into(&mut h, "Key file", key_file.to_str().unwrap());
+    click(&mut h, "Preview");
+    assert!(has_label_containing(&h, "would add 2 server(s)"));
+    assert!(!conf.path().join("client.toml").exists(), "a preview wrote");
+    click(&mut h, "Import now");
+    assert!(has_label_containing(&h, "added 2 server(s)"));
+    click(&mut h, "Servers");
+    let profile = ruroco_client_core::profile::Profile::load(conf.path()).unwrap();
+    assert_eq!(profile.servers.len(), 2);
+    for name in profile.servers.keys() {
+        assert!(
+            h.query_by_label(&format!("Send {name}")).is_some(),
+            "{name} not listed"
+        );
+    }
+}
+
+#[test]
+fn reseed_says_what_it_does_and_sets_a_counter_that_ran_ahead_back() {
+    let conf = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(conf.path()).unwrap();
+    let ahead = ruroco_client_core::counter::now_nanos() + 3_600 * 1_000_000_000;
+    std::fs::write(conf.path().join("counter"), ahead.to_be_bytes()).unwrap();
+    let mut h = harness(conf.path());
+    click(&mut h, "Reseed counter");
+    assert!(has_label_containing(&h, "ahead of this clock"));
+    assert!(has_label_containing(&h, "replay"));
+    click(&mut h, "Cancel");
+    assert_eq!(
+        std::fs::read(conf.path().join("counter")).unwrap(),
+        ahead.to_be_bytes()
+    );
+    click(&mut h, "Reseed counter");
+    click(&mut h, "Yes, reseed");
+    let now = u128::from_be_bytes(
+        std::fs::read(conf.path().join("counter"))
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    );
+    assert!(now < ahead);
+    assert!(has_label_containing(&h, "Counter set back"));
+}
+
+#[test]
+fn a_change_made_by_the_command_line_shows_in_the_open_window() {
+    let conf = tempfile::tempdir().unwrap();
+    let mut h = harness(conf.path());
+    assert!(h.query_by_label("Send cli1").is_none());
+    let out = Command::new(workspace_bin("ruroco-client"))
+        .args(["add", "cli1", "--address", "cli1.example.com"])
+        .env("RUROCO_CONF_DIR", conf.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until(&mut h, "the new server in the list", |h| {
+        h.query_by_label("Send cli1").is_some()
+    });
+}
+
+#[test]
+fn editing_keeps_the_key_hidden_until_asked_and_saves_in_place() {
+    let conf = tempfile::tempdir().unwrap();
+    let mut h = harness(conf.path());
+    add_through_the_form(&mut h, "e1", "e1.example.com", "default", None);
+    click(&mut h, "Done");
+    click(&mut h, "Edit e1");
+    let key = std::fs::read_to_string(conf.path().join("e1.key")).unwrap();
+    assert!(
+        !has_label_containing(&h, key.trim()),
+        "the key shows before asked"
+    );
+    click(&mut h, "Show key");
+    assert!(has_label_containing(&h, key.trim()));
+    type_into(&mut h, "Command", "_more");
+    click(&mut h, "Save");
+    let profile = ruroco_client_core::profile::Profile::load(conf.path()).unwrap();
+    assert_eq!(
+        profile.server("e1").unwrap().command.as_deref(),
+        Some("default_more")
+    );
+    assert_eq!(profile.server("e1").unwrap().key, Path::new("e1.key"));
+}
