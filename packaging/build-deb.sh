@@ -3,6 +3,7 @@
 # Needs cargo-deb (cargo install cargo-deb --locked). Prints the path of the .deb.
 #
 #   --label LABEL    build version VERSION+LABEL (the programs say so in --version)
+#   --no-gui         only the ruroco package, not ruroco-gui
 #   --install-check  (root, on a disposable machine) installs the package, checks the user,
 #                    permissions and units; upgrades to a build labelled "upgradecheck"
 #                    while the daemons run (they must come back as the new version),
@@ -10,11 +11,13 @@
 set -euo pipefail
 install_check=0
 label=""
+gui=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --install-check) install_check=1 ;;
         --label) label=$2; shift ;;
-        *) echo "usage: build-deb.sh [--label LABEL] [--install-check]" >&2; exit 2 ;;
+        --no-gui) gui=0 ;;
+        *) echo "usage: build-deb.sh [--label LABEL] [--no-gui] [--install-check]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -96,7 +99,7 @@ if [ "$install_check" = 1 ]; then
     # (cargo deb empties target/debian when it builds the other package: keep this one.)
     kept=$(mktemp -d)
     cp "$deb" "$kept/"
-    bash packaging/upgrade-check.sh "$kept/$(basename "$deb")" "$(bash "$0" --label upgradecheck | tail -n 1)" >&2
+    bash packaging/upgrade-check.sh "$kept/$(basename "$deb")" "$(bash "$0" --no-gui --label upgradecheck | tail -n 1)" >&2
     rm -rf "$kept"
     # Remove runs what is still pending: a command's undo must not be lost with the package.
     mkdir -p /var/lib/ruroco-commander
@@ -129,5 +132,35 @@ TOML
     for d in /var/lib/ruroco /var/lib/ruroco-commander; do
         [ ! -e "$d" ] || { echo "purge left $d" >&2; exit 1; }
     done
+fi
+
+if [ "$gui" = 1 ]; then
+    # The desktop app: a package of its own. The server's package must not pull anything
+    # of a window system.
+    if grep -Eq "libgl|libegl|libx11|libwayland|libxkb" <<<"$(dpkg-deb -f "$deb" Depends)"; then
+        echo "the ruroco package depends on GUI libraries: $(dpkg-deb -f "$deb" Depends)" >&2
+        exit 1
+    fi
+    cargo build --profile release-gui --locked --quiet -p ruroco-gui
+    strip --strip-all target/release-gui/ruroco-gui
+    gui_deb=$(cargo deb -p ruroco-gui --no-build --no-strip --locked --output target/debian-gui/ 2>/dev/null | tail -n 1) || true
+    [ -f "$gui_deb" ] || cargo deb -p ruroco-gui --no-build --no-strip --locked --output target/debian-gui/ >&2 || true
+    [ -f "$gui_deb" ] || { echo "cargo deb did not produce ruroco-gui (its errors are above)" >&2; exit 1; }
+    gui_contents=$(dpkg-deb -c "$gui_deb")
+    for want in ./usr/bin/ruroco-gui ./usr/share/applications/ruroco-gui.desktop \
+        ./usr/share/icons/hicolor/scalable/apps/ruroco-gui.svg; do
+        grep -q " $want\$" <<<"$gui_contents" || { echo "missing in $gui_deb: $want" >&2; exit 1; }
+    done
+    if command -v desktop-file-validate >/dev/null; then
+        desktop-file-validate packaging/gui/ruroco-gui.desktop
+    fi
+    if [ "$install_check" = 1 ]; then
+        # Installed with what it depends on, started in a real window under Xvfb, shot and
+        # closed by the window manager (exit 0), removed again.
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$(realpath "$gui_deb")" >&2
+        bash scripts/gui-screenshot.sh /usr/bin/ruroco-gui target/gui-installed.png >&2
+        dpkg --purge ruroco-gui >&2
+    fi
+    echo "$gui_deb" >&2
 fi
 echo "$deb"

@@ -1,4 +1,4 @@
-//! The desktop app in a real window under Xvfb (Mesa software rendering): how long until
+//! The desktop app (its packaged build) in a real window under Xvfb (Mesa software rendering): how long until
 //! its window shows, how much CPU it uses over 10 s of doing nothing (it should not
 //! repaint when nothing changes), and the size of its binary.
 
