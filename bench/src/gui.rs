@@ -34,16 +34,17 @@ pub(crate) fn measure(root: &Path, repeat: usize, report: &mut Report) -> anyhow
             return Ok(());
         }
     }
-    eprintln!("building ruroco-gui (release) …");
+    eprintln!("building ruroco-gui (profile release-gui, as packaged) …");
     run(Command::new(env!("CARGO")).current_dir(root).args([
         "build",
-        "--release",
+        "--profile",
+        "release-gui",
         "--locked",
         "--quiet",
         "-p",
         "ruroco-gui",
     ]))?;
-    let bin = root.join("target/release/ruroco-gui");
+    let bin = root.join("target/release-gui/ruroco-gui");
     let conf = tempfile::tempdir()?;
     std::fs::write(
         conf.path().join("client.toml"),
