@@ -96,10 +96,12 @@ if [ "$install_check" = 1 ]; then
         || { echo "the static client cannot send to localhost" >&2; exit 1; }
     rm -rf "$scratch"
     # Upgrades restart what runs, as the new version, and start nothing else.
-    # (cargo deb empties target/debian when it builds the other package: keep this one.)
+    # (cargo deb empties target/debian when it builds the other package: keep this one, and
+    # put it back afterwards.)
     kept=$(mktemp -d)
     cp "$deb" "$kept/"
     bash packaging/upgrade-check.sh "$kept/$(basename "$deb")" "$(bash "$0" --no-gui --label upgradecheck | tail -n 1)" >&2
+    cp "$kept/$(basename "$deb")" "$deb"
     rm -rf "$kept"
     # Remove runs what is still pending: a command's undo must not be lost with the package.
     mkdir -p /var/lib/ruroco-commander
