@@ -139,8 +139,9 @@ fi
 if [ "$gui" = 1 ]; then
     # The desktop app: a package of its own. The server's package must not pull anything
     # of a window system.
-    if grep -Eq "libgl|libegl|libx11|libwayland|libxkb" <<<"$(dpkg-deb -f "$deb" Depends)"; then
-        echo "the ruroco package depends on GUI libraries: $(dpkg-deb -f "$deb" Depends)" >&2
+    server_depends=$(dpkg-deb -f "$deb" Depends)
+    if grep -Eq "libgl|libegl|libx11|libwayland|libxkb" <<<"$server_depends"; then
+        echo "the ruroco package depends on GUI libraries: $server_depends" >&2
         exit 1
     fi
     cargo build --profile release-gui --locked --quiet -p ruroco-gui
@@ -159,6 +160,7 @@ if [ "$gui" = 1 ]; then
     if [ "$install_check" = 1 ]; then
         # Installed with what it depends on, started in a real window under Xvfb, shot and
         # closed by the window manager (exit 0), removed again.
+        apt-get update -qq >&2 || true
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$(realpath "$gui_deb")" >&2
         bash scripts/gui-screenshot.sh /usr/bin/ruroco-gui target/gui-installed.png >&2
         dpkg --purge ruroco-gui >&2
