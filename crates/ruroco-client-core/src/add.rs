@@ -24,6 +24,19 @@ pub enum KeyChoice {
     Text(Zeroizing<String>),
 }
 
+impl KeyChoice {
+    /// The key chosen: a new one, read from the file (errors name it), or parsed.
+    pub fn key(&self) -> anyhow::Result<Key> {
+        match self {
+            KeyChoice::Generate => {
+                Key::generate().context("cannot get random bytes from the operating system")
+            }
+            KeyChoice::File(path) => crate::send::read_key_file(path),
+            KeyChoice::Text(text) => Key::parse(text).context("invalid key"),
+        }
+    }
+}
+
 /// A server to save, as the user describes it.
 #[derive(Debug, Clone)]
 pub struct NewServer {
@@ -109,19 +122,7 @@ pub fn add(new: &NewServer, dir: &Path) -> anyhow::Result<Added> {
     if !profile::valid_name(&key_name) {
         bail!("key name `{key_name}` may only hold letters, digits, `-` and `_`");
     }
-    let key = match &new.key {
-        KeyChoice::Generate => {
-            Key::generate().context("cannot get random bytes from the operating system")?
-        }
-        KeyChoice::File(path) => {
-            let text = Zeroizing::new(
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read key file {}", path.display()))?,
-            );
-            Key::parse(&text).with_context(|| format!("invalid key file {}", path.display()))?
-        }
-        KeyChoice::Text(text) => Key::parse(text).context("invalid key")?,
-    };
+    let key = new.key.key()?;
     ruroco_fs::create_private_dir(dir)
         .with_context(|| format!("cannot create config directory {}", dir.display()))?;
     let _lock = profile::lock(dir)?;

@@ -285,7 +285,8 @@ fn send_to(datagram: &[u8], target: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_key_file(path: &Path) -> anyhow::Result<Key> {
+/// The key in the file at `path`; errors name the file.
+pub fn read_key_file(path: &Path) -> anyhow::Result<Key> {
     let text = Zeroizing::new(
         std::fs::read_to_string(path)
             .with_context(|| format!("cannot read key file {}", path.display()))?,

@@ -103,12 +103,7 @@ fn reseed(yes: bool, dir: &Path) -> anyhow::Result<ExitCode> {
 fn show_qr(name: &str, dir: &Path) -> anyhow::Result<ExitCode> {
     let profile = Profile::load(dir)?;
     let server = profile.server(name)?;
-    let path = send::key_path(dir, &server.key);
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read key file {}", path.display()))?,
-    );
-    let key = Key::parse(&text).with_context(|| format!("invalid key file {}", path.display()))?;
+    let key = send::read_key_file(&send::key_path(dir, &server.key))?;
     let code = qr::for_terminal(key.to_key_string().as_str(), qr::terminal_columns())?;
     println!("The key of `{name}` for a phone app (it is the secret: show it to nobody else):\n");
     print!("{code}");

@@ -112,16 +112,7 @@ impl CommanderSocket {
         let dir = path.parent().unwrap_or(Path::new("."));
         check_dir(dir)?;
         let lock = take_lock(path)?;
-        set_mode_and_owner(path, uid, gid, user, group)?;
-        listener
-            .set_nonblocking(true)
-            .with_context(|| format!("cannot make socket {} non-blocking", path.display()))?;
-        Ok(Self {
-            listener,
-            path: path.to_owned(),
-            adopted: true,
-            _lock: lock,
-        })
+        Self::finish(listener, path, (uid, gid, user, group), lock, true)
     }
 
     /// Creates the directory, takes the lock (refusing if another commander holds it),
@@ -151,6 +142,17 @@ impl CommanderSocket {
         let bound = UnixListener::bind(path);
         umask(previous);
         let listener = bound.with_context(|| format!("cannot bind socket {}", path.display()))?;
+        Self::finish(listener, path, (uid, gid, user, group), lock, false)
+    }
+
+    /// What binding and adopting end with: the configured mode and owner, non-blocking.
+    fn finish(
+        listener: UnixListener,
+        path: &Path,
+        (uid, gid, user, group): (Option<u32>, Option<u32>, &str, &str),
+        lock: LockFile,
+        adopted: bool,
+    ) -> anyhow::Result<Self> {
         set_mode_and_owner(path, uid, gid, user, group)?;
         listener
             .set_nonblocking(true)
@@ -158,7 +160,7 @@ impl CommanderSocket {
         Ok(Self {
             listener,
             path: path.to_owned(),
-            adopted: false,
+            adopted,
             _lock: lock,
         })
     }

@@ -128,7 +128,8 @@ impl App {
         });
         match watcher {
             Ok(mut w) => {
-                let _ = ruroco_fs_dir(&self.dir);
+                // A first start: the directory the CLI would create, so it can be watched.
+                let _ = std::fs::create_dir_all(&self.dir);
                 match w.watch(&self.dir, notify::RecursiveMode::NonRecursive) {
                     Ok(()) => self.watcher = Some(w),
                     Err(e) => {
@@ -364,11 +365,11 @@ impl App {
             .num_columns(2)
             .spacing([12.0, 8.0])
             .show(ui, |ui| {
-                text_row(ui, "Name", &mut form.name, false);
-                text_row(ui, "Address (HOST or HOST:PORT)", &mut form.address, false);
-                text_row(ui, "Command", &mut form.command, false);
-                text_row(ui, "Groups (comma-separated)", &mut form.groups, false);
-                text_row(ui, "Claimed IP (optional)", &mut form.ip, false);
+                text_row(ui, "Name", &mut form.name);
+                text_row(ui, "Address (HOST or HOST:PORT)", &mut form.address);
+                text_row(ui, "Command", &mut form.command);
+                text_row(ui, "Groups (comma-separated)", &mut form.groups);
+                text_row(ui, "Claimed IP (optional)", &mut form.ip);
                 ui.label("");
                 ui.checkbox(
                     &mut form.permissive,
@@ -408,7 +409,7 @@ impl App {
                 });
                 ui.end_row();
                 match form.key_source {
-                    KeySource::File => text_row(ui, "Key file", &mut form.key_file, false),
+                    KeySource::File => text_row(ui, "Key file", &mut form.key_file),
                     KeySource::Paste => {
                         let label = ui.label("Pasted key");
                         ui.add(
@@ -516,13 +517,7 @@ impl App {
         let profile = Profile::load(&self.dir)?;
         let server = profile.server(name)?;
         let path = send::key_path(&self.dir, &server.key);
-        let text = Zeroizing::new(
-            std::fs::read_to_string(&path)
-                .map_err(|e| anyhow::anyhow!("cannot read key file {}: {e}", path.display()))?,
-        );
-        let key = ruroco_proto::Key::parse(&text)
-            .map_err(|e| anyhow::anyhow!("invalid key file {}: {e}", path.display()))?;
-        Ok(key.to_key_string())
+        Ok(send::read_key_file(&path)?.to_key_string())
     }
 
     fn added(&mut self, ui: &mut egui::Ui, mut added: AddedView) {
@@ -618,8 +613,8 @@ impl App {
         ui.heading("Import the original GUI's saved commands");
         ui.label("Each saved command of its commands_list.toml becomes a saved server here, all with the key they were sent with. Servers already saved are never changed.");
         egui::Grid::new("import").num_columns(2).show(ui, |ui| {
-            text_row(ui, "commands_list.toml", &mut file, false);
-            text_row(ui, "Key file", &mut key_file, false);
+            text_row(ui, "commands_list.toml", &mut file);
+            text_row(ui, "Key file", &mut key_file);
         });
         ui.horizontal(|ui| {
             for (button, dry_run) in [("Preview", true), ("Import now", false)] {
@@ -691,12 +686,8 @@ impl eframe::App for App {
     }
 }
 
-fn ruroco_fs_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)
-}
-
 /// One labelled text field in a two-column grid.
-fn text_row(ui: &mut egui::Ui, label: &str, value: &mut String, _secret: bool) {
+fn text_row(ui: &mut egui::Ui, label: &str, value: &mut String) {
     let label = ui.label(label);
     ui.add(egui::TextEdit::singleline(value).desired_width(360.0))
         .labelled_by(label.id);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ruroco_client_core::add::{self, KeyChoice, NewServer};
 use ruroco_client_core::profile::{self, Server};
-use ruroco_proto::{Key, Wire};
+use ruroco_proto::Wire;
 use zeroize::Zeroizing;
 
 /// Which address families a server is sent to over.
@@ -179,23 +179,7 @@ impl Form {
 /// Writes the chosen key to a new file `NAME.key` (or `NAME-2.key`, …) in `dir`, mode 600;
 /// its file name.
 fn write_key(dir: &Path, name: &str, choice: &KeyChoice) -> anyhow::Result<String> {
-    let key = match choice {
-        KeyChoice::Generate => Key::generate().map_err(|e| {
-            anyhow::anyhow!("cannot get random bytes from the operating system: {e}")
-        })?,
-        KeyChoice::File(path) => {
-            let text =
-                Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-                    anyhow::anyhow!("cannot read key file {}: {e}", path.display())
-                })?);
-            Key::parse(&text)
-                .map_err(|e| anyhow::anyhow!("invalid key file {}: {e}", path.display()))?
-        }
-        KeyChoice::Text(text) => {
-            Key::parse(text).map_err(|e| anyhow::anyhow!("invalid key: {e}"))?
-        }
-    };
-    let text = key.to_key_string();
+    let text = choice.key()?.to_key_string();
     for n in 1..1000 {
         let file = if n == 1 {
             format!("{name}.key")
