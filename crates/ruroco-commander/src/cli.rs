@@ -50,7 +50,7 @@ pub(crate) enum Action {
     /// firewall hole stays open with nothing left to close it). Refuses while a commander
     /// runs. Exit 1 if any undo failed (it stays pending and is printed).
     #[command(
-        after_help = "Example:\n  systemctl stop ruroco-commander && ruroco-commander run-pending"
+        after_help = "Example (the socket unit first: it would start a commander again at the next knock):\n  systemctl stop ruroco-commander.socket ruroco-commander && ruroco-commander run-pending"
     )]
     RunPending,
     /// Print the shell completion script for SHELL.

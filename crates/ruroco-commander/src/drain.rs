@@ -27,7 +27,7 @@ pub(crate) fn run_pending(config: &Config) -> anyhow::Result<bool> {
     let _lock = match LockFile::try_acquire(&lock_path) {
         Ok(Some(lock)) => Some(lock),
         Ok(None) => bail!(
-            "a ruroco-commander is running for {} (lock {} is held); stop it first",
+            "a ruroco-commander is running for {} (lock {} is held); stop it first (under systemd: systemctl stop ruroco-commander.socket ruroco-commander)",
             socket.display(),
             lock_path.display()
         ),

@@ -72,8 +72,10 @@ impl Intake {
     }
 
     /// Reads what the ready connections have; returns the complete messages (the bytes up
-    /// to end of stream, or one byte past a message) and how many connections missed
-    /// their deadline (dropped).
+    /// to end of stream, or one byte past a message) in the order their connections were
+    /// accepted, and how many connections missed their deadline (dropped). Removal keeps
+    /// the order of the rest: the server hands over in the order it accepted, and what
+    /// waited in the backlog runs in that order.
     fn service(&mut self, now: Instant, ready: &[RawFd]) -> (Vec<std::io::Result<Vec<u8>>>, usize) {
         let mut done = Vec::new();
         let mut expired = 0;
@@ -87,11 +89,11 @@ impl Intake {
             match finished {
                 Some(result) => {
                     done.push(result);
-                    self.open.swap_remove(i);
+                    self.open.remove(i);
                 }
                 None if now >= conn.deadline => {
                     expired += 1;
-                    self.open.swap_remove(i);
+                    self.open.remove(i);
                 }
                 None => i += 1,
             }
@@ -260,5 +262,70 @@ impl Service {
 
     pub(crate) fn in_flight(&self) -> usize {
         self.queue.len() + self.runner.count(|t| !matches!(t, Tag::Hook { .. }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Messages that are all complete at once come out in the order their connections
+    /// were accepted (a removal by swapping would put the last one second).
+    #[test]
+    fn complete_messages_keep_the_order_of_their_connections() {
+        let mut intake = Intake::default();
+        let now = Instant::now();
+        let mut peers = Vec::new();
+        for i in 0..5u8 {
+            let (ours, theirs) = UnixStream::pair().unwrap();
+            intake.add(ours, now).unwrap();
+            peers.push((i, theirs));
+        }
+        for (i, peer) in &mut peers {
+            peer.write_all(&[*i; MESSAGE_LEN]).unwrap();
+            peer.shutdown(std::net::Shutdown::Write).unwrap();
+        }
+        let ready: Vec<RawFd> = intake.open.iter().map(|c| c.stream.as_raw_fd()).collect();
+        let (done, expired) = intake.service(now, &ready);
+        assert_eq!(expired, 0);
+        let firsts: Vec<u8> = done
+            .into_iter()
+            .map(|r| r.unwrap().first().copied().unwrap())
+            .collect();
+        assert_eq!(firsts, vec![0, 1, 2, 3, 4]);
+        assert!(intake.is_empty());
+    }
+
+    /// Expired connections leave the others in order.
+    #[test]
+    fn expiry_keeps_the_order_of_the_rest() {
+        let start = Instant::now();
+        // 0 and 2 were accepted a second earlier and say nothing: they expire; 1 and 3
+        // complete in the same pass.
+        let mut intake = Intake::default();
+        let mut peers = Vec::new();
+        for i in 0..4u8 {
+            let (ours, theirs) = UnixStream::pair().unwrap();
+            let at = if i % 2 == 0 {
+                start
+            } else {
+                start + READ_TIMEOUT
+            };
+            intake.add(ours, at).unwrap();
+            peers.push((i, theirs));
+        }
+        for (i, peer) in peers.iter_mut().filter(|(i, _)| i % 2 == 1) {
+            peer.write_all(&[*i; MESSAGE_LEN]).unwrap();
+            peer.shutdown(std::net::Shutdown::Write).unwrap();
+        }
+        let ready: Vec<RawFd> = intake.open.iter().map(|c| c.stream.as_raw_fd()).collect();
+        let (done, expired) = intake.service(start + READ_TIMEOUT, &ready);
+        assert_eq!(expired, 2);
+        let firsts: Vec<u8> = done
+            .into_iter()
+            .map(|r| r.unwrap().first().copied().unwrap())
+            .collect();
+        assert_eq!(firsts, vec![1, 3]);
     }
 }

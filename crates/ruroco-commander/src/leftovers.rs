@@ -9,7 +9,9 @@
 //! environment of our processes (`/proc/<pid>/environ` is private to their owner). At
 //! start, once the socket's lock is ours (so the previous commander is gone), a process is
 //! killed only if its real user is ours and its environment carries the *previous*
-//! start's token: a local user who copies the marker onto a program (even a setuid one)
+//! start's token, which only a commander that did not stop cleanly leaves (a clean stop
+//! waits for its commands and removes the file, so what they started to outlive them,
+//! such as a daemon restarted by a command, is left alone): a local user who copies the marker onto a program (even a setuid one)
 //! cannot get it killed. The process is opened as a pidfd first and checked after, so the
 //! signal reaches the process that was checked, never one that reused its pid.
 
@@ -46,6 +48,14 @@ pub(crate) fn new_token(state_dir: &Path) -> std::io::Result<String> {
     ruroco_fs::create_private_dir(state_dir)?;
     ruroco_fs::write_durably(&token_path(state_dir), format!("{token}\n").as_bytes())?;
     Ok(token)
+}
+
+/// Removes the token file after a clean stop (none there is fine).
+pub(crate) fn clear_token(state_dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(token_path(state_dir)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Whether the environment `environ` (NUL-separated) carries `token`.

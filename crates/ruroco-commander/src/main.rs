@@ -172,6 +172,15 @@ fn serve(origin: setup::Origin) -> anyhow::Result<()> {
     })?;
     tracing::info!("{ready}");
     service.run();
+    // A clean stop waited for its commands: nothing of this start is a leftover. What
+    // they started to outlive them (a daemon restarted by a command) is left alone by the
+    // next start.
+    if let Err(e) = leftovers::clear_token(state_dir) {
+        tracing::warn!(
+            "cannot remove {}: {e}; the next start may end processes this commander's commands started",
+            leftovers::token_path(state_dir).display()
+        );
+    }
     Ok(())
 }
 

@@ -156,5 +156,14 @@ fn messages_wait_in_the_held_socket_while_the_commander_restarts() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), 51, "a message ran twice: {ran_now:?}");
+    // And in the order they were sent: what waited in the backlog is taken in order.
+    let log = second.log_text();
+    let started: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split("running command default for ").nth(1))
+        .map(str::trim)
+        .collect();
+    let sent: Vec<String> = (0..50).map(|i| format!("198.51.100.{}", 10 + i)).collect();
+    assert_eq!(started, sent, "{log}");
     drop(second);
 }

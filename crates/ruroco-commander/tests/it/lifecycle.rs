@@ -309,6 +309,55 @@ fast = "echo $RUROCO_IP >> {dir}/ran""#,
     );
 }
 
+/// A clean stop leaves nothing to kill: what a command started to outlive it (a daemon a
+/// command restarted, here a background sleep) survives the next start, and the token
+/// file is gone.
+#[test]
+fn a_restart_after_a_clean_stop_kills_nothing() {
+    let fx = Fixture::new(
+        r#"spawn = "setsid sleep 60 </dev/null >/dev/null 2>&1 & echo $! > {dir}/bg.pid""#,
+        "allow_non_routable_ips = true",
+    );
+    let mut first = fx.start();
+    fx.send("spawn", "192.0.2.1");
+    let pid: i32 = fx
+        .wait_file("bg.pid", Duration::from_secs(5))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The command itself has finished (its report line carries its output).
+    assert!(
+        first.wait_log("stdout=", Duration::from_secs(5)),
+        "{}",
+        first.log_text()
+    );
+    let alive = |pid: i32| {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))
+    };
+    first.signal(Signal::SIGTERM);
+    assert!(first.wait_exit(Duration::from_secs(10)).unwrap().success());
+    assert!(
+        !fx.path().join("state/commander.run").exists(),
+        "a clean stop left its token"
+    );
+    let second = fx.start();
+    std::thread::sleep(Duration::from_millis(300));
+    let log = second.log_text();
+    assert!(
+        !log.contains("left running by a previous commander"),
+        "{log}"
+    );
+    assert!(
+        alive(pid),
+        "pid {pid} was killed by a start after a clean stop"
+    );
+    drop(second);
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+}
+
 /// A local user who puts the marker (even with the current token) on a program of their
 /// own, or anyone who copies the old socket-path marker, gets nothing killed by a start.
 #[test]
