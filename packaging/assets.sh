@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Prepares target/assets for the packages: the three programs built static-pie
-# (target/assets/bin, see scripts/static-build.sh), man pages and shell completions
+# Prepares target/assets for the packages: the three programs built for release
+# (target/assets/bin, see scripts/release-build.sh), man pages and shell completions
 # (cargo run -p xtask -- assets; also gzipped in target/assets/man-gz). RUROCO_VERSION_LABEL,
 # if set, labels the version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf target/assets
 cargo run --quiet --locked -p xtask -- assets target/assets >/dev/null
-bins=$(bash scripts/static-build.sh)
+bins=$(bash scripts/release-build.sh)
 mkdir -p target/assets/bin
 for program in ruroco-server ruroco-commander ruroco-client; do
     cp "$bins/$program" target/assets/bin/

@@ -6,8 +6,10 @@
 #   --no-gui         only the ruroco package, not ruroco-gui
 #   --install-check  (root, on a disposable machine) installs the package, checks the user,
 #                    permissions and units; upgrades to a build labelled "upgradecheck"
-#                    while the daemons run (they must come back as the new version),
-#                    removes (nothing of ours may run) and purges it again.
+#                    while the daemons run as plain processes (none is restarted, each is
+#                    named; another user's lookalike is untouched), removes (nothing of
+#                    root's or ruroco's may run; the lookalike still does) and purges it.
+#                    Under a real systemd: packaging/systemd-check.sh.
 set -euo pipefail
 install_check=0
 label=""
@@ -29,7 +31,7 @@ if ! command -v cargo-deb >/dev/null; then
 fi
 # Unset rather than empty when there is none: cargo would see a change and rebuild.
 if [ -n "$label" ]; then export RUROCO_VERSION_LABEL="$label"; else unset RUROCO_VERSION_LABEL; fi
-# The programs ship statically linked (see scripts/static-build.sh).
+# The programs ship dynamically linked (see scripts/release-build.sh).
 bash packaging/assets.sh
 # cargo deb's own errors go to the terminal; only its last line (the path) is kept.
 version=$(cargo metadata --no-deps --format-version 1 --locked |
@@ -85,22 +87,25 @@ if [ "$install_check" = 1 ]; then
     fi
     /usr/bin/ruroco-client --version >&2
     for program in ruroco-server ruroco-commander ruroco-client; do
-        ldd "/usr/bin/$program" 2>&1 | grep -q "statically linked\|not a dynamic" \
-            || { echo "/usr/bin/$program is not statically linked" >&2; exit 1; }
+        ldd "/usr/bin/$program" | grep -q "libc.so.6" \
+            || { echo "/usr/bin/$program is not linked against the system's libc" >&2; exit 1; }
     done
-    # The static client still resolves names (glibc's files/dns backends are built in).
     scratch=$(mktemp -d)
     /usr/bin/ruroco-client gen >"$scratch/k.key"
     chmod 600 "$scratch/k.key"
     RUROCO_CONF_DIR="$scratch" /usr/bin/ruroco-client send -a localhost:9 -k "$scratch/k.key" >&2 \
-        || { echo "the static client cannot send to localhost" >&2; exit 1; }
+        || { echo "the client cannot send to localhost" >&2; exit 1; }
     rm -rf "$scratch"
-    # Upgrades restart what runs, as the new version, and start nothing else.
+    # Upgrades start nothing and restart no plain process (they are named instead).
     # (cargo deb empties target/debian when it builds the other package: keep this one, and
     # put it back afterwards.)
     kept=$(mktemp -d)
     cp "$deb" "$kept/"
-    bash packaging/upgrade-check.sh "$kept/$(basename "$deb")" "$(bash "$0" --no-gui --label upgradecheck | tail -n 1)" >&2
+    lookalike_file=$(mktemp)
+    LOOKALIKE_PID_FILE=$lookalike_file bash packaging/upgrade-check.sh "$kept/$(basename "$deb")" \
+        "$(bash "$0" --no-gui --label upgradecheck | tail -n 1)" >&2
+    lookalike=$(cat "$lookalike_file")
+    rm -f "$lookalike_file"
     cp "$kept/$(basename "$deb")" "$deb"
     rm -rf "$kept"
     # Remove runs what is still pending: a command's undo must not be lost with the package.
@@ -116,6 +121,7 @@ timeout_sec = 5
 TOML
     dpkg --remove ruroco >&2
     for exe in /proc/[0-9]*/exe; do
+        [ "$exe" != "/proc/$lookalike/exe" ] || continue
         case "$(readlink "$exe" 2>/dev/null)" in
             /usr/bin/ruroco-server* | /usr/bin/ruroco-commander*)
                 echo "remove left a daemon running: $exe" >&2
@@ -123,6 +129,10 @@ TOML
                 ;;
         esac
     done
+    # Another user's process is theirs to stop.
+    readlink "/proc/$lookalike/exe" | grep -q "^/usr/bin/ruroco-commander" \
+        || { echo "remove stopped another user's process (pid $lookalike)" >&2; exit 1; }
+    kill -TERM "$lookalike"
     [ "$(cat "$marker" 2>/dev/null)" = "203.0.113.7" ] || { echo "remove did not run the pending undo" >&2; exit 1; }
     rm -f "$marker"
     ! grep -q "open_ssh" /var/lib/ruroco-commander/pending-undos.toml 2>/dev/null \

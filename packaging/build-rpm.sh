@@ -41,7 +41,7 @@ if command -v rpm >/dev/null; then
         grep -qx "$want" <<<"$config" || fail "$want is not a config file of the package"
     done
     scripts=$(rpm -qp --scripts "$rpm_file" 2>/dev/null)
-    for want in "systemctl try-restart" "restart-replaced" "run-pending" "systemd-sysusers"; do
+    for want in "systemctl try-restart" "name-replaced" "run-pending" "systemd-sysusers"; do
         grep -q "$want" <<<"$scripts" || fail "the scriptlets do not run $want"
     done
     # Unpacked into a root of its own (scriptlets are for a real system): files and modes.

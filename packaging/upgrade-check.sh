@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The Debian package's upgrade, checked on this machine (root, disposable; run by
 # build-deb.sh --install-check with the package installed): OLD.deb and NEW.deb differ in
-# their version string.
+# their version string. (Daemons under systemd are checked by packaging/systemd-check.sh.)
 #   1. nothing running: upgrading starts nothing;
-#   2. commander and server running (as plain processes, or as units where systemd runs):
-#      after the upgrade both run the new binaries, report the new version, and a knock
-#      still runs its command.
-# The daemons are left running: the remove check that follows must stop them.
+#   2. commander and server running as plain processes (root and ruroco), and a lookalike
+#      of another user (nobody, running /usr/bin/ruroco-commander with an environment
+#      that would make `env` run a program): the upgrade restarts none of them and names
+#      the two replaced daemons with what to do; a knock still runs its command.
+# The daemons are left running: the remove check that follows must stop root's and
+# ruroco's and leave nobody's alone (its pid is in $LOOKALIKE_PID_FILE when set).
 set -euo pipefail
 trap 'echo "upgrade check: failed at line $LINENO" >&2' ERR
 old=$1
@@ -89,25 +91,56 @@ knock 1
 before=$(ours)
 [ "$(wc -l <<<"$before")" = 2 ] || fail "expected two daemons, found: $before"
 
-dpkg -i "$new" >&2
+# Another user's process that looks like ours, started with an environment whose first
+# entry has no "=" before a path: copied into `env`, it would run that path as root.
+other=$(mktemp -d)
+chmod 755 "$other"
+chown nobody "$other"
+evil_marker="$other/evil-ran"
+cat >"$other/evil" <<SH
+#!/bin/sh
+touch $evil_marker
+SH
+chmod 755 "$other/evil"
+cat >"$other/config.toml" <<TOML
+config_dir = "$other"
+socket_dir = "$other/run"
+state_dir = "$other/state"
+socket_user = ""
+socket_group = ""
+TOML
+cat >"$other/commands.toml" <<TOML
+[commands]
+x = "true"
+TOML
+chown nobody "$other/config.toml" "$other/commands.toml"
+chmod 600 "$other/commands.toml"
+setsid setpriv --reuid=nobody --regid=nogroup --clear-groups python3 -c '
+import os, sys
+os.execve("/usr/bin/ruroco-commander", ["ruroco-commander", "--config", sys.argv[1]],
+          {"-S" + sys.argv[2] + " #": "x", "PATH": "/usr/bin:/bin"})' \
+    "$other/config.toml" "$other/evil" </dev/null >"$other/log" 2>&1 &
+lookalike=$!
+wait_for "$other/log" "listening on" || fail "the lookalike did not start: $(cat "$other/log")"
+[ "$(awk '/^Uid:/ { print $2 }' "/proc/$lookalike/status")" = "$(id -u nobody)" ] ||
+    fail "the lookalike does not run as nobody"
+before_all=$(ours)
+
+out=$(dpkg -i "$new" 2>&1) || fail "dpkg -i $new failed: $out"
+echo "$out" >&2
 after=$(ours)
-echo "before the upgrade: $before" | tr '\n' ' ' >&2
-echo >&2
-echo "after the upgrade:  $after" | tr '\n' ' ' >&2
-echo >&2
-[ "$(wc -l <<<"$after")" = 2 ] || fail "expected two daemons after the upgrade, found: $after"
-! grep -q deleted <<<"$after" || fail "a daemon still runs the replaced binary: $after"
-while read -r pid _; do
-    grep -q "^$pid " <<<"$before" && fail "pid $pid was not restarted"
-    /proc/"$pid"/exe --version | grep -q "+$new_label " || fail "pid $pid does not report +$new_label"
-done <<<"$after"
-# What the restarted daemons said when they came up: the new version.
-wait_for /var/log/ruroco/ruroco-commander.log "ruroco-commander [^ ]*+$new_label listening on" ||
-    fail "the restarted commander did not say +$new_label: $(cat /var/log/ruroco/ruroco-commander.log)"
-wait_for /var/log/ruroco/ruroco-server.log "+$new_label" ||
-    fail "the restarted server did not say +$new_label: $(cat /var/log/ruroco/ruroco-server.log)"
-server_pid=$(awk '$2 == "/usr/bin/ruroco-server" { print $1 }' <<<"$after")
-[ "$(awk '/^Uid:/ { print $2 }' "/proc/$server_pid/status")" = "$(id -u ruroco)" ] ||
-    fail "the restarted server does not run as ruroco"
+[ "$after" = "$(sed "s# (deleted)##" <<<"$before_all" | sed 's#$# (deleted)#')" ] ||
+    fail "the upgrade restarted or stopped a plain process: before $before_all; after $after"
+[ ! -e "$evil_marker" ] || fail "the upgrade ran a program named in another user's environment"
+while read -r pid exe; do
+    grep -q "^$pid " <<<"$after" || fail "pid $pid ($exe) is gone after the upgrade"
+done <<<"$before_all"
+for name in ruroco-commander ruroco-server; do
+    pid=$(awk -v n="/usr/bin/$name" '$2 == n { print $1 }' <<<"$before")
+    grep -q "ruroco: $name (pid $pid, user .*) was not started by systemd and still runs the replaced program; restart it" <<<"$out" ||
+        fail "the upgrade did not name $name (pid $pid): $out"
+done
+[ ! -e /var/log/ruroco ] || fail "the upgrade made /var/log/ruroco"
 knock 2
-echo "upgrade check: OK (restarted as +$new_label, knock ran)" >&2
+[ -z "${LOOKALIKE_PID_FILE:-}" ] || echo "$lookalike" >"$LOOKALIKE_PID_FILE"
+echo "upgrade check: OK (nothing restarted, the replaced daemons named, the lookalike untouched, a knock ran)" >&2

@@ -11,8 +11,8 @@ cd "$(dirname "$0")/.."
 if [ -n "${RUROCO_BIN:-}" ]; then
     bin=$RUROCO_BIN
 else
-    echo "==> building"
-    cargo build --workspace --locked --quiet
+    echo "==> building ruroco-server, ruroco-commander and ruroco-client"
+    cargo build --locked --quiet -p ruroco-server -p ruroco-commander -p ruroco-client
     bin=target/debug
 fi
 

@@ -14,10 +14,8 @@ pub(crate) struct Binaries {
     pub(crate) commander: PathBuf,
     /// The bare `recvmmsg` loop.
     pub(crate) udp_floor: PathBuf,
-    /// `ruroco-client` as the Debian package ships it (static-pie on glibc).
+    /// `ruroco-client` as the packages ship it (scripts/release-build.sh, stripped).
     pub(crate) client: PathBuf,
-    /// `ruroco-client` as `cargo install` builds it (dynamically linked).
-    pub(crate) client_dynamic: PathBuf,
 }
 
 impl Binaries {
@@ -43,13 +41,14 @@ impl Binaries {
             "ruroco-bench",
             "--bins",
         ]))?;
-        let out = run(Command::new("bash")
-            .current_dir(&root)
-            .arg("scripts/static-client.sh"))?;
         let release = root.join("target/release");
+        // Stripped, as the packages ship it (packaging/assets.sh).
+        let client = root.join("target/bench-client");
+        std::fs::copy(release.join("ruroco-client"), &client)
+            .with_context(|| format!("cannot copy the client to {}", client.display()))?;
+        run(Command::new("strip").arg("--strip-all").arg(&client))?;
         Ok(Binaries {
-            client: root.join(out.trim()),
-            client_dynamic: release.join("ruroco-client"),
+            client,
             server: release.join("ruroco-server"),
             commander: release.join("ruroco-commander"),
             udp_floor: release.join("udp-floor"),

@@ -34,7 +34,7 @@ pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> an
     std::fs::write(&key, key_string)?;
     let send =
         |client: &Path| format!("{} send -a {target} -k {}", client.display(), key.display());
-    let mut commands = vec![send(&bins.client), send(&bins.client_dynamic)];
+    let mut commands = vec![send(&bins.client)];
     let fwknop = tool("fwknop").map(|fwknop| {
         // fwknop wants its rc file private; random keys in the same encoding it uses.
         let rc = dir.path().join("fwknoprc");
@@ -81,21 +81,14 @@ pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> an
         }
     }
     let ms = |i: usize| medians.get(i).and_then(|m| median(m));
-    let fwknop_ms = fwknop.as_ref().and_then(|_| ms(2));
+    let fwknop_ms = fwknop.as_ref().and_then(|_| ms(1));
     let true_ms = ms(commands.len() - 1);
     report.add(Row {
-        figure: "client send wall time, ms (packaged static build)".into(),
+        figure: "client send wall time, ms (packaged build)".into(),
         ours: fmt(ms(0), 3),
         floor: format!("{} (/bin/true)", fmt(true_ms, 3)),
         fwknop: fmt(fwknop_ms, 3),
         goal: "≤ fwknop".into(),
-    });
-    report.add(Row {
-        figure: "client send wall time, ms (`cargo install` dynamic build)".into(),
-        ours: fmt(ms(1), 3),
-        floor: format!("{} (/bin/true)", fmt(true_ms, 3)),
-        fwknop: fmt(fwknop_ms, 3),
-        goal: "–".into(),
     });
     Ok(())
 }

@@ -1,5 +1,5 @@
 # ruroco (RPM %post; $1: 1 on install, 2 or more on upgrade): the ruroco user and
-# directories, the configuration's owners; after an upgrade, the running daemons restart.
+# directories, the configuration's owners; after an upgrade, the daemons systemd runs restart.
 systemd-sysusers /usr/lib/sysusers.d/ruroco.conf >/dev/null 2>&1 || :
 systemd-tmpfiles --create /usr/lib/tmpfiles.d/ruroco.conf >/dev/null 2>&1 || :
 chgrp ruroco /etc/ruroco /etc/ruroco/config.toml 2>/dev/null || :
@@ -13,7 +13,8 @@ if [ "$1" -ge 2 ]; then
     if [ -d /run/systemd/system ]; then
         systemctl try-restart ruroco-commander.service ruroco.service >/dev/null 2>&1 || :
     fi
-    /usr/lib/ruroco/ruroco-processes restart-replaced || :
+    # Daemons run as plain processes are named, never restarted (ruroco-processes says why).
+    /usr/lib/ruroco/ruroco-processes name-replaced || :
 else
     echo "ruroco: edit /etc/ruroco/config.toml (ips) and /etc/ruroco/commands.toml, add a key"
     echo "ruroco: (ruroco-client gen), then: systemctl enable --now ruroco-commander.socket ruroco-commander ruroco.socket ruroco"

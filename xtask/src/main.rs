@@ -121,7 +121,7 @@ const DIST_FILES: &[(&str, &str, u32)] = &[
 ];
 
 /// The release tarball `DIR/ruroco-VERSION-TARGET.tar.gz`: the three programs built
-/// static-pie, the systemd units, sysusers.d and tmpfiles.d files, example configuration,
+/// dynamically linked (see scripts/release-build.sh), the systemd units, sysusers.d and tmpfiles.d files, example configuration,
 /// the fail2ban filter, man pages, shell completions, documentation, `install.sh`,
 /// `demo.sh` and `SHA256SUMS` of every file; beside it `DIR/SHA256SUMS` of the tarball.
 /// Reproducible: sorted, owned by root, every time stamp that of the last commit.
@@ -129,7 +129,7 @@ fn dist(out: &Path) -> anyhow::Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let root = workspace();
     let bins = run(std::process::Command::new("bash")
-        .arg("scripts/static-build.sh")
+        .arg("scripts/release-build.sh")
         .current_dir(&root))?;
     let name = format!(
         "ruroco-{}-{}",

@@ -169,6 +169,7 @@ fn number(v: f64) -> String {
 #[derive(Debug)]
 pub struct MetricsFile {
     path: PathBuf,
+    through_link: bool,
     written: Option<Instant>,
 }
 
@@ -177,13 +178,38 @@ impl MetricsFile {
     pub fn new(dir: &Path, name: &str) -> Self {
         Self {
             path: dir.join(format!("{name}.prom")),
+            through_link: false,
             written: None,
         }
+    }
+
+    /// Where `<dir>/<name>.prom` is a symbolic link, writes the file it points to (made
+    /// atomically in that file's directory) and leaves the link alone: the server's user
+    /// may not write node_exporter's directory, where root's link names a file of its own.
+    /// Only for a daemon that runs unprivileged; root's never follows a link (one planted
+    /// by another user would aim root's writes).
+    pub fn through_link(mut self) -> Self {
+        self.through_link = true;
+        self
     }
 
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The file actually written: the path, or where its link points when writing
+    /// through a link (a relative target is taken from the link's directory).
+    pub fn destination(&self) -> PathBuf {
+        if self.through_link {
+            if let Ok(target) = std::fs::read_link(&self.path) {
+                return match self.path.parent() {
+                    Some(dir) => dir.join(target),
+                    None => target,
+                };
+            }
+        }
+        self.path.clone()
     }
 
     /// Whether [`WRITE_EVERY`] has passed since the last write (or there was none).
@@ -204,14 +230,24 @@ impl MetricsFile {
             return Ok(());
         }
         let text = render();
-        self.write(&text, now)
-            .map_err(|e| format!("cannot write metrics file {}: {e}", self.path.display()))
+        self.write(&text, now).map_err(|e| {
+            let destination = self.destination();
+            if destination == self.path {
+                format!("cannot write metrics file {}: {e}", self.path.display())
+            } else {
+                format!(
+                    "cannot write metrics file {} (linked from {}): {e}",
+                    destination.display(),
+                    self.path.display()
+                )
+            }
+        })
     }
 
     /// Replaces the file with `text` (world-readable, for node_exporter).
     pub fn write(&mut self, text: &str, now: Instant) -> std::io::Result<()> {
         self.written = Some(now);
-        ruroco_fs::write_atomically_mode(&self.path, text.as_bytes(), 0o644)
+        ruroco_fs::write_atomically_mode(&self.destination(), text.as_bytes(), 0o644)
     }
 }
 
@@ -264,5 +300,50 @@ mod tests {
         f.write_if_due(now, false, || unreachable!()).unwrap();
         f.write_if_due(now, true, || "b 2\n".into()).unwrap();
         assert_eq!(std::fs::read_to_string(f.path()).unwrap(), "b 2\n");
+    }
+
+    #[test]
+    fn through_a_link_the_target_is_replaced_and_the_link_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let collector = dir.path().join("collector");
+        let own = dir.path().join("own");
+        std::fs::create_dir_all(&collector).unwrap();
+        std::fs::create_dir_all(&own).unwrap();
+        std::os::unix::fs::symlink(
+            own.join("ruroco-server.prom"),
+            collector.join("ruroco-server.prom"),
+        )
+        .unwrap();
+        let mut f = MetricsFile::new(&collector, "ruroco-server").through_link();
+        assert_eq!(f.destination(), own.join("ruroco-server.prom"));
+        f.write("a 1\n", Instant::now()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(own.join("ruroco-server.prom")).unwrap(),
+            "a 1\n"
+        );
+        assert!(
+            std::fs::symlink_metadata(collector.join("ruroco-server.prom"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        // Read through the link, as node_exporter does.
+        assert_eq!(
+            std::fs::read_to_string(collector.join("ruroco-server.prom")).unwrap(),
+            "a 1\n"
+        );
+        // Without through_link, the link itself is replaced by a file: root never writes
+        // where a link points.
+        let mut plain = MetricsFile::new(&collector, "ruroco-server");
+        plain.write("b 2\n", Instant::now()).unwrap();
+        assert!(
+            std::fs::symlink_metadata(collector.join("ruroco-server.prom"))
+                .unwrap()
+                .is_file()
+        );
+        assert_eq!(
+            std::fs::read_to_string(own.join("ruroco-server.prom")).unwrap(),
+            "a 1\n"
+        );
     }
 }

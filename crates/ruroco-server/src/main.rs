@@ -196,11 +196,11 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
     let metrics_file = config
         .metrics_dir
         .as_deref()
-        .map(|dir| ruroco_metrics::MetricsFile::new(dir, "ruroco-server"));
-    let socket_inode = socket_drops::inode(&socket);
+        .map(|dir| ruroco_metrics::MetricsFile::new(dir, "ruroco-server").through_link());
+    let drop_counter = socket_drops::DropCounter::new(&socket);
     Ok(Server {
         socket,
-        metrics: ServerMetrics::new(keys.len(), start_time, socket_inode),
+        metrics: ServerMetrics::new(keys.len(), start_time, drop_counter),
         keys,
         floors,
         policy: settings.policy,

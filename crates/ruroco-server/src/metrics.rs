@@ -20,14 +20,18 @@ pub(crate) struct ServerMetrics {
     pub(crate) reloads_failed: u64,
     /// Seconds since the Unix epoch when the process started.
     pub(crate) start_time: f64,
-    /// The UDP socket's inode, to find its kernel drop counter.
-    pub(crate) socket_inode: Option<u64>,
+    /// The UDP socket's kernel drop counter.
+    pub(crate) drop_counter: Option<crate::socket_drops::DropCounter>,
     /// Commands waiting for the commander now.
     pub(crate) waiting: usize,
 }
 
 impl ServerMetrics {
-    pub(crate) fn new(keys: usize, start_time: f64, socket_inode: Option<u64>) -> Self {
+    pub(crate) fn new(
+        keys: usize,
+        start_time: f64,
+        drop_counter: Option<crate::socket_drops::DropCounter>,
+    ) -> Self {
         Self {
             forwards: 0,
             forward_errors: 0,
@@ -38,7 +42,7 @@ impl ServerMetrics {
             reloads_ok: 0,
             reloads_failed: 0,
             start_time,
-            socket_inode,
+            drop_counter,
             waiting: 0,
         }
     }
@@ -99,7 +103,7 @@ impl ServerMetrics {
             "Time to store a replay floor durably (temp, fsync, rename, fsync dir).",
         );
         e.histogram(name, &[], &self.floor_write);
-        if let Some(drops) = self.socket_inode.and_then(crate::socket_drops::drops) {
+        if let Some(drops) = self.drop_counter.as_ref().and_then(|c| c.drops()) {
             let name = "ruroco_server_socket_drops_total";
             e.family(
                 name,

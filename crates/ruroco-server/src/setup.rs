@@ -82,7 +82,60 @@ pub(crate) fn check(path: &Path, address: Option<String>) -> Vec<String> {
         problems.push(format!("{e:#}"));
     }
     problems.extend(config.metrics_dir_problem(path));
+    problems.extend(metrics_problem(&config));
     problems
+}
+
+/// The directory, made by the package's tmpfiles.d and writable under the shipped unit,
+/// where the server keeps its metrics file when node_exporter's directory is root's.
+pub(crate) const OWN_METRICS_DIR: &str = "/var/lib/ruroco-metrics";
+
+/// A metrics file the server could not write: `metrics_dir` (or the directory its
+/// `ruroco-server.prom` link points into) must be writable by the server's user — asked of
+/// that user when `--check` runs as root for it, of this process otherwise (under the
+/// shipped unit, with its read-only file system).
+pub(crate) fn metrics_problem(config: &Config) -> Option<String> {
+    let dir = config.metrics_dir.as_deref().filter(|d| d.is_dir())?;
+    let file = ruroco_metrics::MetricsFile::new(dir, "ruroco-server").through_link();
+    let destination = file.destination();
+    let target_dir = destination.parent()?;
+    let own = nix::unistd::geteuid();
+    let who = (own.is_root() && !config.socket_user.is_empty())
+        .then(|| access::Who::lookup(&config.socket_user))
+        .flatten()
+        .filter(|who| who.uid != own.as_raw());
+    let (writable, user) = match &who {
+        Some(who) => (
+            access::may_path(who, target_dir, access::Want::Write),
+            who.name.clone(),
+        ),
+        None => (
+            nix::unistd::access(target_dir, nix::unistd::AccessFlags::W_OK).is_ok(),
+            nix::unistd::User::from_uid(own)
+                .ok()
+                .flatten()
+                .map_or_else(|| own.to_string(), |u| u.name),
+        ),
+    };
+    if writable {
+        return None;
+    }
+    let link = file.path();
+    Some(if destination == link {
+        format!(
+            "metrics_dir {}: the server's user `{user}` cannot write there, so ruroco-server.prom would never appear; give the server a file of its own (the package makes {OWN_METRICS_DIR}, which the shipped unit may write): ln -s {OWN_METRICS_DIR}/ruroco-server.prom {}",
+            dir.display(),
+            link.display()
+        )
+    } else {
+        format!(
+            "metrics_dir {}: ruroco-server.prom links to {}, but the server's user `{user}` cannot write {}; install -d -o {user} -g {user} -m 0755 {}",
+            dir.display(),
+            destination.display(),
+            target_dir.display(),
+            target_dir.display()
+        )
+    })
 }
 
 /// A floor directory that does not exist, and how to make it.

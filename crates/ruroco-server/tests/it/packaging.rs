@@ -321,6 +321,7 @@ fn sysusers_and_tmpfiles_make_the_user_and_directories() {
     for (dir, mode, owner) in [
         ("etc/ruroco", 0o750, 0),
         ("var/lib/ruroco", 0o700, uid),
+        ("var/lib/ruroco-metrics", 0o755, uid),
         ("var/lib/ruroco-commander", 0o700, 0),
         ("run/ruroco", 0o755, 0),
     ] {

@@ -395,3 +395,103 @@ fn json_lines_carry_the_fields() {
             .starts_with("accepted datagram from 127.0.0.1 wire=v1 key="));
     }
 }
+
+/// node_exporter's directory as Debian makes it (root's, 0755): `--check` as root fails for
+/// the server's user with the link that fixes it; with root's link to a file in a directory
+/// of the user's own, it passes and the server writes there (the link stays).
+#[test]
+fn check_fails_where_the_server_cannot_write_its_metrics_and_the_link_fixes_it() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("not root: skipped (needs a second user)");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let fx = crate::util::Fixture::new();
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    let collector = fx.path().join("node-exporter");
+    let own = fx.path().join("own-metrics");
+    let floors = fx.path().join("floors");
+    for dir in [&collector, &own, &floors] {
+        std::fs::create_dir(dir).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(fx.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let key = fx.path().join("client.key");
+    std::os::unix::fs::chown(&key, None, Some(nobody.gid.as_raw())).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::os::unix::fs::chown(&floors, Some(nobody.uid.as_raw()), None).unwrap();
+    let text = std::fs::read_to_string(&fx.config).unwrap();
+    std::fs::write(
+        &fx.config,
+        format!(
+            "{text}\nsocket_user = \"nobody\"\nblocklist_dir = \"{}\"\nmetrics_dir = \"{}\"\n",
+            floors.display(),
+            collector.display()
+        ),
+    )
+    .unwrap();
+    let check = || {
+        let out = fx.command().arg("--check").output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, out) = check();
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "metrics_dir {}: the server's user `nobody` cannot write there",
+            collector.display()
+        )) && out.contains(&format!(
+            "ln -s /var/lib/ruroco-metrics/ruroco-server.prom {}/ruroco-server.prom",
+            collector.display()
+        )),
+        "{out}"
+    );
+    // A link into a directory the user cannot write either: named, with the fix.
+    let link = collector.join("ruroco-server.prom");
+    std::os::unix::fs::symlink(own.join("ruroco-server.prom"), &link).unwrap();
+    let (ok, out) = check();
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "install -d -o nobody -g nobody -m 0755 {}",
+            own.display()
+        )),
+        "{out}"
+    );
+    std::os::unix::fs::chown(&own, Some(nobody.uid.as_raw()), None).unwrap();
+    let (ok, out) = check();
+    assert!(ok, "{out}");
+    // The server, as that user, writes through the link at its stop.
+    let mut server = crate::util::Daemon::spawn(
+        {
+            let mut cmd = std::process::Command::new("setpriv");
+            cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+                .arg(fx.command().get_program())
+                .args(fx.command().get_args())
+                .args(["--address", "127.0.0.1:0"]);
+            cmd
+        },
+        "listening on",
+    );
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(
+        server
+            .wait_exit(std::time::Duration::from_secs(10))
+            .unwrap()
+            .success(),
+        "{}",
+        server.log_text()
+    );
+    let written = std::fs::read_to_string(own.join("ruroco-server.prom")).unwrap();
+    assert!(
+        written.contains("ruroco_server_socket_drops_total 0"),
+        "{written}"
+    );
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
