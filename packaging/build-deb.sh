@@ -99,15 +99,18 @@ if [ "$install_check" = 1 ]; then
     # Upgrades start nothing and restart no plain process (they are named instead).
     # (cargo deb empties target/debian when it builds the other package: keep this one, and
     # put it back afterwards.)
-    kept=$(mktemp -d)
-    cp "$deb" "$kept/"
+    # Both packages are kept under target/ for the check under systemd, which sees only
+    # the repository.
+    kept=target/systemd-check
+    rm -rf "$kept"
+    mkdir -p "$kept"
+    cp "$deb" "$kept/old.deb"
+    cp "$(bash "$0" --no-gui --label upgradecheck | tail -n 1)" "$kept/new.deb"
     lookalike_file=$(mktemp)
-    LOOKALIKE_PID_FILE=$lookalike_file bash packaging/upgrade-check.sh "$kept/$(basename "$deb")" \
-        "$(bash "$0" --no-gui --label upgradecheck | tail -n 1)" >&2
+    LOOKALIKE_PID_FILE=$lookalike_file bash packaging/upgrade-check.sh "$kept/old.deb" "$kept/new.deb" >&2
     lookalike=$(cat "$lookalike_file")
     rm -f "$lookalike_file"
-    cp "$kept/$(basename "$deb")" "$deb"
-    rm -rf "$kept"
+    cp "$kept/old.deb" "$deb"
     # Remove runs what is still pending: a command's undo must not be lost with the package.
     mkdir -p /var/lib/ruroco-commander
     marker=$(mktemp -u /tmp/ruroco-undo-ran.XXXXXX)
@@ -141,9 +144,25 @@ TOML
     dpkg --purge ruroco >&2
     ! getent passwd ruroco >/dev/null || { echo "purge left the ruroco user" >&2; exit 1; }
     [ ! -e /etc/ruroco ] || { echo "purge left /etc/ruroco" >&2; exit 1; }
-    for d in /var/lib/ruroco /var/lib/ruroco-commander; do
+    for d in /var/lib/ruroco /var/lib/ruroco-commander /var/lib/ruroco-metrics; do
         [ ! -e "$d" ] || { echo "purge left $d" >&2; exit 1; }
     done
+    # The same package under a real systemd (packaging/systemd-check.sh says what it does).
+    if command -v systemd-nspawn >/dev/null; then
+        echo "== the package under a real systemd (packaging/systemd-check.sh)" >&2
+        started=$(date +%s)
+        if ! bash packaging/in-systemd.sh "$kept/out" 300 packaging/systemd-check.sh \
+            "$kept/old.deb" "$kept/new.deb"; then
+            cat "$kept/out/log" >&2
+            echo "the check under systemd failed (above; the container's console: $kept/out/boot.log)" >&2
+            exit 1
+        fi
+        grep -v "^[A-Z][a-z][a-z] [0-9]" "$kept/out/log" >&2
+        echo "(under systemd: $(($(date +%s) - started)) s)" >&2
+    elif [ -n "${CI:-}" ]; then
+        echo "CI needs systemd-nspawn (systemd-container) for the check under systemd" >&2
+        exit 1
+    fi
 fi
 
 if [ "$gui" = 1 ]; then

@@ -95,7 +95,7 @@ pub const CONFIG_KEYS: Table = Table {
         field("allow_non_routable_ips", "boolean", "false", "Whether the commander runs commands for loopback, private and other non-routable client addresses."),
         field("accept_v0", "boolean", "true", "Whether the server accepts the 93-byte format of released ruroco 0.14.x clients besides protocol v1."),
         field("kernel_filter", "boolean", "true", "Whether the server attaches a socket filter that drops, in the kernel, every datagram of a wrong length or an unknown key id."),
-        field("metrics_dir", "path", "none", "Where each daemon writes its Prometheus textfile (ruroco-server.prom, ruroco-commander.prom); off when absent."),
+        field("metrics_dir", "path", "none", "Where each daemon writes its Prometheus textfile (ruroco-server.prom, ruroco-commander.prom); off when absent. Where ruroco-server.prom is a link (root's, into /var/lib/ruroco-metrics), the server writes the file it points to; --check fails when the server's user cannot write its file."),
         field("floor_store", "string", "\"file\"", "Where replay floors are kept: \"file\" (floors.bin in blocklist_dir) or redis://host:port/db, shared by several servers behind one address."),
         field("floor_store_password_file", "path", "none", "File holding the Redis password (never in the URL)."),
         field("floor_store_user", "string", "none", "Redis ACL user to authenticate as, with the password of the file."),

@@ -10,12 +10,14 @@ use std::process::Command;
 use crate::util::{client, stderr, stdout, workspace_bin};
 
 /// Every marked block, by name: README's and the operator guide's.
-const BLOCKS: [&str; 5] = [
+const BLOCKS: [&str; 6] = [
     "readme-client-toml",
     "guide-config",
     "guide-commands",
     "nft-ruleset",
     "commands-open-ssh",
+    // Applied to the commander under a real systemd by packaging/systemd-check.sh.
+    "commander-dropin",
 ];
 
 fn repo() -> PathBuf {
