@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks a release tarball as a user would meet it: its checksum, unpacked, its own
-# checksums, installed into a temporary root with its install.sh, the programs static and
-# of the right version, and the demo (a complete round trip on loopback) run from the
+# checksums, installed into a temporary root with its install.sh, the programs linked
+# only against the C library (the newest glibc symbol they need is printed), of the right
+# version and never killed by a signal in --check (NSS lookups), and the demo (a complete round trip on loopback) run from the
 # installed programs. Nothing outside temporary directories is touched.
 #   packaging/dist-check.sh target/dist/ruroco-VERSION-TARGET.tar.gz
 set -euo pipefail
@@ -43,9 +44,28 @@ done
 [ "$(stat -c %a "$root/etc/ruroco/commands.toml")" = 600 ] || fail "commands.toml is not 0600"
 version=${name#ruroco-}
 version=${version%%-*}
+newest=""
+# A config whose socket_user exists for no NSS module: the lookup asks every module.
+scratch_config="$work/nss-check.toml"
+printf 'ips = ["127.0.0.1"]\nconfig_dir = "%s"\nsocket_user = "no-such-user"\n' "$work" >"$scratch_config"
 for program in ruroco-server ruroco-commander ruroco-client; do
-    ldd "$root/usr/bin/$program" 2>&1 | grep -q "statically linked\|not a dynamic" ||
-        fail "$program is not statically linked"
+    # Dynamically linked against the C library (scripts/release-build.sh says why), and
+    # nothing else outside it.
+    libs=$(ldd "$root/usr/bin/$program" | awk '/=>/ { print $1 }' | sort | tr '\n' ' ')
+    grep -q "libc.so.6" <<<"$libs" || fail "$program is not linked against libc.so.6: $libs"
+    for lib in $libs; do
+        case "$lib" in
+            libc.so.6 | libm.so.6 | libgcc_s.so.1 | libpthread.so.0 | libdl.so.2 | librt.so.1) ;;
+            *) fail "$program needs $lib, which not every Linux has" ;;
+        esac
+    done
+    v=$(objdump -T "$root/usr/bin/$program" | grep -o 'GLIBC_[0-9.]*' | sort -V | tail -n 1)
+    newest=$(printf '%s\n%s\n' "$newest" "$v" | sort -V | tail -n 1)
+    # User and group lookups go through every NSS module nsswitch.conf names (systemd's on
+    # Debian 12): a status, never a signal.
+    rc=0
+    "$root/usr/bin/$program" --check --config "$scratch_config" >/dev/null 2>&1 || rc=$?
+    [ "$rc" -lt 128 ] || fail "$program --check ended with status $rc (a signal)"
     "$root/usr/bin/$program" --version | grep -q "^$program $version " ||
         fail "$program --version does not say $version: $("$root/usr/bin/$program" --version)"
 done
@@ -55,4 +75,4 @@ echo "# edited" >>"$root/etc/ruroco/config.toml"
 grep -q "# edited" "$root/etc/ruroco/config.toml" || fail "a second install overwrote config.toml"
 out=$(RUROCO_BIN="$root/usr/bin" bash "$unpacked/demo.sh" 2>&1) || fail "the demo failed: $out"
 grep -q "demo OK" <<<"$out" || fail "the demo did not end with OK: $out"
-echo "dist check: OK ($name: checksums, install into a temporary root, static programs, demo)"
+echo "dist check: OK ($name: checksums, install into a temporary root, programs need $newest, --check with NSS, demo)"
