@@ -273,10 +273,14 @@ for exe in /proc/[0-9]*/exe; do
         /usr/bin/ruroco-*) fail "remove left $exe running" ;;
     esac
 done
+# The original ruroco's floors are not ours to delete.
+printf '\x92\x80\xa0' >/etc/ruroco/blocklist.msgpck
 dpkg --purge ruroco >/tmp/purge.log 2>&1 || fail "purge failed: $(cat /tmp/purge.log)"
-for path in /etc/ruroco /var/lib/ruroco /var/lib/ruroco-commander /var/lib/ruroco-metrics; do
+for path in /var/lib/ruroco /var/lib/ruroco-commander /var/lib/ruroco-metrics; do
     [ ! -e "$path" ] || fail "purge left $path"
 done
+[ "$(ls -A /etc/ruroco)" = blocklist.msgpck ] || fail "purge left or took the wrong files: $(ls -A /etc/ruroco)"
+rm -r /etc/ruroco
 ! getent passwd ruroco >/dev/null || fail "purge left the ruroco user"
-step "10. remove ran the pending undo and stopped both; purge removed everything"
+step "10. remove ran the pending undo and stopped both; purge removed everything but the original's floors"
 echo "systemd check: OK"

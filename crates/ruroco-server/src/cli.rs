@@ -42,6 +42,23 @@ pub(crate) struct Cli {
 /// What to do instead of serving.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Action {
+    /// Going back to the original ruroco: write this server's replay floors into the
+    /// original's blocklist.msgpck (per key the larger of both, in the layout the file has),
+    /// so the original refuses everything this server accepted. Stop this server first
+    /// (what it accepts afterwards is not in the file); run as a user who may write it.
+    #[command(
+        after_help = "Example:\n  systemctl stop ruroco.socket ruroco && ruroco-server write-original-floors"
+    )]
+    WriteOriginalFloors {
+        /// The file to write [default: the original's file where a start finds it, else
+        /// <config_dir>/blocklist.msgpck].
+        #[arg(long, value_name = "PATH")]
+        to: Option<PathBuf>,
+        /// The original's layout: released (0.14.x, with `path`) or current (without)
+        /// [default: the existing file's, else released].
+        #[arg(long, value_name = "LAYOUT")]
+        layout: Option<Layout>,
+    },
     /// Print the shell completion script for SHELL.
     #[command(
         after_help = "Example:\n  ruroco-server completions bash > /etc/bash_completion.d/ruroco-server"
@@ -51,4 +68,13 @@ pub(crate) enum Action {
         #[arg(value_name = "SHELL")]
         shell: ruroco_config::Shell,
     },
+}
+
+/// The layouts of the original's `blocklist.msgpck`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Layout {
+    /// Released 0.14.x: `{ map, path }`.
+    Released,
+    /// Its current version: `{ map }`.
+    Current,
 }

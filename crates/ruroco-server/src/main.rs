@@ -46,6 +46,15 @@ use crate::server::{now_nanos, Server};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ruroco_config::init_logging(ruroco_config::log_format(cli.log_format, &cli.config));
+    if let Some(cli::Action::WriteOriginalFloors { to, layout }) = &cli.action {
+        return match write_original_floors(&cli.config, to.as_deref(), *layout) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(cli::Action::Completions { shell }) = cli.action {
         use clap::CommandFactory;
         return match ruroco_config::write_completions(
@@ -81,6 +90,37 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `write-original-floors`: our floors into the original's `blocklist.msgpck`, for going
+/// back to the original ruroco.
+fn write_original_floors(
+    config_path: &std::path::Path,
+    to: Option<&std::path::Path>,
+    layout: Option<original_floors::Layout>,
+) -> anyhow::Result<()> {
+    let config = ruroco_config::Config::load(config_path)?;
+    let floors = FloorStore::load(config.blocklist_dir())?;
+    let dirs = original_floors::dirs(config.blocklist_dir(), &config.config_dir);
+    let to = match to {
+        Some(to) => to.to_owned(),
+        None => dirs
+            .iter()
+            .map(|d| d.join(original_floors::FILE))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| config.config_dir.join(original_floors::FILE)),
+    };
+    let done = original_floors::write_back(floors.table(), &to, layout)?;
+    // Ours are in the original's file now: a later switch carries them back (the record
+    // is older than the file).
+    println!(
+        "wrote the replay floors of {} key(s) to {} ({:?} layout; {} raised from ours): the original ruroco refuses everything this server accepted",
+        done.keys,
+        done.path.display(),
+        done.layout,
+        done.raised
+    );
+    Ok(())
 }
 
 /// This program's own path, resolved.
@@ -144,12 +184,21 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
     // Before seeding: a key the original server knew keeps its floor, not "now".
     let dirs = original_floors::dirs(config.blocklist_dir(), &config.config_dir);
     if let Some(carried) = original_floors::find(&dirs)? {
-        let changed = floors.carry_over(&carried.floors)?;
-        tracing::info!(
-            "carried over the replay floors of {} key(s) from the original ruroco's {} ({changed} raised or added ours)",
-            carried.floors.len(),
-            carried.path.display()
-        );
+        if original_floors::due(&carried.path, config.blocklist_dir()) {
+            let changed = floors.carry_over(&carried.floors)?;
+            original_floors::record(config.blocklist_dir(), &carried)?;
+            tracing::info!(
+                "carried over the replay floors of {} key(s) from the original ruroco's {} ({changed} raised or added ours), once: recorded in {}",
+                carried.floors.len(),
+                carried.path.display(),
+                original_floors::record_path(config.blocklist_dir()).display()
+            );
+        } else {
+            tracing::warn!(
+                "{}",
+                original_floors::stale_warning(&carried.path, config.blocklist_dir())
+            );
+        }
     }
     floors.seed(keys.ids(), ruroco_proto::seed_floor(now_nanos()))?;
 

@@ -1,32 +1,45 @@
 //! Replay floors carried over from the original ruroco server, so that switching servers
-//! touches no client. The original keeps each key's last accepted counter in
-//! `blocklist.msgpck` (in its config directory): MessagePack, as `rmp-serde` writes the
-//! struct `{ map: {[u8; 8] → u128}, path }`. Released clients count from a seed taken
-//! once, far below "now"; without their floors every one of them would be a `replay`.
+//! touches no client, and written back to it, so that switching back replays nothing.
 //!
-//! Read with `rmp-serde`, the library that wrote it. At every start (and `--check`) the
-//! values become floors where they are higher than ours — exactly them for keys we have
-//! no floor for yet — so a client that was never reseeded keeps working and anything the
-//! original accepted stays a replay. It is one-way: the original never reads our floors.
-
+//! The original keeps each key's last accepted counter in `blocklist.msgpck` (in its
+//! config directory): MessagePack, as `rmp-serde` writes the struct
+//! `{ map: {[u8; 8] → u128}, path }` (released 0.14.x) or `{ map }` (its current version),
+//! as an array or with field names. Released clients count from a seed taken once, far
+//! below "now"; without their floors every one of them would be a `replay`.
+//!
+//! Read with `rmp-serde`, the library that wrote it. The carry-over raises our floors to
+//! the file's where they are higher, and happens once: the record
+//! `original-floors.carried` beside `floors.bin` says it did, and a later start leaves
+//! the file alone — unless the original wrote it again after the record (it ran again
+//! since, and its floors can only be higher). Without the record, a start after
+//! `floors.bin` was lost would take the original's old floors and let everything
+//! accepted since be replayed; so while the original's file stays, every start and
+//! `--check` say to move it aside. Going back, [`write_back`] puts our floors (the larger
+//! of both per key) into the original's file in the layout it has, so the original
+//! refuses everything ours accepted.
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use ruroco_proto::KeyId;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The original's file name.
 pub(crate) const FILE: &str = "blocklist.msgpck";
 /// Larger than any real file (24 bytes or so per key); a bigger one is refused unread.
 const MAX_BYTES: u64 = 16 << 20;
+/// The record of a carry-over, beside `floors.bin`.
+pub(crate) const RECORD: &str = "original-floors.carried";
 
-/// The original's struct, field for field.
+/// The original's struct, field for field: released 0.14.x writes `{ map, path }`, its
+/// current version `{ map }` alone (an array of one element in rmp-serde's compact form).
 #[derive(Deserialize)]
 struct Blocklist {
     map: HashMap<[u8; 8], u128>,
     #[allow(dead_code)]
-    path: PathBuf,
+    #[serde(default)]
+    path: Option<PathBuf>,
 }
 
 /// Floors found in the original's file.
@@ -78,6 +91,169 @@ fn refuse(path: &Path, why: &str) -> anyhow::Error {
          refused as `replay` until it is reseeded",
         path.display()
     )
+}
+
+/// The record of a carry-over in `blocklist_dir`.
+pub(crate) fn record_path(blocklist_dir: &Path) -> PathBuf {
+    blocklist_dir.join(RECORD)
+}
+
+/// Whether the carry-over of `original` is still to be done: no record, or the original
+/// wrote its file after the record was made.
+pub(crate) fn due(original: &Path, blocklist_dir: &Path) -> bool {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (modified(&record_path(blocklist_dir)), modified(original)) {
+        (Some(recorded), Some(written)) => written > recorded,
+        _ => true,
+    }
+}
+
+/// Records, durably, that `carried` was carried over (after the floors were committed).
+pub(crate) fn record(blocklist_dir: &Path, carried: &Carried) -> anyhow::Result<()> {
+    let path = record_path(blocklist_dir);
+    let when = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let text = format!(
+        "# ruroco-server carried over the original ruroco's replay floors once; it does not\n\
+         # again unless the original writes that file after this one. Delete to carry over again.\n\
+         from = {:?}\nkeys = {}\nat_unix = {when}\n",
+        carried.path.display().to_string(),
+        carried.floors.len()
+    );
+    ruroco_fs::write_durably(&path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// What every start and `--check` say while the original's file stays after its
+/// carry-over.
+pub(crate) fn stale_warning(original: &Path, blocklist_dir: &Path) -> String {
+    format!(
+        "the original ruroco's {} was carried over once ({}) and is not read again; move it aside (mv {0} {0}.carried): if {} were ever lost, a start would take its old floors again",
+        original.display(),
+        record_path(blocklist_dir).display(),
+        blocklist_dir.join(crate::floors::FLOOR_FILE).display()
+    )
+}
+
+pub(crate) use crate::cli::Layout;
+
+/// The layout of an existing file (`None` when it is neither) and whether its fields are
+/// named (a map) rather than an array.
+fn layout_of(bytes: &[u8]) -> Option<(Layout, bool)> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Released {
+        #[allow(dead_code)]
+        map: HashMap<[u8; 8], u128>,
+        #[allow(dead_code)]
+        path: PathBuf,
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Current {
+        #[allow(dead_code)]
+        map: HashMap<[u8; 8], u128>,
+    }
+    // MessagePack: fixmap 0x80–0x8f, map16 0xde, map32 0xdf.
+    let named = matches!(bytes.first(), Some(0x80..=0x8f | 0xde | 0xdf));
+    if rmp_serde::from_slice::<Released>(bytes).is_ok() {
+        Some((Layout::Released, named))
+    } else if rmp_serde::from_slice::<Current>(bytes).is_ok() {
+        Some((Layout::Current, named))
+    } else {
+        None
+    }
+}
+
+/// The original's file holding `floors`.
+pub(crate) fn encode(
+    floors: &[(KeyId, u128)],
+    layout: Layout,
+    named: bool,
+    path: &Path,
+) -> anyhow::Result<Vec<u8>> {
+    #[derive(Serialize)]
+    struct Released<'a> {
+        map: HashMap<[u8; 8], u128>,
+        path: &'a Path,
+    }
+    #[derive(Serialize)]
+    struct Current {
+        map: HashMap<[u8; 8], u128>,
+    }
+    let map: HashMap<[u8; 8], u128> = floors.iter().map(|(id, f)| (id.0, *f)).collect();
+    let bytes = match (layout, named) {
+        (Layout::Released, false) => rmp_serde::to_vec(&Released { map, path }),
+        (Layout::Released, true) => rmp_serde::to_vec_named(&Released { map, path }),
+        (Layout::Current, false) => rmp_serde::to_vec(&Current { map }),
+        (Layout::Current, true) => rmp_serde::to_vec_named(&Current { map }),
+    };
+    bytes.context("cannot encode the original's floors")
+}
+
+/// What [`write_back`] did.
+#[derive(Debug)]
+pub(crate) struct WrittenBack {
+    pub(crate) path: PathBuf,
+    pub(crate) keys: usize,
+    pub(crate) raised: usize,
+    pub(crate) layout: Layout,
+}
+
+/// Writes `ours` into the original's file `to` (atomically; owner and mode kept where it
+/// exists): per key the larger of ours and what the file holds, in the file's layout, or
+/// `layout` (released 0.14.x when neither says).
+pub(crate) fn write_back(
+    ours: &ruroco_proto::FloorTable,
+    to: &Path,
+    layout: Option<Layout>,
+) -> anyhow::Result<WrittenBack> {
+    use std::os::unix::fs::MetadataExt;
+    let (existing, meta, found) = match std::fs::read(to) {
+        Ok(bytes) => {
+            let floors = decode(&bytes).map_err(|e| {
+                anyhow::anyhow!(
+                    "{} is not the original's floor file ({e}); not replacing it",
+                    to.display()
+                )
+            })?;
+            (floors, std::fs::metadata(to).ok(), layout_of(&bytes))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), None, None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", to.display())),
+    };
+    let mut merged: HashMap<KeyId, u128> = existing.into_iter().collect();
+    let mut raised = 0;
+    for (id, floor) in ours.iter() {
+        let slot = merged.entry(id).or_insert(0);
+        if floor > *slot {
+            *slot = floor;
+            raised += 1;
+        }
+    }
+    let mut floors: Vec<(KeyId, u128)> = merged.into_iter().collect();
+    floors.sort_unstable();
+    let (layout, named) = match (layout, found) {
+        (Some(wanted), found) => (wanted, found.is_some_and(|(_, named)| named)),
+        (None, Some(found)) => found,
+        (None, None) => (Layout::Released, false),
+    };
+    let bytes = encode(&floors, layout, named, to)?;
+    let mode = meta.as_ref().map_or(0o600, |m| m.mode() & 0o7777);
+    ruroco_fs::write_atomically_mode(to, &bytes, mode)
+        .with_context(|| format!("cannot write {}", to.display()))?;
+    if let Some(meta) = meta {
+        std::os::unix::fs::chown(to, Some(meta.uid()), Some(meta.gid()))
+            .with_context(|| format!("cannot give {} back its owner", to.display()))?;
+    }
+    Ok(WrittenBack {
+        path: to.to_owned(),
+        keys: floors.len(),
+        raised,
+        layout,
+    })
 }
 
 /// Where to look: `blocklist_dir`, then `config_dir` (the original writes it there).
@@ -133,6 +309,29 @@ mod tests {
         for bytes in [
             rmp_serde::to_vec(&original()).unwrap(),
             rmp_serde::to_vec_named(&original()).unwrap(),
+        ] {
+            assert_eq!(decode(&bytes).unwrap(), want);
+        }
+    }
+
+    /// The original's current version dropped `path`: `{ map }` only.
+    #[derive(Serialize)]
+    struct Current {
+        map: HashMap<[u8; 8], u128>,
+    }
+
+    #[test]
+    fn reads_the_current_originals_layout_without_path() {
+        let current = Current {
+            map: original().map,
+        };
+        let want = vec![
+            (KeyId(*b"laptop01"), 1_700_000_000_000_000_123),
+            (KeyId(*b"phone-02"), 42),
+        ];
+        for bytes in [
+            rmp_serde::to_vec(&current).unwrap(),
+            rmp_serde::to_vec_named(&current).unwrap(),
         ] {
             assert_eq!(decode(&bytes).unwrap(), want);
         }

@@ -233,7 +233,14 @@ pub(crate) fn check_notes(config: &Config) -> Vec<String> {
     ) else {
         return Vec::new();
     };
-    vec![original_floors::describe(&carried, ours.table())]
+    if original_floors::due(&carried.path, config.blocklist_dir()) {
+        vec![original_floors::describe(&carried, ours.table())]
+    } else {
+        vec![format!(
+            "warning: {}",
+            original_floors::stale_warning(&carried.path, config.blocklist_dir())
+        )]
+    }
 }
 
 /// The Redis store `floor_store` names, or `None` for `"file"`; errors name the file.

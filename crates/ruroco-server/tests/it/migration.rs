@@ -142,3 +142,175 @@ fn check_names_the_originals_units_under_a_root() {
         .unwrap();
     assert!(out.status.success() && out.stdout.is_empty());
 }
+
+/// The original's current version writes `{ map }` without `path`.
+#[derive(Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CurrentBlocklist {
+    map: HashMap<[u8; 8], u128>,
+}
+
+/// The released layout, read back strictly.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReleasedBlocklist {
+    map: HashMap<[u8; 8], u128>,
+    path: PathBuf,
+}
+
+#[test]
+fn the_current_originals_file_without_path_is_taken_over() {
+    let floor: u128 = 1_650_000_000_000_000_000;
+    for named in [false, true] {
+        let fx = Fixture::new();
+        let list = CurrentBlocklist {
+            map: HashMap::from([(fx.key.id().0, floor)]),
+        };
+        let bytes = if named {
+            rmp_serde::to_vec_named(&list).unwrap()
+        } else {
+            rmp_serde::to_vec(&list).unwrap()
+        };
+        std::fs::write(fx.path().join("blocklist.msgpck"), bytes).unwrap();
+        let inbox = fx.inbox();
+        let server = fx.start();
+        assert!(
+            server
+                .log_text()
+                .contains("carried over the replay floors of 1 key(s)"),
+            "{}",
+            server.log_text()
+        );
+        server.send(&fx.packet("default", floor));
+        assert!(
+            server.wait_log("reason=replay", WAIT),
+            "{}",
+            server.log_text()
+        );
+        server.send(&fx.packet("default", floor + 1));
+        assert!(inbox.recv(WAIT).is_some(), "{}", server.log_text());
+    }
+}
+
+/// The carry-over happens once and is recorded: a later start leaves the original's file
+/// alone (and says to move it aside), so a lost floors.bin falls back to the seeded floor,
+/// never to the original's old values.
+#[test]
+fn the_carry_over_happens_once_and_a_lost_floor_file_brings_back_no_old_floor() {
+    let fx = Fixture::new();
+    let old_floor: u128 = 1_650_000_000_000_000_000;
+    write_original(&fx, old_floor);
+    let inbox = fx.inbox();
+    let server = fx.start();
+    assert!(fx.path().join("original-floors.carried").exists());
+    // Accepted by ours, a minute old (older than any seed of a later start).
+    let accepted = crate::util::now_nanos() - 60_000_000_000;
+    server.send(&fx.packet("default", accepted));
+    assert!(inbox.recv(WAIT).is_some(), "{}", server.log_text());
+    server.stop();
+    // floors.bin is lost.
+    std::fs::remove_file(fx.path().join("floors.bin")).unwrap();
+    let out = fx.command().arg("--check").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("was carried over once") && text.contains("move it aside"),
+        "{text}"
+    );
+    let server = fx.start();
+    let log = server.log_text();
+    assert!(!log.contains("carried over the replay floors"), "{log}");
+    assert!(log.contains("was carried over once"), "{log}");
+    server.send(&fx.packet("default", accepted));
+    assert!(
+        server.wait_log("reason=replay", WAIT),
+        "{}",
+        server.log_text()
+    );
+    inbox.assert_empty(Duration::from_millis(300), "a datagram ran twice");
+}
+
+/// Going back: `write-original-floors` puts our floors into the original's file, in the
+/// layout it had, so that the original (which accepts a counter only above the value it
+/// holds) refuses everything ours accepted. Read back the way the original's format
+/// defines it.
+#[test]
+fn going_back_leaves_the_original_nothing_to_replay() {
+    for (current, named) in [(false, false), (true, false), (true, true), (false, true)] {
+        let fx = Fixture::new();
+        let floor: u128 = 1_650_000_000_000_000_000;
+        let other = *b"otherkey";
+        let map = HashMap::from([(fx.key.id().0, floor), (other, 7)]);
+        let file = fx.path().join("blocklist.msgpck");
+        let bytes = match (current, named) {
+            (true, false) => rmp_serde::to_vec(&CurrentBlocklist { map }).unwrap(),
+            (true, true) => rmp_serde::to_vec_named(&CurrentBlocklist { map }).unwrap(),
+            (false, false) => rmp_serde::to_vec(&Blocklist {
+                map,
+                path: file.clone(),
+            })
+            .unwrap(),
+            (false, true) => rmp_serde::to_vec_named(&Blocklist {
+                map,
+                path: file.clone(),
+            })
+            .unwrap(),
+        };
+        std::fs::write(&file, bytes).unwrap();
+        let inbox = fx.inbox();
+        let server = fx.start();
+        let mut last = 0;
+        // Two: the rate limit allows two a second from one source.
+        for n in 1..=2 {
+            last = floor + n;
+            server.send(&fx.packet("default", last));
+            assert!(inbox.recv(WAIT).is_some(), "{}", server.log_text());
+        }
+        server.stop();
+        let out = fx.command().arg("write-original-floors").output().unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            said.contains("refuses everything this server accepted"),
+            "{said}"
+        );
+        let bytes = std::fs::read(&file).unwrap();
+        assert_eq!(
+            matches!(bytes.first(), Some(0x80..=0x8f)),
+            named,
+            "the field names changed"
+        );
+        let map = if current {
+            rmp_serde::from_slice::<CurrentBlocklist>(&bytes)
+                .unwrap()
+                .map
+        } else {
+            let list: ReleasedBlocklist = rmp_serde::from_slice(&bytes).unwrap();
+            assert_eq!(list.path, file);
+            list.map
+        };
+        let held = map[&fx.key.id().0];
+        assert!(
+            held >= last,
+            "the original would accept {last} again (holds {held})"
+        );
+        assert_eq!(map[&other], 7, "another key's floor was lost");
+        // Switching to ours again carries the file over again (the original may have
+        // accepted more since).
+        let server = fx.start();
+        assert!(
+            server.log_text().contains("carried over the replay floors"),
+            "{}",
+            server.log_text()
+        );
+        server.send(&fx.packet("default", last));
+        assert!(
+            server.wait_log("reason=replay", WAIT),
+            "{}",
+            server.log_text()
+        );
+    }
+}
