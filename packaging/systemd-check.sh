@@ -132,11 +132,7 @@ step "2. installed, metrics --check and its fix, enable --now, knocks over IPv4 
 
 # 3. Metrics: junk to the port (dropped in the kernel), then a restart (the server writes
 # its file at every stop) and both files checked.
-python3 -c '
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for _ in range(7):
-    s.sendto(b"junk", ("127.0.0.1", 80))'
+for _ in 1 2 3 4 5 6 7; do printf junk >/dev/udp/127.0.0.1/80; done
 systemctl restart ruroco.service
 wait_until 10 systemctl is-active ruroco.service || fail "ruroco did not come back after a restart"
 exporter=/var/lib/prometheus/node-exporter

@@ -115,10 +115,9 @@ x = "true"
 TOML
 chown nobody "$other/config.toml" "$other/commands.toml"
 chmod 600 "$other/commands.toml"
-setsid setpriv --reuid=nobody --regid=nogroup --clear-groups python3 -c '
-import os, sys
-os.execve("/usr/bin/ruroco-commander", ["ruroco-commander", "--config", sys.argv[1]],
-          {"-S" + sys.argv[2] + " #": "x", "PATH": "/usr/bin:/bin"})' \
+setsid setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/bin/perl -e '
+%ENV = ("-S" . $ARGV[1] . " #" => "x", PATH => "/usr/bin:/bin");
+exec { "/usr/bin/ruroco-commander" } "ruroco-commander", "--config", $ARGV[0] or die "exec: $!"' \
     "$other/config.toml" "$other/evil" </dev/null >"$other/log" 2>&1 &
 lookalike=$!
 wait_for "$other/log" "listening on" || fail "the lookalike did not start: $(cat "$other/log")"
