@@ -20,6 +20,7 @@ mod runner;
 mod service;
 mod setup;
 mod socket;
+mod trust;
 mod undo;
 mod undo_store;
 mod upkeep;
@@ -86,6 +87,9 @@ fn check(origin: &setup::Origin) -> ExitCode {
     if problems.is_empty() {
         match setup::load(origin) {
             Ok(s) => {
+                if let Some(note) = s.non_routable_note() {
+                    println!("note: {note}");
+                }
                 println!(
                     "{}: OK ({} command(s) from {})",
                     origin.config.display(),
@@ -105,6 +109,10 @@ fn check(origin: &setup::Origin) -> ExitCode {
 
 fn serve(origin: setup::Origin) -> anyhow::Result<()> {
     let settings = setup::load(&origin)?;
+    if let Some(note) = settings.non_routable_note() {
+        tracing::warn!("{note}");
+    }
+    let allow_non_routable = settings.allow_non_routable();
     let (config, commands, source) = (settings.config, settings.commands, settings.source);
     for warning in &config.warnings {
         tracing::warn!("{warning}");
@@ -160,7 +168,7 @@ fn serve(origin: setup::Origin) -> anyhow::Result<()> {
     let mut service = Service::new(Parts {
         socket,
         commands,
-        allow_non_routable: config.allow_non_routable_ips,
+        allow_non_routable,
         store,
         pending,
         metrics_file: config

@@ -233,7 +233,7 @@ fn set_mode_and_owner(
 /// The socket directory must be a real directory (not a link) that only root or this
 /// process's user owns and only its owner may write: anyone else who could write there
 /// could swap the socket or its lock for a link to a file of their choice.
-fn check_dir(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn check_dir(dir: &Path) -> anyhow::Result<()> {
     let meta = std::fs::symlink_metadata(dir)
         .with_context(|| format!("cannot inspect socket directory {}", dir.display()))?;
     let own = nix::unistd::geteuid().as_raw();

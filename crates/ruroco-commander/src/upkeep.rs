@@ -41,10 +41,10 @@ impl Service {
                     settings.commands.len(),
                     settings.source.path().display()
                 );
+                self.allow_non_routable = settings.allow_non_routable();
                 self.commands = settings.commands;
                 // Warm shells hold the old command lines.
                 self.warm.clear();
-                self.allow_non_routable = settings.config.allow_non_routable_ips;
                 self.metrics.reload(true);
             }
             Err(e) => {

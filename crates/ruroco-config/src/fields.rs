@@ -92,7 +92,7 @@ pub const CONFIG_KEYS: Table = Table {
         field("max_clock_skew_seconds", "integer", "3600", "How far ahead of the server clock a datagram's counter may be; further ahead is refused (future)."),
         field("socket_user", "string", "ruroco", "Owner of the commander socket (the server's user); empty leaves it unchanged."),
         field("socket_group", "string", "ruroco", "Group of the commander socket; empty leaves it unchanged."),
-        field("allow_non_routable_ips", "boolean", "false", "Whether the commander runs commands for loopback, private and other non-routable client addresses."),
+        field("allow_non_routable_ips", "boolean", "false (true where [commands] is in config.toml, as the released ruroco did)", "Whether the commander runs commands for loopback, private and other non-routable client addresses."),
         field("accept_v0", "boolean", "true", "Whether the server accepts the 93-byte format of released ruroco 0.14.x clients besides protocol v1."),
         field("kernel_filter", "boolean", "true", "Whether the server attaches a socket filter that drops, in the kernel, every datagram of a wrong length or an unknown key id."),
         field("metrics_dir", "path", "none", "Where each daemon writes its Prometheus textfile (ruroco-server.prom, ruroco-commander.prom); off when absent. Where ruroco-server.prom is a link (root's, into /var/lib/ruroco-metrics), the server writes the file it points to; --check fails when the server's user cannot write its file."),

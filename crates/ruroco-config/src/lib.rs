@@ -93,9 +93,11 @@ pub struct Config {
     /// Group of the commander socket; empty leaves it unchanged.
     #[serde(default = "default_owner")]
     pub socket_group: String,
-    /// Whether the commander runs commands for non-routable client addresses.
+    /// Whether the commander runs commands for non-routable client addresses; unset, the
+    /// commander decides by layout (see `ruroco-commander`: yes where `[commands]` lives
+    /// in this file, as the released ruroco did; no otherwise).
     #[serde(default)]
-    pub allow_non_routable_ips: bool,
+    pub allow_non_routable_ips: Option<bool>,
     /// Whether the server accepts the released 93-byte v0 format besides protocol v1.
     #[serde(default = "default_true")]
     pub accept_v0: bool,

@@ -15,7 +15,7 @@ fn defaults() {
     assert_eq!(c.max_clock_skew_seconds, 3600);
     assert_eq!(c.socket_user, "ruroco");
     assert_eq!(c.socket_group, "ruroco");
-    assert!(!c.allow_non_routable_ips);
+    assert_eq!(c.allow_non_routable_ips, None);
 }
 
 #[test]

@@ -138,6 +138,26 @@ pub(crate) fn metrics_problem(config: &Config) -> Option<String> {
     })
 }
 
+/// Whether `dir` holds what root's commander reads (config.toml, commands.toml or key
+/// files): the server must never be given write access to it.
+fn holds_roots_files(config: &Config, dir: &Path) -> bool {
+    let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    same(dir, &config.config_dir)
+        || dir.join("config.toml").exists()
+        || dir.join("commands.toml").exists()
+}
+
+/// The advice for a floor directory the server cannot use: where it also holds root's
+/// files (the released layout keeps floors beside config.toml), a directory of its own.
+fn own_floor_dir_advice(user: &str) -> String {
+    format!(
+        "it also holds config.toml (which names the commands root runs) and the keys, so never let the server write there: set blocklist_dir = \"/var/lib/ruroco\" in config.toml and install -d -o {user} -g {user} -m 0700 /var/lib/ruroco (the original's blocklist.msgpck is still read from the config directory)"
+    )
+}
+
 /// A floor directory that does not exist, and how to make it.
 pub(crate) fn floor_dir_problem(config: &Config) -> Option<String> {
     let dir = config.blocklist_dir();
@@ -189,13 +209,22 @@ fn server_user_problems(config: &Config) -> Vec<String> {
         }
     }
     if dir.is_dir() && !access::may_path(&who, dir, access::Want::Write) {
-        problems.push(format!(
-            "replay floor directory {}: the server's user `{}` cannot write it; chown {} {}",
-            dir.display(),
-            who.name,
-            who.name,
-            dir.display()
-        ));
+        if holds_roots_files(config, dir) {
+            problems.push(format!(
+                "replay floor directory {}: the server's user `{}` cannot write it, and {}",
+                dir.display(),
+                who.name,
+                own_floor_dir_advice(&who.name)
+            ));
+        } else {
+            problems.push(format!(
+                "replay floor directory {}: the server's user `{}` cannot write it; chown {} {}",
+                dir.display(),
+                who.name,
+                who.name,
+                dir.display()
+            ));
+        }
     }
     problems
 }

@@ -292,3 +292,57 @@ fn the_shell_stays_unreaped_while_a_setsid_child_holds_the_output() {
         cmd.log_text()
     );
 }
+
+/// A released-layout config.toml (`[commands]` in it) that says nothing about
+/// non-routable addresses runs commands for them, as the released ruroco did, and says so
+/// at start and in `--check`; `allow_non_routable_ips = false` refuses them there too.
+#[test]
+fn the_released_layout_runs_for_private_addresses_as_the_original_did() {
+    for explicit in ["", "allow_non_routable_ips = false\n"] {
+        let fx = Fixture::new("", "");
+        std::fs::remove_file(&fx.commands).unwrap();
+        let d = fx.path().display().to_string();
+        std::fs::write(
+            &fx.config,
+            format!(
+                "config_dir = \"{d}\"\nstate_dir = \"{d}/state\"\nsocket_user = \"\"\nsocket_group = \"\"\n{explicit}[commands]\ndefault = \"echo $RUROCO_IP >> {d}/ran\"\n"
+            ),
+        )
+        .unwrap();
+        let run = |args: &[&str]| {
+            let mut cmd = std::process::Command::new(crate::util::BIN);
+            cmd.arg("--config").arg(&fx.config).args(args);
+            cmd
+        };
+        let check = run(&["--check"]).output().unwrap();
+        let said = String::from_utf8_lossy(&check.stdout);
+        assert!(check.status.success(), "{said}");
+        assert_eq!(
+            said.contains("commands run for loopback, private and link-local client addresses too"),
+            explicit.is_empty(),
+            "{said}"
+        );
+        let daemon = crate::util::Daemon::spawn(run(&[]), "listening on");
+        fx.send("default", "10.1.2.3");
+        if explicit.is_empty() {
+            assert!(
+                daemon.log_text().contains("as the released ruroco did"),
+                "{}",
+                daemon.log_text()
+            );
+            assert_eq!(
+                fx.wait_file("ran", Duration::from_secs(5)).as_deref(),
+                Some("10.1.2.3\n"),
+                "{}",
+                daemon.log_text()
+            );
+        } else {
+            assert!(
+                daemon.wait_log("non-routable", Duration::from_secs(5)),
+                "{}",
+                daemon.log_text()
+            );
+            assert_eq!(fx.wait_file("ran", Duration::from_millis(300)), None);
+        }
+    }
+}

@@ -535,3 +535,79 @@ fn speaks_the_notify_protocol() {
     cmdr.signal(Signal::SIGTERM);
     wait_for(0, "STOPPING=1");
 }
+
+/// The released layout keeps `[commands]` in config.toml: whoever may change that file or
+/// its directory decides what root runs. A directory handed to the server's user (as older
+/// advice said, for its floors) or made group-writable fails `--check` — naming the
+/// server's user — and stops the start; root's own layout passes.
+#[test]
+fn commands_the_servers_user_could_change_are_refused() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("not root: skipped (needs a second user)");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new("", "");
+    // Released layout: [commands] in config.toml, no commands.toml.
+    std::fs::remove_file(&fx.commands).unwrap();
+    let d = fx.path().display().to_string();
+    std::fs::write(
+        &fx.config,
+        format!(
+            "config_dir = \"{d}\"\nstate_dir = \"{d}/state\"\nsocket_user = \"nobody\"\nsocket_group = \"\"\n[commands]\ndefault = \"true\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fx.config, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    let check = || {
+        let out = Command::new(crate::util::BIN)
+            .arg("--config")
+            .arg(&fx.config)
+            .arg("--check")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let start_fails = || {
+        let out = Command::new(crate::util::BIN)
+            .arg("--config")
+            .arg(&fx.config)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    std::fs::set_permissions(fx.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (ok, out) = check();
+    assert!(ok, "{out}");
+    // The directory given to the server's user.
+    std::os::unix::fs::chown(fx.path(), Some(nobody.uid.as_raw()), None).unwrap();
+    let (ok, out) = check();
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("can be changed by the server's user `nobody`")
+            && out.contains(&format!("chown root {d}")),
+        "{out}"
+    );
+    let err = start_fails();
+    assert!(err.contains("the server's user `nobody`"), "{err}");
+    // Group-writable, group root: still others than root.
+    std::os::unix::fs::chown(fx.path(), Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(fx.path(), std::fs::Permissions::from_mode(0o770)).unwrap();
+    let (ok, out) = check();
+    assert!(!ok, "{out}");
+    assert!(out.contains("mode 0770"), "{out}");
+    // The file itself, owned by the server's user.
+    std::fs::set_permissions(fx.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(&fx.config, Some(nobody.uid.as_raw()), None).unwrap();
+    let (ok, out) = check();
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("the file") && out.contains("chmod 0600"),
+        "{out}"
+    );
+}

@@ -495,3 +495,35 @@ fn check_fails_where_the_server_cannot_write_its_metrics_and_the_link_fixes_it()
         .file_type()
         .is_symlink());
 }
+
+/// In the released layout the floors default to the config directory, which holds
+/// config.toml (and with it the commands root runs): `--check` never advises handing that
+/// directory to the server's user, but a directory of its own.
+#[test]
+fn check_never_advises_giving_the_config_directory_to_the_server() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("not root: skipped (needs a second user)");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let fx = crate::util::Fixture::new();
+    let text = std::fs::read_to_string(&fx.config).unwrap();
+    std::fs::write(
+        &fx.config,
+        format!("{text}\nsocket_user = \"nobody\"\n[commands]\ndefault = \"true\"\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(fx.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = fx.command().arg("--check").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("never let the server write there")
+            && text.contains("blocklist_dir = \"/var/lib/ruroco\""),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&format!("chown nobody {}", fx.path().display())),
+        "{text}"
+    );
+}
