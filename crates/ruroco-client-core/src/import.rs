@@ -219,16 +219,39 @@ fn entry_text(name: &str, e: &Entry, key_file: &str) -> String {
         permissive: e.permissive,
         ipv4: e.ipv4,
         ipv6: e.ipv6,
-        wire: None,
+        // The original GUI talked to servers of the original: released 0.14.x reads only
+        // the 93-byte format (ours reads it too while accept_v0 is on).
+        wire: Some(ruroco_proto::Wire::V0),
         send_delay_ms: None,
     })
+}
+
+/// What an entry carries besides address and command, as the preview shows it.
+fn flags(e: &Entry) -> String {
+    let mut parts = Vec::new();
+    if let Some(ip) = e.ip {
+        parts.push(format!("claims ip {ip}"));
+    }
+    if e.permissive {
+        parts.push("permissive".to_owned());
+    }
+    if e.ipv4 {
+        parts.push("IPv4 only".to_owned());
+    }
+    if e.ipv6 {
+        parts.push("IPv6 only".to_owned());
+    }
+    parts.push("wire v0 (released servers' format)".to_owned());
+    parts.join(", ")
 }
 
 /// What [`import`] added (or, in a dry run, would add).
 #[derive(Debug)]
 pub struct Imported {
-    /// Each entry: its new name, address and command.
-    pub servers: Vec<(String, String, String)>,
+    /// Each entry: its new name, address, command, and what else it carries (the address
+    /// it claims, permissive, one family, the wire format), for the preview: a shared file
+    /// could knock for someone else's address.
+    pub servers: Vec<(String, String, String, String)>,
     /// `client.toml`.
     pub profile_path: PathBuf,
     /// The key file they all use.
@@ -286,7 +309,7 @@ pub fn import(file: &Path, key_file: &Path, dry_run: bool, dir: &Path) -> anyhow
         servers: names
             .into_iter()
             .zip(&entries)
-            .map(|(name, e)| (name, e.address.clone(), e.command.clone()))
+            .map(|(name, e)| (name, e.address.clone(), e.command.clone(), flags(e)))
             .collect(),
         profile_path: dir.join(profile::FILE_NAME),
         key_path,

@@ -94,12 +94,7 @@ pub fn plan(
         (None, None) => anyhow::bail!("no key: {need}"),
     };
     let claimed = match &opts.ip {
-        Some(text) => Some(
-            text.trim()
-                .parse::<IpAddr>()
-                .ok()
-                .with_context(|| format!("--ip must be a single IP address, got `{text}`"))?,
-        ),
+        Some(text) => Some(claimed_ip(text)?),
         None => saved.and_then(|s| s.ip),
     };
     let (ipv4, ipv6) = if opts.ipv4 || opts.ipv6 {
@@ -328,6 +323,28 @@ fn read_key_arg(value: &Path) -> anyhow::Result<Key> {
     }
 }
 
+/// The address of `--ip`: one IP address, or one with a prefix length (`::1/64`, the form
+/// the released client's help shows and sends): the datagram carries the address, so the
+/// prefix is dropped.
+pub fn claimed_ip(text: &str) -> anyhow::Result<IpAddr> {
+    let text = text.trim();
+    let (addr, prefix) = match text.split_once('/') {
+        Some((addr, prefix)) => (addr, Some(prefix)),
+        None => (text, None),
+    };
+    let ip: IpAddr = addr.parse().ok().with_context(|| {
+        format!("--ip must be an IP address (optionally ADDR/PREFIX), got `{text}`")
+    })?;
+    if let Some(prefix) = prefix {
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        match prefix.parse::<u8>() {
+            Ok(p) if p <= max => {}
+            _ => anyhow::bail!("--ip `{text}`: the prefix length must be 0 to {max}"),
+        }
+    }
+    Ok(ip)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,5 +451,26 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("no key"), "{err}");
+    }
+
+    #[test]
+    fn ip_takes_the_released_clients_prefix_form() {
+        assert_eq!(
+            claimed_ip("::1/64").unwrap(),
+            "::1".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            claimed_ip(" 192.0.2.7/32 ").unwrap(),
+            "192.0.2.7".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            claimed_ip("192.0.2.7").unwrap(),
+            "192.0.2.7".parse::<IpAddr>().unwrap()
+        );
+        assert!(claimed_ip("192.0.2.7/33").is_err());
+        assert!(claimed_ip("::1/129").is_err());
+        assert!(claimed_ip("::1/").is_err());
+        let err = claimed_ip("example.com").unwrap_err().to_string();
+        assert!(err.contains("--ip must be an IP address"), "{err}");
     }
 }

@@ -53,6 +53,14 @@ pub fn shadowing_units(root: &Path, own_exe: Option<&Path>) -> Vec<String> {
             if unit == "ruroco.service" && dir.join("ruroco.socket").exists() {
                 remove.push(dir.join("ruroco.socket"));
             }
+            // The links `systemctl enable` made for them (multi-user.target.wants/…,
+            // sockets.target.wants/…): left behind, they point at nothing.
+            let names: Vec<std::ffi::OsString> = remove
+                .iter()
+                .filter_map(|p| p.file_name())
+                .map(|n| n.to_owned())
+                .collect();
+            remove.extend(enable_links(&dir, &names));
             let list: Vec<String> = remove.iter().map(|p| p.display().to_string()).collect();
             lines.push(format!(
                 "{} runs {prog}, not this installation's {name}, and overrides the packaged unit; remove it: rm {} && systemctl daemon-reload",
@@ -62,6 +70,29 @@ pub fn shadowing_units(root: &Path, own_exe: Option<&Path>) -> Vec<String> {
         }
     }
     lines
+}
+
+/// The entries named `names` in `dir`'s `*.wants` and `*.requires` directories, sorted.
+fn enable_links(dir: &Path, names: &[std::ffi::OsString]) -> Vec<PathBuf> {
+    let mut links = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return links;
+    };
+    for entry in entries.flatten() {
+        let sub = entry.file_name();
+        let sub = sub.to_string_lossy();
+        if !(sub.ends_with(".wants") || sub.ends_with(".requires")) {
+            continue;
+        }
+        for name in names {
+            let link = entry.path().join(name);
+            if std::fs::symlink_metadata(&link).is_ok() {
+                links.push(link);
+            }
+        }
+    }
+    links.sort();
+    links
 }
 
 #[cfg(test)]
@@ -96,6 +127,24 @@ mod tests {
             lines[0].contains(&format!(
                 "rm {}/ruroco.service {}/ruroco.socket",
                 dir.display(),
+                dir.display()
+            )),
+            "{}",
+            lines[0]
+        );
+        // What `systemctl enable` made for them goes too.
+        let wants = dir.join("multi-user.target.wants");
+        let sockets = dir.join("sockets.target.wants");
+        std::fs::create_dir_all(&wants).unwrap();
+        std::fs::create_dir_all(&sockets).unwrap();
+        std::os::unix::fs::symlink(dir.join("ruroco.service"), wants.join("ruroco.service"))
+            .unwrap();
+        std::os::unix::fs::symlink(dir.join("ruroco.socket"), sockets.join("ruroco.socket"))
+            .unwrap();
+        let lines = shadowing_units(root.path(), None);
+        assert!(
+            lines[0].contains(&format!(
+                "rm {0}/ruroco.service {0}/ruroco.socket {0}/multi-user.target.wants/ruroco.service {0}/sockets.target.wants/ruroco.socket &&",
                 dir.display()
             )),
             "{}",

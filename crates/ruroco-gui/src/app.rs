@@ -631,8 +631,8 @@ impl App {
                             let mut lines: Vec<String> = done
                                 .servers
                                 .iter()
-                                .map(|(name, address, command)| {
-                                    format!("{verb} {name}: {address}, command {command}")
+                                .map(|(name, address, command, flags)| {
+                                    format!("{verb} {name}: {address}, command {command}; {flags}")
                                 })
                                 .collect();
                             lines.push(format!("{verb} {} server(s)", done.servers.len()));

@@ -75,16 +75,17 @@ fn send_builds_the_datagram_from_the_flags() {
 fn ip_must_be_a_single_address() {
     let conf = tempfile::tempdir().unwrap();
     let key = Key::generate().unwrap();
-    for bad in ["1.2.3.4,5.6.7.8", "example.com", "1.2.3.4/24"] {
+    for bad in ["1.2.3.4,5.6.7.8", "example.com", "1.2.3.4/33"] {
         let (out, got) = capture(&["-i", bad], conf.path(), &key);
         assert!(!out.status.success());
-        assert!(
-            stderr(&out).contains("--ip must be a single IP address"),
-            "{}",
-            stderr(&out)
-        );
+        assert!(stderr(&out).contains("--ip"), "{}", stderr(&out));
         assert!(got.is_empty(), "nothing is sent on an error");
     }
+    // The released client's help shows `-i ::1/64`, and it sends the address.
+    let (out, got) = capture(&["-i", "2001:db8::7/64", "-e"], conf.path(), &key);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].src_ip, Some("2001:db8::7".parse().unwrap()));
 }
 
 #[test]

@@ -42,7 +42,7 @@ fn import_reads_both_gui_formats_and_the_entries_send() {
     std::fs::write(
         &tables,
         format!(
-            "[[list]]\naddress = \"{address}\"\ncommand = \"default\"\nipv4 = true\nname = \"web one\"\n\n[[list]]\naddress = \"{address}\"\ncommand = \"other\"\npermissive = false\n"
+            "[[list]]\naddress = \"{address}\"\ncommand = \"default\"\nipv4 = true\nname = \"web one\"\n\n[[list]]\naddress = \"{address}\"\ncommand = \"other\"\nip = \"203.0.113.9\"\npermissive = true\n"
         ),
     )
     .unwrap();
@@ -66,6 +66,13 @@ fn import_reads_both_gui_formats_and_the_entries_send() {
         conf,
     );
     assert!(out.status.success(), "{}", stderr(&out));
+    // The preview shows what each entry claims: a shared file could knock for someone
+    // else's address.
+    assert!(
+        stdout(&out).contains("claims ip 203.0.113.9, permissive"),
+        "{}",
+        stdout(&out)
+    );
     assert!(
         stdout(&out).contains("would add `web-one`"),
         "{}",
@@ -77,6 +84,8 @@ fn import_reads_both_gui_formats_and_the_entries_send() {
         assert!(out.status.success(), "{}", stderr(&out));
     }
     let text = std::fs::read_to_string(conf.join("client.toml")).unwrap();
+    // Released servers read only the 93-byte format: imported entries send it.
+    assert!(text.contains("wire = \"v0\""), "{text}");
     assert!(
         text.contains("[servers.web-one]") && text.contains("ipv4 = true"),
         "{text}"
