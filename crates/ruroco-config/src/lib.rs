@@ -221,10 +221,36 @@ impl Config {
 
     /// Parses and checks `text`; `path` is only used to name the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: describe_toml_error(text, &e),
-        })?;
+        // A released-layout file (its `[commands]` table lives here) was read by a server
+        // that ignored keys it did not know: such keys are warned about, not refused, so a
+        // misspelling the original never noticed does not stop the switch. Everywhere else
+        // an unknown key is an error naming it.
+        let mut ignored = Vec::new();
+        let mut config: Config = match toml::from_str::<toml::Table>(text) {
+            Ok(mut table) if table.contains_key("commands") => {
+                let unknown: Vec<String> = table
+                    .keys()
+                    .filter(|k| {
+                        !fields::CONFIG_KEYS.knows(k)
+                            && k.as_str() != "commands"
+                            && k.as_str() != "ntp"
+                    })
+                    .cloned()
+                    .collect();
+                for key in unknown {
+                    table.remove(&key);
+                    ignored.push(key);
+                }
+                Config::deserialize(table).map_err(|e| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?
+            }
+            _ => toml::from_str(text).map_err(|e| ConfigError::Parse {
+                path: path.to_owned(),
+                message: describe_toml_error(text, &e),
+            })?,
+        };
         let value_error = |key, problem: &str| ConfigError::Value {
             path: path.to_owned(),
             key,
@@ -255,6 +281,17 @@ impl Config {
                 ));
                 *value = MAX_RATE_LIMIT;
             }
+        }
+        for key in ignored {
+            let hint = fields::CONFIG_KEYS
+                .names()
+                .find(|known| close(known, &key))
+                .map(|known| format!(" (did you mean `{known}`?)"))
+                .unwrap_or_default();
+            warnings.push(format!(
+                "config file {}: key `{key}` is not one ruroco knows{hint}; ignored, as the released ruroco ignored it (this file has [commands], the released layout)",
+                path.display()
+            ));
         }
         if config.ntp.is_some() {
             warnings.push(format!(
@@ -314,6 +351,31 @@ impl Config {
     /// The commander's socket.
     pub fn socket_path(&self) -> PathBuf {
         ruroco_ipc::socket_path(self.socket_dir.as_deref(), &self.config_dir)
+    }
+}
+
+/// Whether `a` and `b` differ by at most one inserted, removed or replaced character
+/// (a misspelt key).
+fn close(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let (short, long) = if a.len() <= b.len() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    if long.len() - short.len() > 1 {
+        return false;
+    }
+    let prefix = short
+        .iter()
+        .zip(long.iter())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let rest_short = short.get(prefix..).unwrap_or_default();
+    if short.len() == long.len() {
+        rest_short.get(1..).unwrap_or_default() == long.get(prefix + 1..).unwrap_or_default()
+    } else {
+        rest_short == long.get(prefix + 1..).unwrap_or_default()
     }
 }
 

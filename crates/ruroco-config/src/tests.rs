@@ -151,3 +151,33 @@ fn parse_errors_are_one_line_with_position_and_key() {
     assert!(err.contains("line 2, column 26"), "{err}");
     assert!(err.contains("`max_clock_skew_seconds = \"x\"`"), "{err}");
 }
+
+#[test]
+fn a_released_layout_file_warns_about_keys_the_original_ignored() {
+    let text = "ips = [\"192.0.2.1\"]\nmax_request_per_second = 5\nfoo = 1\n[commands]\ndefault = \"true\"\n";
+    let c = parse(text).unwrap();
+    assert_eq!(c.max_requests_per_second, DEFAULT_MAX_REQUESTS_PER_SECOND);
+    let all = c.warnings.join("\n");
+    assert!(
+        all.contains("key `max_request_per_second` is not one ruroco knows (did you mean `max_requests_per_second`?); ignored"),
+        "{all}"
+    );
+    assert!(
+        all.contains("key `foo` is not one ruroco knows; ignored"),
+        "{all}"
+    );
+    // Without [commands] (the current layout) an unknown key is still an error.
+    let err = parse("ips = [\"192.0.2.1\"]\nmax_request_per_second = 5\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("max_request_per_second"), "{err}");
+}
+
+#[test]
+fn close_spots_one_edit() {
+    assert!(close("max_requests_per_second", "max_request_per_second"));
+    assert!(close("socket_user", "socket_usr"));
+    assert!(close("ips", "ipz"));
+    assert!(!close("ips", "address"));
+    assert!(!close("socket_user", "socket_group"));
+}

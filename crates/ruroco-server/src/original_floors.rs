@@ -69,6 +69,12 @@ pub(crate) fn find(dirs: &[&Path]) -> anyhow::Result<Option<Carried>> {
         let file = match std::fs::File::open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(anyhow::anyhow!(
+                    "cannot read the original ruroco's replay floors {}: {e}; let the server's user read them: chgrp ruroco {0} && chmod 0640 {0} (the server's group; moving the file aside instead makes every client of the original a `replay` until it is reseeded)",
+                    path.display()
+                ))
+            }
             Err(e) => return Err(refuse(&path, &e.to_string())),
         };
         let mut bytes = Vec::new();

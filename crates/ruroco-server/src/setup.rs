@@ -208,6 +208,23 @@ fn server_user_problems(config: &Config) -> Vec<String> {
             }
         }
     }
+    for dir in original_floors::dirs(config.blocklist_dir(), &config.config_dir) {
+        let original = dir.join(original_floors::FILE);
+        if original.exists() && !access::may_path(&who, &original, access::Want::Read) {
+            let group = who
+                .gids
+                .first()
+                .and_then(|g| nix::unistd::Group::from_gid((*g).into()).ok().flatten())
+                .map_or_else(|| who.name.clone(), |g| g.name);
+            problems.push(format!(
+                "the original ruroco's replay floors {}: the server's user `{}` cannot read them, and a start needs them; chgrp {group} {} && chmod 0640 {}",
+                original.display(),
+                who.name,
+                original.display(),
+                original.display()
+            ));
+        }
+    }
     if dir.is_dir() && !access::may_path(&who, dir, access::Want::Write) {
         if holds_roots_files(config, dir) {
             problems.push(format!(

@@ -314,3 +314,56 @@ fn going_back_leaves_the_original_nothing_to_replay() {
         );
     }
 }
+
+/// A `blocklist.msgpck` the server's user cannot read: `--check` as root says so with the
+/// fix (not only "move it aside", which would make every released client a replay); after
+/// the fix it passes.
+#[test]
+fn check_as_root_names_an_original_floor_file_the_server_cannot_read() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("not root: skipped (needs a second user)");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new();
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    let floors = fx.path().join("floors");
+    std::fs::create_dir(&floors).unwrap();
+    std::os::unix::fs::chown(&floors, Some(nobody.uid.as_raw()), None).unwrap();
+    std::fs::set_permissions(fx.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let key = fx.path().join("client.key");
+    std::os::unix::fs::chown(&key, None, Some(nobody.gid.as_raw())).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let text = std::fs::read_to_string(&fx.config).unwrap();
+    std::fs::write(
+        &fx.config,
+        format!(
+            "{text}\nsocket_user = \"nobody\"\nblocklist_dir = \"{}\"\n",
+            floors.display()
+        ),
+    )
+    .unwrap();
+    write_original(&fx, 1_650_000_000_000_000_000);
+    let original = fx.path().join("blocklist.msgpck");
+    std::fs::set_permissions(&original, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = fx.command().arg("--check").output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{said}");
+    let group = nix::unistd::Group::from_gid(nobody.gid)
+        .unwrap()
+        .unwrap()
+        .name;
+    assert!(
+        said.contains("the server's user `nobody` cannot read them")
+            && said.contains(&format!("chgrp {group} {}", original.display())),
+        "{said}"
+    );
+    std::os::unix::fs::chown(&original, None, Some(nobody.gid.as_raw())).unwrap();
+    std::fs::set_permissions(&original, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = fx.command().arg("--check").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
