@@ -102,9 +102,10 @@ pub fn plan(
     } else {
         saved.map_or((false, false), |s| (s.ipv4, s.ipv6))
     };
+    // Both flags at once mean both families, as the released client took them.
     let family = match (ipv4, ipv6) {
-        (true, _) => Family::V4,
-        (_, true) => Family::V6,
+        (true, false) => Family::V4,
+        (false, true) => Family::V6,
         _ => Family::Both,
     };
     let wire = opts

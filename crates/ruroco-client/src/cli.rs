@@ -108,8 +108,9 @@ pub(crate) struct SendOptions {
     /// The IP address the command should act for (default: the address the server sees).
     #[arg(short, long, value_name = "IP")]
     pub(crate) ip: Option<String>,
-    /// Send over IPv4 only.
-    #[arg(short = '4', long, conflicts_with = "ipv6")]
+    /// Send over IPv4 only (-4 and -6 together: both families, as the released client
+    /// took them).
+    #[arg(short = '4', long)]
     pub(crate) ipv4: bool,
     /// Send over IPv6 only.
     #[arg(short = '6', long)]
@@ -143,8 +144,8 @@ pub(crate) struct AddArgs {
     /// Datagram format the server understands [default: v1]
     #[arg(long, value_name = "FORMAT", value_enum)]
     pub(crate) wire: Option<WireArg>,
-    /// Name of the key file on the server, without `.key` [default: this machine's host
-    /// name]
+    /// Name of the key file on the server, without `.key` [default: HOST-SERVER, this
+    /// machine's host name and the saved server's name, e.g. laptop-web1]
     #[arg(long, value_name = "NAME")]
     pub(crate) key_name: Option<String>,
     /// Also print the key string as a QR code, for a phone app.

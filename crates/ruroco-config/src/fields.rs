@@ -81,14 +81,14 @@ pub const CONFIG_KEYS: Table = Table {
     header: "",
     doc: "Read by both daemons; each uses its own keys. A key neither knows is an error naming it.",
     fields: &[
-        field("ips", "array of IP addresses", "required (server)", "This server's public addresses. A datagram whose destination address is not one of them is refused (dst_ip), unless the client sent it as permissive."),
+        field("ips", "array of IP addresses", "required (server)", "This server's public addresses. A datagram whose destination address is not one of them is always refused (dst_ip); permissive relaxes only the source check (src_ip), never this one."),
         field("address", "string", "none", "UDP address to bind (\"[::]:80\" style) when neither --address, RUROCO_LISTEN_ADDRESS nor socket activation gives one."),
         field("config_dir", "path", "/etc/ruroco", "Directory of the *.key files (one per client, mode 0640, group ruroco); also of the replay floors and the commander socket unless set below."),
         field("blocklist_dir", "path", "config_dir", "Directory of the replay floors (floors.bin), written by the server."),
         field("socket_dir", "path", "config_dir", "Directory of the commander socket (ruroco.socket). Must be owned by root (or the commander's user) and not writable by others."),
         field("state_dir", "path", "/var/lib/ruroco-commander", "The commander's state directory: pending undos and the token that finds processes left by a killed commander."),
-        field("max_requests_per_second", "integer", "2", "Authenticated datagrams per second from one source address; more are refused (rate). 0 or more than 100000 means no limit."),
-        field("max_requests_per_second_global", "integer", "100", "Authenticated datagrams per second from all sources together."),
+        field("max_requests_per_second", "integer", "2", "Authenticated datagrams per second from one source address; more are refused (rate). 1 to 100000: 0 is refused, and a larger value is lowered to 100000 with a warning."),
+        field("max_requests_per_second_global", "integer", "100", "Authenticated datagrams per second from all sources together; more are refused (rate). 1 to 100000: 0 is refused, and a larger value is lowered to 100000 with a warning."),
         field("max_clock_skew_seconds", "integer", "3600", "How far ahead of the server clock a datagram's counter may be; further ahead is refused (future)."),
         field("socket_user", "string", "ruroco", "Owner of the commander socket (the server's user); empty leaves it unchanged."),
         field("socket_group", "string", "ruroco", "Group of the commander socket; empty leaves it unchanged."),
@@ -96,7 +96,7 @@ pub const CONFIG_KEYS: Table = Table {
         field("accept_v0", "boolean", "true", "Whether the server accepts the 93-byte format of released ruroco 0.14.x clients besides protocol v1."),
         field("kernel_filter", "boolean", "true", "Whether the server attaches a socket filter that drops, in the kernel, every datagram of a wrong length or an unknown key id."),
         field("metrics_dir", "path", "none", "Where each daemon writes its Prometheus textfile (ruroco-server.prom, ruroco-commander.prom); off when absent. Where ruroco-server.prom is a link (root's, into /var/lib/ruroco-metrics), the server writes the file it points to; --check fails when the server's user cannot write its file."),
-        field("floor_store", "string", "\"file\"", "Where replay floors are kept: \"file\" (floors.bin in blocklist_dir) or redis://host:port/db, shared by several servers behind one address."),
+        field("floor_store", "string", "\"file\"", "Where replay floors are kept: \"file\" (floors.bin in blocklist_dir), or a Redis store shared by several servers behind one address: redis://host:port/db, redis+unix:///path/to/redis.sock?db=N (a Unix socket), or redis-sentinel://host:port,host:port/master-name[/db] (Sentinel; floor_store_min_replicas for WAIT)."),
         field("floor_store_password_file", "path", "none", "File holding the Redis password (never in the URL)."),
         field("floor_store_user", "string", "none", "Redis ACL user to authenticate as, with the password of the file."),
         field("floor_store_min_replicas", "integer", "0", "Replicas that must hold a batch's floors (Redis WAIT) before any of it runs."),
@@ -121,7 +121,7 @@ pub const CONFIG_TOML: FileDoc = FileDoc {
 /// One entry of `[commands]` in its table form.
 pub const COMMAND_KEYS: Table = Table {
     header: "[commands.NAME]",
-    doc: "One command a client may ask for by NAME. The short form NAME = \"shell line\" is cmd alone. Commands run as sh -c with RUROCO_IP (the client's address) and RUROCO_COMMAND in the environment.",
+    doc: "One command a client may ask for by NAME. The short form NAME = \"shell line\" is cmd alone. Commands run as sh -c with RUROCO_IP (the client's address) in the environment (RUROCO_COMMAND is set for hooks only).",
     fields: &[
         field("cmd", "string", "required", "The shell line to run."),
         field("timeout_sec", "integer", "30", "Seconds after which the command's process group is killed."),

@@ -181,3 +181,41 @@ fn close_spots_one_edit() {
     assert!(!close("ips", "address"));
     assert!(!close("socket_user", "socket_group"));
 }
+
+/// The reference (config.toml(5), from `fields`) states the limits the parser enforces.
+#[test]
+fn the_reference_states_the_rate_limits_the_parser_enforces() {
+    for key in ["max_requests_per_second", "max_requests_per_second_global"] {
+        let doc = fields::CONFIG_KEYS
+            .fields
+            .iter()
+            .find(|f| f.name == key)
+            .unwrap()
+            .doc;
+        assert!(
+            doc.contains(&format!("1 to {MAX_RATE_LIMIT}")) && doc.contains("0 is refused"),
+            "{key}: {doc}"
+        );
+        assert!(!doc.contains("no limit"), "{key}: {doc}");
+        assert!(parse(&format!("{key} = 0")).is_err());
+        let c = parse(&format!("{key} = {}", MAX_RATE_LIMIT + 1)).unwrap();
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains(&format!("using {MAX_RATE_LIMIT}"))),
+            "{:?}",
+            c.warnings
+        );
+    }
+    // A security statement: permissive never relaxes the destination check.
+    let ips = fields::CONFIG_KEYS
+        .fields
+        .iter()
+        .find(|f| f.name == "ips")
+        .unwrap()
+        .doc;
+    assert!(
+        ips.contains("always refused") && !ips.contains("unless"),
+        "{ips}"
+    );
+}

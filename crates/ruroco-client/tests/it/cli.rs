@@ -81,6 +81,10 @@ fn ip_must_be_a_single_address() {
         assert!(stderr(&out).contains("--ip"), "{}", stderr(&out));
         assert!(got.is_empty(), "nothing is sent on an error");
     }
+    // -4 and -6 together, as the released client took them: both families.
+    let (out, got) = capture(&["-4", "-6"], conf.path(), &key);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(got.len(), 1);
     // The released client's help shows `-i ::1/64`, and it sends the address.
     let (out, got) = capture(&["-i", "2001:db8::7/64", "-e"], conf.path(), &key);
     assert!(out.status.success(), "{}", stderr(&out));

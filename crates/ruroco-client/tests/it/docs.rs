@@ -241,3 +241,178 @@ fn the_readmes_client_setup_works_as_written() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// The guide's "first key" line is what `add` prints, with this machine's host name as
+/// `laptop` and the config directory as `/home/you/.config/ruroco`: the key's name on the
+/// server (HOST-SERVER) included, and `add --help` says the same default.
+#[test]
+fn the_guides_install_line_is_what_add_prints() {
+    let guide = std::fs::read_to_string(repo().join("docs/operators.md")).unwrap();
+    let documented = guide
+        .lines()
+        .find(|l| l.starts_with("ssh root@server.example.com 'set -C"))
+        .expect("the guide shows add's install line");
+    let conf = tempfile::tempdir().unwrap();
+    let out = client(
+        &[
+            "add",
+            "web1",
+            "--address",
+            "server.example.com",
+            "-c",
+            "open_ssh",
+        ],
+        conf.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = stdout(&out);
+    let line = printed
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("ssh root@server.example.com"))
+        .unwrap_or_else(|| panic!("no install line in: {printed}"));
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let host = host.trim().split('.').next().unwrap().to_owned();
+    let normalised = line
+        .replace(&format!("{host}-web1.key"), "laptop-web1.key")
+        .replace(
+            &conf.path().display().to_string(),
+            "/home/you/.config/ruroco",
+        );
+    assert_eq!(normalised, documented);
+    let help = stdout(&client(&["add", "--help"], conf.path()));
+    assert!(help.contains("HOST-SERVER"), "{help}");
+}
+
+/// GitHub's anchor of a heading: lower case, spaces to `-`, other punctuation dropped.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The headings of a Markdown text, and the bold leads of its paragraphs (`**Title.**`),
+/// which the docs refer to by name too.
+fn titles(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut fenced = false;
+    for line in text.lines() {
+        if line.starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if fenced {
+            continue;
+        }
+        if let Some(h) = line.strip_prefix('#') {
+            found.push(h.trim_start_matches('#').trim().to_owned());
+        }
+        if let Some(rest) = line.strip_prefix("**") {
+            if let Some((lead, _)) = rest.split_once("**") {
+                found.push(lead.trim_end_matches('.').to_owned());
+            }
+        }
+    }
+    found
+}
+
+/// Every relative link of the documentation leads to a file that exists and, with an
+/// anchor, to a heading there; every `"Title" in \`file.md\`` names a heading or bold
+/// lead of that file; every "section N" of the guide exists.
+#[test]
+fn every_link_and_section_reference_in_the_docs_resolves() {
+    let root = repo();
+    let mut files: Vec<PathBuf> = [
+        "README.md",
+        "SECURITY.md",
+        "ARCHITECTURE.md",
+        "CHANGELOG.md",
+    ]
+    .iter()
+    .map(|f| root.join(f))
+    .collect();
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            files.push(path);
+        }
+    }
+    let mut broken = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let dir = file.parent().unwrap();
+        // Links: ](target)
+        for piece in flat.split("](").skip(1) {
+            let Some(target) = piece.split(')').next() else {
+                continue;
+            };
+            if target.starts_with("http://")
+                || target.starts_with("https://")
+                || target.starts_with("mailto:")
+            {
+                continue;
+            }
+            let (path, anchor) = target.split_once('#').unwrap_or((target, ""));
+            let linked = if path.is_empty() {
+                file.clone()
+            } else {
+                dir.join(path)
+            };
+            if !linked.exists() {
+                broken.push(format!(
+                    "{}: link to {target}: no such file",
+                    file.display()
+                ));
+                continue;
+            }
+            if !anchor.is_empty() {
+                let there = std::fs::read_to_string(&linked).unwrap_or_default();
+                if !titles(&there).iter().any(|t| slug(t) == anchor) {
+                    broken.push(format!(
+                        "{}: link to {target}: no such heading",
+                        file.display()
+                    ));
+                }
+            }
+        }
+        // "Title" in `docs/x.md`
+        for piece in flat.split("\" in `").skip(1).zip(flat.split("\" in `")) {
+            let (after, before) = piece;
+            let Some(target) = after.split('`').next().filter(|t| t.ends_with(".md")) else {
+                continue;
+            };
+            let Some(title) = before.rsplit('"').next() else {
+                continue;
+            };
+            let there = std::fs::read_to_string(root.join(target))
+                .or_else(|_| std::fs::read_to_string(dir.join(target)))
+                .unwrap_or_default();
+            if !titles(&there).iter().any(|t| t.eq_ignore_ascii_case(title)) {
+                broken.push(format!(
+                    "{}: \"{title}\" is not a section of {target}",
+                    file.display()
+                ));
+            }
+        }
+    }
+    // "section N" of the guide, in the guide itself.
+    let guide = std::fs::read_to_string(root.join("docs/operators.md")).unwrap();
+    let flat = guide.split_whitespace().collect::<Vec<_>>().join(" ");
+    for piece in flat.split("section ").skip(1) {
+        let number: String = piece.chars().take_while(char::is_ascii_digit).collect();
+        if !number.is_empty() && !guide.contains(&format!("\n## {number}. ")) {
+            broken.push(format!(
+                "docs/operators.md: section {number} does not exist"
+            ));
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}

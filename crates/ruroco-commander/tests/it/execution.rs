@@ -346,3 +346,29 @@ fn the_released_layout_runs_for_private_addresses_as_the_original_did() {
         }
     }
 }
+
+/// What commands.toml(5) says a command finds in its environment is what it finds:
+/// RUROCO_IP (and the commander's own markers), not RUROCO_COMMAND, which hooks get.
+#[test]
+fn a_commands_environment_is_what_the_reference_says() {
+    let fx = Fixture::new(
+        r#"default = "env | grep ^RUROCO_ | cut -d= -f1 | sort > {dir}/env""#,
+        "allow_non_routable_ips = true",
+    );
+    let cmd = fx.start();
+    fx.send("default", "192.0.2.1");
+    let env = fx
+        .wait_file("env", Duration::from_secs(5))
+        .unwrap_or_else(|| cmd.log_text());
+    let names: Vec<&str> = env.lines().collect();
+    assert_eq!(
+        names,
+        ["RUROCO_COMMANDER", "RUROCO_COMMANDER_RUN", "RUROCO_IP"],
+        "{env}"
+    );
+    let doc = ruroco_config::fields::COMMAND_KEYS.doc;
+    assert!(
+        doc.contains("RUROCO_IP") && doc.contains("RUROCO_COMMAND is set for hooks only"),
+        "{doc}"
+    );
+}

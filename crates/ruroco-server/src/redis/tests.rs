@@ -152,3 +152,27 @@ fn a_trickled_reply_is_cut_at_the_deadline() {
     drop(conn);
     let _ = server.join();
 }
+
+/// config.toml(5) names every form of `floor_store` the parser takes, and each example
+/// there parses.
+#[test]
+fn the_reference_names_every_accepted_form() {
+    let doc = ruroco_config::fields::CONFIG_KEYS
+        .fields
+        .iter()
+        .find(|f| f.name == "floor_store")
+        .unwrap()
+        .doc;
+    for (scheme, example) in [
+        ("redis://", "redis://10.0.0.20:6379/0"),
+        ("redis+unix://", "redis+unix:///run/redis/redis.sock?db=2"),
+        (
+            "redis-sentinel://",
+            "redis-sentinel://10.0.0.21:26379,10.0.0.22:26379/floors",
+        ),
+    ] {
+        assert!(doc.contains(scheme), "config.toml(5) lacks {scheme}: {doc}");
+        assert!(Endpoint::parse(example).is_ok(), "{example}");
+    }
+    assert!(Endpoint::parse("memcached://x:1").is_err());
+}
