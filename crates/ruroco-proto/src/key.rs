@@ -1,6 +1,7 @@
 //! Key strings: base64 of `key_id` (8 bytes, public) || AES-256 key (32 bytes, secret).
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use aes_gcm::Aes256Gcm;
 use aes_gcm_siv::aead::KeyInit;
@@ -54,8 +55,11 @@ pub enum KeyError {
 pub struct Key {
     id: KeyId,
     secret: Zeroizing<[u8; KEY_LEN]>,
-    siv: Aes256GcmSiv,
-    gcm: Aes256Gcm,
+    /// Expanded at the first use, not at load: a server with 100,000 keys starts without
+    /// 200,000 key schedules, and a key used in one format holds one cipher.
+    /// Boxed, so that an unused one costs a pointer, not a key schedule's room.
+    siv: OnceLock<Box<Aes256GcmSiv>>,
+    gcm: OnceLock<Box<Aes256Gcm>>,
 }
 
 impl fmt::Debug for Key {
@@ -70,14 +74,11 @@ impl fmt::Debug for Key {
 impl Key {
     /// Builds a key from its id and secret bytes.
     pub fn from_parts(id: KeyId, secret: &[u8; KEY_LEN]) -> Self {
-        let secret = Zeroizing::new(*secret);
-        let siv = Aes256GcmSiv::new(secret.as_ref().into());
-        let gcm = Aes256Gcm::new(secret.as_ref().into());
         Self {
             id,
-            secret,
-            siv,
-            gcm,
+            secret: Zeroizing::new(*secret),
+            siv: OnceLock::new(),
+            gcm: OnceLock::new(),
         }
     }
 
@@ -140,12 +141,22 @@ impl Key {
 
     /// The protocol v1 cipher.
     pub(crate) fn siv(&self) -> &Aes256GcmSiv {
-        &self.siv
+        self.siv
+            .get_or_init(|| Box::new(Aes256GcmSiv::new(self.secret.as_ref().into())))
     }
 
     /// The released (v0) format's cipher.
     pub(crate) fn gcm(&self) -> &Aes256Gcm {
-        &self.gcm
+        self.gcm
+            .get_or_init(|| Box::new(Aes256Gcm::new(self.secret.as_ref().into())))
+    }
+
+    /// A keyed digest of the secret, for finding two keys with one secret among many
+    /// without comparing each pair: `state` is per keyring and random, so the digest says
+    /// nothing outside this process.
+    pub(crate) fn secret_digest(&self, state: &std::collections::hash_map::RandomState) -> u64 {
+        use std::hash::BuildHasher;
+        state.hash_one(self.secret.as_ref())
     }
 }
 

@@ -80,6 +80,10 @@ impl Reason {
 #[derive(Debug, Default)]
 pub struct Keyring {
     keys: HashMap<KeyId, Key>,
+    /// Keyed digests of the secrets, to find a second file with the same secret in
+    /// constant time per key (a scan of every loaded key made loading quadratic).
+    secrets: HashMap<u64, Vec<KeyId>>,
+    state: std::collections::hash_map::RandomState,
 }
 
 impl Keyring {
@@ -94,9 +98,16 @@ impl Keyring {
         if self.keys.contains_key(&key.id()) {
             return Err(key.id());
         }
-        if let Some(known) = self.keys.values().find(|known| known.same_secret(&key)) {
+        let digest = key.secret_digest(&self.state);
+        let same = self.secrets.get(&digest).and_then(|ids| {
+            ids.iter()
+                .filter_map(|id| self.keys.get(id))
+                .find(|known| known.same_secret(&key))
+        });
+        if let Some(known) = same {
             return Err(known.id());
         }
+        self.secrets.entry(digest).or_default().push(key.id());
         self.keys.insert(key.id(), key);
         Ok(())
     }

@@ -95,12 +95,20 @@ impl FloorStore {
         Ok(changed)
     }
 
-    /// Seeds absent floors with `now` and writes the file.
+    /// Seeds absent floors with `now` and writes the file — unless no floor was absent and
+    /// the file exists: a reload that added no key writes and syncs nothing.
     pub(crate) fn seed(
         &mut self,
         ids: impl IntoIterator<Item = KeyId>,
         now: u128,
     ) -> anyhow::Result<()> {
+        let ids: Vec<KeyId> = ids
+            .into_iter()
+            .filter(|id| self.table.get(id).is_none())
+            .collect();
+        if ids.is_empty() && self.seq > 0 {
+            return Ok(());
+        }
         let mut next = self.table.clone();
         next.seed(ids, now);
         self.commit(next)

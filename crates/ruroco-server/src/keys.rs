@@ -45,7 +45,16 @@ fn scan(dir: &Path, problems: &mut Vec<anyhow::Error>) -> anyhow::Result<LoadedK
         let entry =
             entry.with_context(|| format!("cannot read key directory {}", dir.display()))?;
         let path = entry.path();
-        if path.extension().is_some_and(|ext| ext == "key") && path.is_file() {
+        if path.extension().is_none_or(|ext| ext != "key") {
+            continue;
+        }
+        // The directory entry's type, without a stat per file; a link is followed.
+        let is_file = match entry.file_type() {
+            Ok(t) if t.is_symlink() => path.is_file(),
+            Ok(t) => t.is_file(),
+            Err(_) => path.is_file(),
+        };
+        if is_file {
             paths.push(path);
         }
     }
@@ -87,13 +96,29 @@ fn scan(dir: &Path, problems: &mut Vec<anyhow::Error>) -> anyhow::Result<LoadedK
     Ok(LoadedKeys { ring: keys, names })
 }
 
+/// A key file is one line of 56 characters; anything much larger is not a key, and is
+/// refused without being read whole.
+const MAX_KEY_FILE: u64 = 4096;
+
 fn read_key(path: &Path) -> anyhow::Result<Key> {
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read key file {}", path.display()))?,
-    );
-    let key = Key::parse(&text).with_context(|| format!("invalid key file {}", path.display()))?;
-    if let Ok(meta) = std::fs::metadata(path) {
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot read key file {}", path.display()))?;
+    let mut bytes = Zeroizing::new(Vec::with_capacity(64));
+    (&file)
+        .take(MAX_KEY_FILE + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read key file {}", path.display()))?;
+    if bytes.len() as u64 > MAX_KEY_FILE {
+        bail!(
+            "invalid key file {}: larger than {MAX_KEY_FILE} bytes, so not a key (one is a line of 56 characters)",
+            path.display()
+        );
+    }
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| anyhow::anyhow!("invalid key file {}: not text", path.display()))?;
+    let key = Key::parse(text).with_context(|| format!("invalid key file {}", path.display()))?;
+    if let Ok(meta) = file.metadata() {
         // Run as root (`--check`, a test), this process is not the server's user: its
         // group cannot be told, so only "others" and group-write are judged (`--check`
         // says separately whether the server's user can read the key).
@@ -106,7 +131,6 @@ fn read_key(path: &Path) -> anyhow::Result<Key> {
             tracing::warn!("key file {}: {problem}", path.display());
         }
     }
-    tracing::info!("loaded key {} from {}", key.id(), path.display());
     Ok(key)
 }
 

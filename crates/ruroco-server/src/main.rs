@@ -175,6 +175,8 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
         tracing::warn!("{warning}");
     }
     let keys = settings.keys;
+    // The first few by id, the rest counted (the start line says how many).
+    reload::log_some("loaded key", &keys.ids().collect::<Vec<_>>());
     let allow = settings.allow;
     let shared = settings.shared;
     if let Some(problem) = setup::floor_dir_problem(&config) {

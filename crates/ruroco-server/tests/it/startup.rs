@@ -527,3 +527,46 @@ fn check_never_advises_giving_the_config_directory_to_the_server() {
         "{text}"
     );
 }
+
+/// A 1 GB file named like a key is refused by name without being read whole; the error
+/// says it is not a key.
+#[test]
+fn a_huge_key_file_is_named_and_not_read() {
+    let fx = Fixture::new();
+    let big = std::fs::File::create(fx.path().join("huge.key")).unwrap();
+    big.set_len(1 << 30).unwrap();
+    let started = std::time::Instant::now();
+    let err = refuses(fx.command());
+    assert!(
+        err.contains("huge.key") && err.contains("larger than 4096 bytes"),
+        "{err}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+/// A reload that adds no key leaves the floor file alone (no rewrite, no fsync); one that
+/// adds a key writes it. Per-key lines name only what changed.
+#[test]
+fn a_reload_without_new_keys_writes_no_floors() {
+    use nix::sys::signal::Signal;
+    let fx = Fixture::new();
+    let server = fx.start();
+    let floors = fx.path().join("floors.bin");
+    let before = std::fs::read(&floors).unwrap();
+    let modified = std::fs::metadata(&floors).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    server.signal(Signal::SIGHUP);
+    assert!(server.wait_log("reloaded", std::time::Duration::from_secs(3)));
+    assert_eq!(std::fs::read(&floors).unwrap(), before);
+    assert_eq!(
+        std::fs::metadata(&floors).unwrap().modified().unwrap(),
+        modified
+    );
+    let added = ruroco_proto::Key::generate().unwrap();
+    std::fs::write(fx.path().join("new.key"), added.to_key_string().as_bytes()).unwrap();
+    server.signal(Signal::SIGHUP);
+    assert!(server.wait_log_count("reloaded", 2, std::time::Duration::from_secs(3)));
+    assert_ne!(std::fs::read(&floors).unwrap(), before);
+    let log = server.stop();
+    assert!(log.contains(&format!("added key {}", added.id())), "{log}");
+}
