@@ -270,5 +270,7 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
         handoff: handoff::Handoff::default(),
         service: ruroco_config::ServiceManager::new(),
         status_at: None,
+        reload_pending: None,
+        reload_again: false,
     })
 }

@@ -17,14 +17,64 @@ impl Server {
         }
     }
 
-    /// SIGHUP: reads `config.toml` and the key files again. Floors, rate windows and the
-    /// socket are kept; on any error nothing changes and the old configuration serves on.
+    /// SIGHUP: reads `config.toml` and the key files again — on a thread of its own, so
+    /// the receive loop never waits for the disk (100,000 key files take most of a second)
+    /// or a name lookup of the floor store; [`Self::reload_done`] swaps the result in at
+    /// once. A SIGHUP while one is being read asks for one more read after it.
     pub(crate) fn reload(&mut self) {
+        if self.reload_pending.is_some() {
+            self.reload_again = true;
+            return;
+        }
         tracing::info!(
             "reload requested (SIGHUP): reading {}",
             self.config_path.display()
         );
-        let settings = match setup::load(&self.config_path) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = self.config_path.clone();
+        let spawned = std::thread::Builder::new()
+            .name("reload".into())
+            .spawn(move || {
+                let _ = tx.send(setup::load(&path));
+            });
+        match spawned {
+            Ok(_) => self.reload_pending = Some(rx),
+            Err(e) => {
+                self.metrics.reloads_failed += 1;
+                tracing::error!("reload failed, the previous configuration stays in force: cannot start a thread to read it: {e}");
+            }
+        }
+    }
+
+    /// Whether a reload is being read.
+    pub(crate) fn reloading(&self) -> bool {
+        self.reload_pending.is_some()
+    }
+
+    /// Applies a reload whose reading has finished; `true` when one was applied (or
+    /// failed), `false` while it is still being read or none was asked for.
+    pub(crate) fn reload_done(&mut self) -> bool {
+        let Some(rx) = &self.reload_pending else {
+            return false;
+        };
+        let loaded = match rx.try_recv() {
+            Ok(loaded) => loaded,
+            Err(std::sync::mpsc::TryRecvError::Empty) => return false,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => Err(anyhow::anyhow!(
+                "the thread reading it ended without an answer"
+            )),
+        };
+        self.reload_pending = None;
+        self.apply_reload(loaded);
+        if std::mem::take(&mut self.reload_again) {
+            self.reload();
+        }
+        true
+    }
+
+    /// Swaps in what a reload read; on any error nothing changes.
+    fn apply_reload(&mut self, loaded: anyhow::Result<setup::Settings>) {
+        let settings = match loaded {
             Ok(settings) => settings,
             Err(e) => {
                 self.metrics.reloads_failed += 1;

@@ -23,6 +23,8 @@ use crate::signal::{shutdown_requested, take_reload_request};
 const STATUS_EVERY: Duration = Duration::from_secs(10);
 /// How long one receive may block before the shutdown flag is checked again.
 const RECV_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often the loop looks for a reload that is being read off the loop.
+const RELOAD_POLL: Duration = Duration::from_millis(5);
 
 /// Nanoseconds since the Unix epoch, the unit of counters.
 pub(crate) fn now_nanos() -> u128 {
@@ -112,6 +114,11 @@ pub(crate) struct Server {
     /// systemd's notify protocol (nothing without `NOTIFY_SOCKET`).
     pub(crate) service: ServiceManager,
     pub(crate) status_at: Option<Instant>,
+    /// A reload being read off the loop (`reload.rs`), and whether another was asked for
+    /// meanwhile.
+    pub(crate) reload_pending:
+        Option<std::sync::mpsc::Receiver<anyhow::Result<crate::setup::Settings>>>,
+    pub(crate) reload_again: bool,
 }
 
 impl Server {
@@ -144,15 +151,22 @@ impl Server {
             }
             self.logbook.tick(self.uptime());
             if take_reload_request() {
-                self.service.reloading();
+                if !self.reloading() {
+                    self.service.reloading();
+                }
                 self.reload();
+            }
+            if self.reload_done() && !self.reloading() {
                 self.service.ready(&self.status_line());
             }
             self.retry_handoffs();
             self.metrics.waiting = self.handoff.len();
             self.write_metrics(false);
             // While commands wait for the commander, look again soon.
-            let timeout = if self.handoff.is_empty() {
+            // And while a reload is read, so that it is swapped in as soon as it is ready.
+            let timeout = if self.reloading() {
+                RELOAD_POLL
+            } else if self.handoff.is_empty() {
                 RECV_TIMEOUT
             } else {
                 handoff::RETRY_EVERY

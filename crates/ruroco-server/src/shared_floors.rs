@@ -76,7 +76,7 @@ pub(crate) struct SharedFloors {
     min_replicas: u32,
     conn: Option<Connection>,
     /// [`SCRIPT`] with its bound filled in, made once (shared, so a call borrows nothing).
-    script: std::rc::Rc<str>,
+    script: std::sync::Arc<str>,
     /// The Redis the last connection reached (with Sentinel: the primary of the time).
     last_peer: Option<String>,
     retry_at: Option<Instant>,
@@ -274,7 +274,7 @@ impl SharedFloors {
                 Spend::Remember(_, c) => format!("r{c:032x}"),
             })
             .collect();
-        let script = std::rc::Rc::clone(&self.script);
+        let script = std::sync::Arc::clone(&self.script);
         let count = keys.len().to_string();
         let mut eval: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), count.as_bytes()];
         eval.extend(keys.iter().map(|k| k.as_bytes()));

@@ -570,3 +570,39 @@ fn a_reload_without_new_keys_writes_no_floors() {
     let log = server.stop();
     assert!(log.contains(&format!("added key {}", added.id())), "{log}");
 }
+
+/// A reload reads keys off the receive loop: a knock sent while 30,000 key files are read
+/// is handed over before the reload is done, and the reload then swaps in every key.
+#[test]
+fn a_knock_during_a_long_reload_is_not_held_up() {
+    use nix::sys::signal::Signal;
+    let fx = Fixture::new();
+    let inbox = fx.inbox();
+    let server = fx.start();
+    for i in 0..30_000 {
+        let key = ruroco_proto::Key::generate().unwrap();
+        std::fs::write(
+            fx.path().join(format!("k{i:05}.key")),
+            key.to_key_string().as_bytes(),
+        )
+        .unwrap();
+    }
+    server.signal(Signal::SIGHUP);
+    assert!(server.wait_log("reload requested", std::time::Duration::from_secs(3)));
+    server.send(&fx.packet("default", crate::util::now_nanos()));
+    assert!(
+        inbox.recv(std::time::Duration::from_secs(5)).is_some(),
+        "{}",
+        server.log_text()
+    );
+    let when_handed_over = server.log_text();
+    assert!(
+        !when_handed_over.contains("reloaded"),
+        "the knock waited for the reload: {when_handed_over}"
+    );
+    assert!(
+        server.wait_log("key(s) (+30000 -0)", std::time::Duration::from_secs(60)),
+        "{}",
+        server.log_text()
+    );
+}
