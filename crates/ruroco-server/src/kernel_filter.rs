@@ -11,7 +11,9 @@
 //!
 //! A UDP socket's filter sees the packet from the UDP header on: the payload starts at
 //! byte 8 and the length is the payload's plus 8. Attaching again replaces the program
-//! atomically, so a reload never opens a window in which the socket is unfiltered.
+//! atomically, so a reload never opens a window in which the socket is unfiltered. Each
+//! program is charged to the socket's option memory (`net.core.optmem_max`); where the
+//! key-id program does not fit, the length-only one is kept, and said so ([`apply`]).
 
 use std::net::UdpSocket;
 
@@ -127,31 +129,111 @@ pub(crate) fn detach(socket: &UdpSocket) {
     let _ = SockRef::from(socket).detach_filter();
 }
 
+/// What the socket's filter checks now, for the metrics and the status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// `kernel_filter = false`, or no filter could be attached at all.
+    Off,
+    /// Datagram length only.
+    Length,
+    /// Length and key id.
+    Keys,
+}
+
+impl Mode {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Mode::Off => "off",
+            Mode::Length => "length",
+            Mode::Keys => "keys",
+        }
+    }
+}
+
+/// The length-only program: a handful of instructions, which fit any socket.
+pub(crate) fn length_only(accept_v0: bool) -> Vec<Insn> {
+    let mut prog = header(accept_v0);
+    prog.push(insn(RET_K, 0, 0, ACCEPT));
+    prog
+}
+
+/// The option memory a socket may hold (`net.core.optmem_max`, per network namespace),
+/// which every attached program is charged to.
+pub(crate) fn optmem_max() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/net/core/optmem_max")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+}
+
+/// Whether the program for `ids` can be attached to a socket of this network namespace:
+/// tried on a scratch socket, for `--check` (the kernel's charge for a program is its own
+/// business; asking it is the only exact answer).
+pub(crate) fn fits(ids: &[KeyId], accept_v0: bool) -> bool {
+    let (prog, coverage) = program(ids, accept_v0);
+    if matches!(coverage, Coverage::LengthOnly { .. }) {
+        return true;
+    }
+    UdpSocket::bind("127.0.0.1:0").is_ok_and(|s| attach(&s, &prog).is_ok())
+}
+
+/// Why the key-id filter is not held, with the sysctl that lifts the limit.
+pub(crate) fn does_not_fit(keys: usize, e: &std::io::Error) -> String {
+    let optmem = optmem_max().map_or_else(|| "?".to_owned(), |m| m.to_string());
+    format!(
+        "kernel filter: a program checking {keys} key ids does not fit this socket ({e}; net.core.optmem_max = {optmem} bytes, which the program and, during a reload, its successor are charged to): the kernel drops datagrams by length only, the server judges key ids. To keep key ids in the kernel, raise it: sysctl -w net.core.optmem_max=1048576 (and in /etc/sysctl.d/ to keep it)"
+    )
+}
+
 /// Applies the configuration: attaches the program for `ids`, or removes the filter when
-/// `enabled` is false. Logs what the kernel now drops; an error leaves the socket
-/// unfiltered (the server judges every datagram itself, as without the filter).
-pub(crate) fn apply(socket: &UdpSocket, enabled: bool, ids: &[KeyId], accept_v0: bool) {
+/// `enabled` is false, and returns what it checks now. Never lost without a word: when the
+/// key-id program cannot be attached (the socket's option memory), the length-only one is,
+/// logged with the sysctl that lifts the limit. A reload first puts the small length-only
+/// program in place, which releases the old one's memory, then the new one: the socket is
+/// never unfiltered, and old and new are never charged together.
+pub(crate) fn apply(socket: &UdpSocket, enabled: bool, ids: &[KeyId], accept_v0: bool) -> Mode {
     if !enabled {
         detach(socket);
         tracing::info!(
             "kernel filter off (kernel_filter = false): every datagram reaches the server"
         );
-        return;
+        return Mode::Off;
     }
-    let (prog, coverage) = program(ids, accept_v0);
     let lengths = if accept_v0 { "94 or 93" } else { "94" };
-    match (attach(socket, &prog), coverage) {
-        (Err(e), _) => {
-            detach(socket);
-            tracing::error!("cannot attach the kernel filter: {e}; every datagram reaches the server");
+    let short = length_only(accept_v0);
+    let length_attached = attach(socket, &short).is_ok();
+    let (prog, coverage) = program(ids, accept_v0);
+    match coverage {
+        Coverage::LengthOnly { keys, max } if length_attached => {
+            tracing::warn!(
+                "kernel filter: {keys} keys are more than one filter can check ({max}); it drops datagrams by length only ({lengths} bytes pass), the server judges key ids"
+            );
+            Mode::Length
         }
-        (Ok(()), Coverage::Keys(n)) => tracing::info!(
-            "kernel filter: only {lengths}-byte datagrams for one of {n} key id(s) reach the server ({} instructions)",
-            prog.len()
-        ),
-        (Ok(()), Coverage::LengthOnly { keys, max }) => tracing::warn!(
-            "kernel filter: {keys} keys are more than one filter can check ({max}); it drops datagrams by length only ({lengths} bytes pass), the server judges key ids"
-        ),
+        Coverage::Keys(n) => match attach(socket, &prog) {
+            Ok(()) => {
+                tracing::info!(
+                    "kernel filter: only {lengths}-byte datagrams for one of {n} key id(s) reach the server ({} instructions)",
+                    prog.len()
+                );
+                Mode::Keys
+            }
+            Err(e) if length_attached => {
+                tracing::warn!("{}", does_not_fit(n, &e));
+                Mode::Length
+            }
+            Err(e) => {
+                detach(socket);
+                tracing::error!(
+                    "cannot attach the kernel filter: {e}; every datagram reaches the server"
+                );
+                Mode::Off
+            }
+        },
+        Coverage::LengthOnly { .. } => {
+            detach(socket);
+            tracing::error!("cannot attach the kernel filter; every datagram reaches the server");
+            Mode::Off
+        }
     }
 }
 

@@ -37,7 +37,39 @@ pub(crate) fn scan_keys(dir: &Path) -> (anyhow::Result<LoadedKeys>, Vec<anyhow::
     }
 }
 
+/// Warnings about key files' modes logged per load; the rest are counted in one line.
+const MODE_WARNINGS: usize = 10;
+
+thread_local! {
+    static WARNED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Logs one mode warning while fewer than [`MODE_WARNINGS`] were logged in this load.
+fn warn_bounded(line: &str) {
+    let n = WARNED.with(|w| {
+        let n = w.get();
+        w.set(n + 1);
+        n
+    });
+    if n < MODE_WARNINGS {
+        tracing::warn!("{line}");
+    }
+}
+
 fn scan(dir: &Path, problems: &mut Vec<anyhow::Error>) -> anyhow::Result<LoadedKeys> {
+    WARNED.with(|w| w.set(0));
+    let loaded = scan_files(dir, problems);
+    let warned = WARNED.with(std::cell::Cell::get);
+    if warned > MODE_WARNINGS {
+        tracing::warn!(
+            "… and {} more key files with a mode like those above",
+            warned - MODE_WARNINGS
+        );
+    }
+    loaded
+}
+
+fn scan_files(dir: &Path, problems: &mut Vec<anyhow::Error>) -> anyhow::Result<LoadedKeys> {
     let mut paths = Vec::new();
     let entries = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read key directory {}", dir.display()))?;
@@ -128,7 +160,7 @@ fn read_key(path: &Path) -> anyhow::Result<Key> {
             nix::unistd::getegid().as_raw()
         };
         if let Some(problem) = mode_problem(meta.permissions().mode(), meta.gid(), server_gid) {
-            tracing::warn!("key file {}: {problem}", path.display());
+            warn_bounded(&format!("key file {}: {problem}", path.display()));
         }
     }
     Ok(key)

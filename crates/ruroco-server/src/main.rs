@@ -148,6 +148,9 @@ fn check(cli: &Cli) -> ExitCode {
                 for line in setup::check_notes(&s.config) {
                     println!("{line}");
                 }
+                if let Some(line) = setup::filter_note(&s.config, &s.keys) {
+                    println!("{line}");
+                }
                 println!(
                     "{}: OK ({} key(s), {} with an allow-list)",
                     cli.config.display(),
@@ -211,7 +214,7 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
         config.address.clone(),
     )?;
     let socket = socket::open(&source)?;
-    kernel_filter::apply(
+    let filter_mode = kernel_filter::apply(
         &socket,
         config.kernel_filter,
         &kernel_filter::sorted_ids(&keys),
@@ -251,7 +254,10 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
     let drop_counter = socket_drops::DropCounter::new(&socket);
     Ok(Server {
         socket,
-        metrics: ServerMetrics::new(keys.len(), start_time, drop_counter),
+        metrics: ServerMetrics {
+            kernel_filter: filter_mode,
+            ..ServerMetrics::new(keys.len(), start_time, drop_counter)
+        },
         keys,
         floors,
         policy: settings.policy,

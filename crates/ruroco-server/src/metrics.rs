@@ -24,6 +24,8 @@ pub(crate) struct ServerMetrics {
     pub(crate) drop_counter: Option<crate::socket_drops::DropCounter>,
     /// Commands waiting for the commander now.
     pub(crate) waiting: usize,
+    /// What the kernel filter checks now.
+    pub(crate) kernel_filter: crate::kernel_filter::Mode,
 }
 
 impl ServerMetrics {
@@ -44,6 +46,7 @@ impl ServerMetrics {
             start_time,
             drop_counter,
             waiting: 0,
+            kernel_filter: crate::kernel_filter::Mode::Off,
         }
     }
 
@@ -119,6 +122,20 @@ impl ServerMetrics {
             "Accepted commands waiting for the commander (unreachable, kept up to 5 s).",
         );
         e.sample(name, &[], self.waiting as f64);
+        let name = "ruroco_server_kernel_filter";
+        e.family(
+            name,
+            Kind::Gauge,
+            "What the kernel socket filter checks now (1 for the mode in force): keys (length and key id), length (the key-id program did not fit net.core.optmem_max, or too many keys), off.",
+        );
+        for mode in [
+            crate::kernel_filter::Mode::Keys,
+            crate::kernel_filter::Mode::Length,
+            crate::kernel_filter::Mode::Off,
+        ] {
+            let on = if mode == self.kernel_filter { 1.0 } else { 0.0 };
+            e.sample(name, &[("mode", mode.as_str())], on);
+        }
         let name = "ruroco_server_keys";
         e.family(name, Kind::Gauge, "Keys loaded.");
         e.sample(name, &[], self.keys as f64);

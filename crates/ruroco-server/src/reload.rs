@@ -116,7 +116,7 @@ impl Server {
         self.policy = settings.policy;
         // Replaced atomically: a new key's datagrams pass from now on, a removed key's
         // are dropped in the kernel.
-        crate::kernel_filter::apply(
+        self.metrics.kernel_filter = crate::kernel_filter::apply(
             &self.socket,
             config.kernel_filter,
             &crate::kernel_filter::sorted_ids(&self.keys),

@@ -270,6 +270,24 @@ pub(crate) fn placeholder_ips(config: &Config) -> Option<String> {
     })
 }
 
+/// What `--check` says besides OK about the kernel filter: whether the key-id program
+/// fits a socket here (tried on a scratch socket).
+pub(crate) fn filter_note(config: &Config, keys: &Keyring) -> Option<String> {
+    if !config.kernel_filter {
+        return None;
+    }
+    let ids = crate::kernel_filter::sorted_ids(keys);
+    (!crate::kernel_filter::fits(&ids, config.accept_v0)).then(|| {
+        format!(
+            "warning: {}",
+            crate::kernel_filter::does_not_fit(
+                ids.len(),
+                &std::io::Error::from(std::io::ErrorKind::OutOfMemory)
+            )
+        )
+    })
+}
+
 /// What `--check` says besides OK: the floors a start would carry over from the original.
 pub(crate) fn check_notes(config: &Config) -> Vec<String> {
     let dirs = original_floors::dirs(config.blocklist_dir(), &config.config_dir);

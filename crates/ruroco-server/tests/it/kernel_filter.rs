@@ -219,3 +219,118 @@ fn more_keys_than_a_filter_holds_fall_back_to_lengths_and_say_so() {
     let log = server.stop();
     assert!(!log.contains("reason=size"), "{log}");
 }
+
+/// Sends `datagrams` to `addr` from inside the network namespace of process `pid`.
+fn send_in_netns(pid: u32, addr: std::net::SocketAddr, datagrams: Vec<Vec<u8>>) {
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for d in &datagrams {
+            socket.send_to(d, addr).unwrap();
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+/// The filter is never lost: with 1, 300, 600 and 2,000 keys, in a network namespace of
+/// the test's own with the default and with a small `net.core.optmem_max` (per namespace),
+/// the server keeps a filter at start and after a reload — the key-id program where it
+/// fits, else the length-only one, said in the log (with the sysctl) and in the metrics —
+/// and datagrams of a wrong length never reach it.
+#[test]
+fn the_filter_survives_small_option_memory_and_reloads() {
+    let tools = ["unshare", "ip", "sysctl"]
+        .iter()
+        .all(|t| crate::util::tool(t).is_some());
+    if !(nix::unistd::geteuid().is_root() && tools) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs this as root with the tools"
+        );
+        eprintln!("needs root, unshare, ip and sysctl: skipped");
+        return;
+    }
+    for optmem in [None, Some(20_480)] {
+        for keys in [1usize, 300, 600, 2000] {
+            let (fx, prom) = fixture("");
+            for i in 1..keys {
+                std::fs::write(
+                    fx.path().join(format!("k{i:04}.key")),
+                    Key::generate().unwrap().to_key_string(),
+                )
+                .unwrap();
+            }
+            let server_cmd = fx.command();
+            let setup = match optmem {
+                Some(bytes) => format!("sysctl -q -w net.core.optmem_max={bytes} && "),
+                None => String::new(),
+            };
+            let mut cmd = std::process::Command::new("unshare");
+            cmd.args(["-n", "sh", "-c"])
+                .arg(format!("ip link set lo up && {setup}exec \"$0\" \"$@\""))
+                .arg(server_cmd.get_program())
+                .args(server_cmd.get_args())
+                .args(["--address", "127.0.0.1:0"]);
+            let server = Running::spawn(cmd);
+            let case = format!("{keys} key(s), optmem_max {optmem:?}");
+            let wrong_lengths: Vec<Vec<u8>> = [0usize, 10, 92, 95, 200]
+                .iter()
+                .map(|n| {
+                    let mut d = fx.key.id().0.to_vec();
+                    d.resize(*n, 7);
+                    d.truncate(*n);
+                    d
+                })
+                .collect();
+            let pid = u32::try_from(server.pid().as_raw()).unwrap();
+            send_in_netns(pid, server.addr, wrong_lengths.clone());
+            server.signal(Signal::SIGHUP);
+            assert!(
+                server.wait_log("reloaded", WAIT),
+                "{case}: {}",
+                server.log_text()
+            );
+            send_in_netns(pid, server.addr, wrong_lengths);
+            let log = server.stop();
+            assert!(
+                !log.contains("reason=size"),
+                "{case}: a wrong length reached the server:\n{log}"
+            );
+            assert!(
+                !log.contains("every datagram reaches the server"),
+                "{case}:\n{log}"
+            );
+            let on = |mode: &str| {
+                metric(
+                    &prom,
+                    &format!("ruroco_server_kernel_filter{{mode=\"{mode}\"}}"),
+                )
+            };
+            assert_eq!(on("off"), 0.0, "{case}");
+            assert!(
+                metric(&prom, "ruroco_server_socket_drops_total") >= 10.0,
+                "{case}: the kernel did not drop the wrong lengths"
+            );
+            if keys == 1 {
+                assert_eq!(on("keys"), 1.0, "{case}:\n{log}");
+            }
+            if keys == 2000 {
+                assert_eq!(on("length"), 1.0, "{case}:\n{log}");
+            }
+            if optmem.is_some() && (300..=818).contains(&keys) {
+                assert_eq!(on("length"), 1.0, "{case}:\n{log}");
+                assert_eq!(
+                    log.matches("does not fit this socket").count(),
+                    2,
+                    "{case}: said at start and at the reload:\n{log}"
+                );
+                assert!(
+                    log.contains("sysctl -w net.core.optmem_max="),
+                    "{case}:\n{log}"
+                );
+            }
+        }
+    }
+}
