@@ -10,6 +10,7 @@ mod client_send;
 mod commands;
 mod fwknopd;
 mod gui;
+mod keys;
 mod machine;
 mod procfs;
 mod report;
@@ -49,6 +50,8 @@ enum Section {
     Store,
     /// The desktop app under Xvfb: time to its window, CPU while idle, binary size.
     Gui,
+    /// 1 to 100,000 keys: start, memory, reload, a knock during the reload.
+    Keys,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,6 +72,9 @@ fn main() -> anyhow::Result<()> {
     }
     if wants(Section::Store) {
         store::measure(&bins, repeat, &mut report)?;
+    }
+    if wants(Section::Keys) {
+        keys::measure(&bins, repeat, &mut report)?;
     }
     if wants(Section::Client) {
         client_send::measure(&bins, repeat, &mut report)?;

@@ -1,0 +1,155 @@
+//! Many keys: for 1, 1,000, 10,000 and 100,000 key files (one per client, as documented),
+//! the server's start to "listening", its resident memory, how long a reload of all of
+//! them takes, and how long a knock sent right after the SIGHUP takes to be handed to the
+//! commander (it must not wait for the reload, which reads the keys off the loop), and
+//! what the kernel filter checks at that size.
+
+use std::os::unix::net::UnixListener;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use nix::sys::signal::Signal;
+use ruroco_proto::{seal, Key, Plaintext, Wire};
+use ruroco_testkit::Daemon;
+
+use crate::binaries::Binaries;
+use crate::report::{fmt, Report, Row};
+use crate::stats::median;
+
+/// The key counts measured.
+const COUNTS: [usize; 4] = [1, 1_000, 10_000, 100_000];
+
+/// One run at one key count: start ms, RSS KiB, reload ms, knock-during-reload ms.
+struct Run {
+    start_ms: f64,
+    rss_kib: f64,
+    reload_ms: f64,
+    knock_ms: f64,
+    filter: String,
+}
+
+fn one(bins: &Binaries, dir: &std::path::Path, keys: &[Key]) -> anyhow::Result<Run> {
+    let config = dir.join("config.toml");
+    let socket = dir.join("ruroco.socket");
+    let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_file(dir.join("floors.bin"));
+    let inbox = UnixListener::bind(&socket)?;
+    inbox.set_nonblocking(true)?;
+    let mut cmd = Command::new(&bins.server);
+    cmd.arg("--config")
+        .arg(&config)
+        .args(["--address", "127.0.0.1:0"])
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_PID")
+        .env_remove("RUROCO_LOG");
+    let started = Instant::now();
+    let server = Daemon::try_spawn(cmd, "listening on")
+        .map_err(|(log, _)| anyhow::anyhow!("server did not start: {log}"))?;
+    let start_ms = started.elapsed().as_secs_f64() * 1e3;
+    let addr = server.listening_addr().context("server address")?;
+    let pid = server.pid().as_raw().unsigned_abs();
+    let rss_kib = crate::procfs::rss_kib(pid)? as f64;
+    let log = server.log_text();
+    let filter = if log.contains("does not fit") || log.contains("by length only") {
+        "length"
+    } else if log.contains("key id(s) reach the server") {
+        "keys"
+    } else {
+        "off"
+    }
+    .to_owned();
+    let key = keys.first().context("no key")?;
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    let reloads_before = log.matches("reloaded").count();
+    let hup = Instant::now();
+    server.signal(Signal::SIGHUP);
+    // The knock right after the SIGHUP.
+    let datagram = seal(
+        key,
+        Wire::V1,
+        &Plaintext {
+            version: 1,
+            cmd_hash: ruroco_proto::command_hash("noop"),
+            counter: crate::stack::now_ns(),
+            strict: true,
+            src_ip: None,
+            dst_ip: "127.0.0.1".parse()?,
+        },
+    )?;
+    let sent = Instant::now();
+    sender.send_to(&datagram, addr)?;
+    let mut knock_ms = f64::NAN;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if inbox.accept().is_ok() {
+            knock_ms = sent.elapsed().as_secs_f64() * 1e3;
+            break;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    while server.log_text().matches("reloaded").count() == reloads_before
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let reload_ms = hup.elapsed().as_secs_f64() * 1e3;
+    drop(server);
+    Ok(Run {
+        start_ms,
+        rss_kib,
+        reload_ms,
+        knock_ms,
+        filter,
+    })
+}
+
+/// Runs every key count `repeat` times and reports the medians.
+pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> anyhow::Result<()> {
+    for count in COUNTS {
+        let dir = tempfile::tempdir()?;
+        let d = dir.path().display().to_string();
+        let mut keys = Vec::with_capacity(count);
+        for i in 0..count {
+            let key = Key::generate()?;
+            std::fs::write(
+                dir.path().join(format!("k{i:06}.key")),
+                key.to_key_string().as_bytes(),
+            )?;
+            keys.push(key);
+        }
+        std::fs::write(
+            dir.path().join("config.toml"),
+            format!(
+                "ips = [\"127.0.0.1\"]\nconfig_dir = \"{d}\"\nsocket_user = \"\"\nsocket_group = \"\"\n"
+            ),
+        )?;
+        let mut runs = Vec::new();
+        for _ in 0..repeat {
+            runs.push(one(bins, dir.path(), &keys)?);
+        }
+        let m = |f: fn(&Run) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
+        let filter = runs.first().map(|r| r.filter.clone()).unwrap_or_default();
+        let rss = m(|r| r.rss_kib);
+        report.add(Row {
+            figure: format!(
+                "{count} key(s): start to listening ms / RSS KiB / reload ms / a knock sent right after SIGHUP handed over after ms (kernel filter: {filter})"
+            ),
+            ours: format!(
+                "{} / {} / {} / {}",
+                fmt(m(|r| r.start_ms), 0),
+                fmt(rss, 0),
+                fmt(m(|r| r.reload_ms), 0),
+                fmt(m(|r| r.knock_ms), 1)
+            ),
+            floor: "–".into(),
+            fwknop: "–".into(),
+            goal: if count == 100_000 {
+                "start ≤ 1000 ms, knock ≤ 50 ms".into()
+            } else {
+                "–".into()
+            },
+        });
+    }
+    Ok(())
+}
