@@ -12,14 +12,16 @@
 #     it, enable --now; knocks over IPv4 and IPv6 run; journal fields;
 #  3. both metrics files in node_exporter's directory (root's, 0755, as Debian makes it),
 #     the server's drop counter counting junk;
-#  4. `systemctl reload ruroco-commander` with a new command, which then runs;
+#  4. `systemctl reload ruroco-commander` with a new command, which then runs, and the
+#     packaged open_ssh with the guide's nftables ruleset;
 #  5. the commander's sandbox as the guide states it, and its drop-in lifting it;
 #  6. kill -9 of the server; the knock that wakes ruroco.socket;
 #  7. the watchdog of both daemons (SIGSTOP: replaced within WatchdogSec);
 #  8. an upgrade while both run: every knock sent during it runs once, the new version
 #     answers;
 #  9. `run-pending` as the guide says (and no knock starts a commander meanwhile);
-# 10. remove (daemons gone, the pending undo ran) and purge.
+# 10. a reinstall; remove (daemons gone, the pending undo ran) and purge (the original
+#     ruroco's floors stay).
 set -euo pipefail
 old=${1:?usage: systemd-check.sh OLD.deb NEW.deb}
 new=${2:?usage: systemd-check.sh OLD.deb NEW.deb}
@@ -113,6 +115,14 @@ systemctl enable --now ruroco-commander.socket ruroco-commander.service ruroco.s
     >/tmp/enable.log 2>&1 || fail "enable --now: $(cat /tmp/enable.log)"
 wait_until 10 systemctl is-active ruroco.service ruroco-commander.service ||
     fail "the daemons did not become active"
+# The block of the guide marked `<!-- doc-test: NAME -->`, without its fences.
+doc_block() {
+    awk -v marker="<!-- doc-test: $1 -->" '
+        $0 == marker { found = 1; next }
+        found && !open && /^```/ { open = 1; next }
+        open && /^```$/ { exit }
+        open { print }' /src/docs/operators.md
+}
 count() { wc -l <"$1" 2>/dev/null || echo 0; }
 # Whether FILE has more than N lines (evaluated at each poll).
 more_than() { [ "$(count "$1")" -gt "$2" ]; }
@@ -146,14 +156,23 @@ grep -q '^ruroco_server_datagrams_total{result="accepted"} [1-9]' "$exporter/rur
 ! journalctl -u ruroco --no-pager | grep -q "cannot write metrics file" || fail "the server could not write its metrics"
 step "3. both metrics files in node_exporter's directory; the drop counter says $drops"
 
-# 4. Reload with a new command.
+# 4. Reload with a new command: the packaged open_ssh, with the guide's nftables ruleset.
+ruleset=$(doc_block nft-ruleset)
+[ -n "$ruleset" ] || fail "no nft-ruleset block in docs/operators.md"
+printf '%s\n' "$ruleset" | nft -f - || fail "the guide's nftables ruleset does not load"
 cat >>/etc/ruroco/commands.toml <<'TOML'
 added = "echo added $RUROCO_IP >> /srv/check/added"
 TOML
+sed -n '/^\[commands.open_ssh\]/,/^$/p' /src/packaging/config/commands.toml >>/etc/ruroco/commands.toml
 systemctl reload ruroco-commander || fail "systemctl reload ruroco-commander failed"
 knock 127.0.0.1:80 added
 wait_until 5 test -s /srv/check/added || fail "the command added by a reload did not run"
-step "4. systemctl reload ruroco-commander: the new command ran"
+knock 127.0.0.1:80 open_ssh
+knock '[::1]:80' open_ssh
+wait_until 5 sh -c 'nft list set inet filter ruroco_ssh | grep -q 127.0.0.1 && nft list set inet filter ruroco_ssh6 | grep -q "::1"' ||
+    fail "open_ssh did not put the addresses into the guide's sets: $(nft list ruleset)"
+ruroco-commander pending | grep -q "^open_ssh" || fail "open_ssh left no pending undo"
+step "4. systemctl reload ruroco-commander: the new command ran; the packaged open_ssh filled the guide's nftables sets (v4 and v6)"
 
 # 5. The sandbox, as the guide states it; then the guide's drop-in.
 sandbox() {
@@ -168,7 +187,7 @@ grep -q "^0$" <<<"$result" || fail "the command does not run as root: $result"
 ! grep -q "runuser ok" <<<"$result" || fail "runuser works under the shipped unit: $result"
 ! grep -q "home ok" <<<"$result" || fail "/home is writable under the shipped unit: $result"
 ! grep -q "host tmp ok" <<<"$result" || fail "the host's /tmp is visible under the shipped unit: $result"
-dropin=$(sed -n '/<!-- doc-test: commander-dropin -->/,/^```$/p' /src/docs/operators.md | sed '1,2d;$d')
+dropin=$(doc_block commander-dropin)
 [ -n "$dropin" ] || fail "no commander-dropin block in docs/operators.md"
 mkdir -p /etc/systemd/system/ruroco-commander.service.d
 printf '%s\n' "$dropin" >/etc/systemd/system/ruroco-commander.service.d/override.conf
@@ -252,12 +271,20 @@ guide=$(grep -o 'systemctl stop ruroco-commander.socket ruroco-commander && ruro
 [ -n "$guide" ] || fail "the guide does not say how to run pending undos"
 eval "$guide" || fail "'$guide' failed"
 grep -q "^closed 127.0.0.1" /srv/check/undo || fail "run-pending did not run the undo"
+! nft list set inet filter ruroco_ssh | grep -q 127.0.0.1 || fail "run-pending left 127.0.0.1 in ruroco_ssh"
 knock 127.0.0.1:80 knock
 sleep 1
 ! systemctl is-active ruroco-commander.service >/dev/null || fail "a knock started the commander after run-pending's stop"
 systemctl start ruroco-commander.socket ruroco-commander.service
 wait_until 10 systemctl is-active ruroco-commander.service || fail "the commander did not start again"
 step "9. '$guide' ran the undo; no knock started a commander meanwhile"
+
+# Reinstalling the same version keeps everything running and working.
+dpkg -i "$new" >/tmp/reinstall.log 2>&1 || fail "reinstall failed: $(cat /tmp/reinstall.log)"
+wait_until 10 systemctl is-active ruroco.service ruroco-commander.service || fail "not active after a reinstall"
+before=$(count /srv/check/knocks)
+knock 127.0.0.1:80 knock
+wait_until 5 more_than /srv/check/knocks "$before" || fail "no knock ran after a reinstall"
 
 # 10. Remove runs what is pending and stops everything; purge forgets everything.
 knock 127.0.0.1:80 opened
