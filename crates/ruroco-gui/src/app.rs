@@ -289,9 +289,11 @@ impl App {
             if let Some(s) = next.and_then(|i| visible.get(i)) {
                 self.selected = Some(s.name.clone());
             }
+            // Only a row the filter shows: Enter that ends typing in the filter box must
+            // never send to a server the filter hides.
             if enter {
-                if let Some(sel) = &self.selected {
-                    to_send = Some(vec![sel.clone()]);
+                if let Some(sel) = next.and_then(|i| visible.get(i)) {
+                    to_send = Some(vec![sel.name.clone()]);
                 }
             }
         }

@@ -296,6 +296,44 @@ fn send_through_the_window_runs_the_command_on_a_real_server() {
     assert_eq!(servers.wait_runs("open_ssh", 3).len(), 3);
 }
 
+/// Enter that ends typing in the filter box sends nothing to a chosen server the filter
+/// now hides: with `local` chosen, typing `local2` (which shows only `local2`) and Enter
+/// never runs `local`'s command.
+#[test]
+fn enter_in_the_filter_never_sends_to_a_hidden_server() {
+    let servers = Servers::start();
+    let conf = tempfile::tempdir().unwrap();
+    let mut h = harness(conf.path());
+    add_through_the_form(
+        &mut h,
+        "local",
+        &format!("127.0.0.1:{}", servers.port),
+        "open_ssh",
+        Some(&servers.key),
+    );
+    click(&mut h, "Done");
+    add_through_the_form(
+        &mut h,
+        "local2",
+        &format!("127.0.0.1:{}", servers.port),
+        "default",
+        Some(&servers.key),
+    );
+    click(&mut h, "Done");
+    click(&mut h, "local");
+    settle(&mut h);
+    type_into(&mut h, "Filter", "local2");
+    h.key_press(eframe::egui::Key::Enter);
+    settle(&mut h);
+    h.key_press(eframe::egui::Key::Enter);
+    settle(&mut h);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        servers.runs("open_ssh").is_empty(),
+        "a server the filter hides was sent to"
+    );
+}
+
 #[test]
 fn an_address_that_cannot_be_resolved_shows_its_error_in_the_row() {
     let conf = tempfile::tempdir().unwrap();
