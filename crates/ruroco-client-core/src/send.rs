@@ -144,6 +144,51 @@ pub fn key_path(conf_dir: &Path, key: &Path) -> PathBuf {
     conf_dir.join(key)
 }
 
+/// The key file of a server being deleted, if it may go too: only inside the config
+/// directory, and only when none of `others` (the key entries of the servers that stay)
+/// names the same file — imported entries all share one key, and a key elsewhere is not
+/// this program's to delete. The error says why it stays.
+pub fn deletable_key<'a>(
+    conf_dir: &Path,
+    key: &Path,
+    others: impl IntoIterator<Item = (&'a str, &'a Path)>,
+) -> Result<PathBuf, String> {
+    // The real path: of the file, or (when it is gone) of its directory plus its name.
+    let canonical = |p: &Path| {
+        std::fs::canonicalize(p).unwrap_or_else(|_| {
+            match (
+                p.parent().and_then(|d| std::fs::canonicalize(d).ok()),
+                p.file_name(),
+            ) {
+                (Some(dir), Some(name)) => dir.join(name),
+                _ => p.to_owned(),
+            }
+        })
+    };
+    let path = key_path(conf_dir, key);
+    let file = canonical(&path);
+    if !file.starts_with(canonical(conf_dir)) {
+        return Err(format!(
+            "key file {} is outside {}; not deleted",
+            path.display(),
+            conf_dir.display()
+        ));
+    }
+    let users: Vec<&str> = others
+        .into_iter()
+        .filter(|(_, other)| canonical(&key_path(conf_dir, other)) == file)
+        .map(|(name, _)| name)
+        .collect();
+    if !users.is_empty() {
+        return Err(format!(
+            "key file {} is also the key of {}; not deleted",
+            path.display(),
+            users.join(", ")
+        ));
+    }
+    Ok(path)
+}
+
 /// A plan with its key read and its address resolved.
 pub struct Prepared {
     /// What is sent.
@@ -473,5 +518,29 @@ mod tests {
         assert!(claimed_ip("::1/").is_err());
         let err = claimed_ip("example.com").unwrap_err().to_string();
         assert!(err.contains("--ip must be an IP address"), "{err}");
+    }
+
+    #[test]
+    fn a_shared_or_outside_key_is_not_deletable() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("shared.key"), "k").unwrap();
+        std::fs::write(dir.path().join("own.key"), "k").unwrap();
+        let others = [("web2", Path::new("shared.key"))];
+        let err = deletable_key(dir.path(), Path::new("shared.key"), others).unwrap_err();
+        assert!(err.contains("also the key of web2"), "{err}");
+        assert_eq!(
+            deletable_key(dir.path(), Path::new("own.key"), others).unwrap(),
+            dir.path().join("own.key")
+        );
+        let outside = tempfile::tempdir().unwrap();
+        let elsewhere = outside.path().join("x.key");
+        std::fs::write(&elsewhere, "k").unwrap();
+        let err = deletable_key(dir.path(), &elsewhere, []).unwrap_err();
+        assert!(err.contains("outside"), "{err}");
+        let err = deletable_key(dir.path(), Path::new("../x.key"), []).unwrap_err();
+        assert!(
+            err.contains("outside") || err.contains("not deleted"),
+            "{err}"
+        );
     }
 }

@@ -576,15 +576,23 @@ impl App {
                     Ok(removed) => {
                         let mut text = format!("Deleted `{name}`.");
                         if delete_key {
-                            let path = send::key_path(&self.dir, &removed.key);
-                            match std::fs::remove_file(&path) {
-                                Ok(()) => {
-                                    text.push_str(&format!(" Key file {} deleted.", path.display()))
-                                }
-                                Err(e) => text.push_str(&format!(
-                                    " Key file {} not deleted: {e}.",
-                                    path.display()
-                                )),
+                            let staying = Profile::load(&self.dir).ok();
+                            let others = staying
+                                .iter()
+                                .flat_map(|p| p.servers.values())
+                                .map(|s| (s.name.as_str(), s.key.as_path()));
+                            match send::deletable_key(&self.dir, &removed.key, others) {
+                                Ok(path) => match std::fs::remove_file(&path) {
+                                    Ok(()) => text.push_str(&format!(
+                                        " Key file {} deleted.",
+                                        path.display()
+                                    )),
+                                    Err(e) => text.push_str(&format!(
+                                        " Key file {} not deleted: {e}.",
+                                        path.display()
+                                    )),
+                                },
+                                Err(why) => text.push_str(&format!(" The {why}.")),
                             }
                         }
                         self.outcomes.remove(&name);

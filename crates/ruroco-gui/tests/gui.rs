@@ -381,6 +381,32 @@ fn delete_asks_first_and_keeps_the_key_unless_told() {
     assert!(h.query_by_label("Send b").is_none());
 }
 
+/// "Also delete its key file" never takes a key another saved server uses (imported
+/// entries all share one): the file stays and the window says who uses it.
+#[test]
+fn deleting_keeps_a_key_another_server_uses() {
+    let conf = tempfile::tempdir().unwrap();
+    let key = ruroco_proto::Key::generate().unwrap();
+    let shared = conf.path().join("shared.key");
+    std::fs::write(&shared, format!("{}\n", key.to_key_string().as_str())).unwrap();
+    std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::write(
+        conf.path().join("client.toml"),
+        "[servers.a]\naddress = \"a.example.com\"\nkey = \"shared.key\"\n\n[servers.b]\naddress = \"b.example.com\"\nkey = \"shared.key\"\n",
+    )
+    .unwrap();
+    let mut h = harness(conf.path());
+    click(&mut h, "Delete a");
+    click(&mut h, "Also delete its key file");
+    click(&mut h, "Yes, delete");
+    assert!(shared.exists(), "a key another server uses was deleted");
+    assert!(
+        has_label_containing(&h, "is also the key of b; not deleted"),
+        "the window does not say why the key stayed"
+    );
+    assert!(h.query_by_label("Send b").is_some());
+}
+
 #[test]
 fn import_brings_the_original_guis_saved_commands() {
     let conf = tempfile::tempdir().unwrap();
