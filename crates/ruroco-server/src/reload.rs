@@ -35,7 +35,7 @@ impl Server {
         let spawned = std::thread::Builder::new()
             .name("reload".into())
             .spawn(move || {
-                let _ = tx.send(setup::load(&path));
+                let _ = tx.send(setup::load_for_reload(&path));
             });
         match spawned {
             Ok(_) => self.reload_pending = Some(rx),

@@ -28,12 +28,28 @@ pub(crate) struct Settings {
 
 /// Loads `config.toml` at `path` and what it points to; the first problem is the error.
 pub(crate) fn load(path: &Path) -> anyhow::Result<Settings> {
+    load_with(path, true)
+}
+
+/// What a reload reads: like [`load`] without the floor store, which a reload keeps
+/// (changing `floor_store` takes a restart): no name lookup or connection, so a key
+/// deleted to revoke it is gone at the reload even while the store's name does not
+/// resolve.
+pub(crate) fn load_for_reload(path: &Path) -> anyhow::Result<Settings> {
+    load_with(path, false)
+}
+
+fn load_with(path: &Path, with_store: bool) -> anyhow::Result<Settings> {
     let mut config = Config::load(path)?;
     let ips = config.required_ips(path)?.to_vec();
     let loaded = keys::load_keys(&config.config_dir)?;
     let (allow, warnings) = AllowList::build(&config.key_commands, &loaded.names, path);
     config.warnings.extend(warnings);
-    let shared = shared_floors(&config, path)?;
+    let shared = if with_store {
+        shared_floors(&config, path)?
+    } else {
+        None
+    };
     let policy = Policy {
         ips,
         max_clock_skew_secs: config.max_clock_skew_seconds,

@@ -280,7 +280,10 @@ impl SharedFloors {
         eval.extend(keys.iter().map(|k| k.as_bytes()));
         eval.extend(values.iter().map(|f| f.as_bytes()));
         let reused = self.conn.is_some();
-        match self.exchange(now, &eval, updates.len()) {
+        // One deadline for the call, the retry on a fresh connection included: a call
+        // never takes longer than floor_store_timeout_ms.
+        let deadline = now + self.timeout;
+        match self.exchange(now, deadline, &eval, updates.len()) {
             Ok(verdicts) => Ok(verdicts),
             Err(Failure::Io(e)) if reused => {
                 tracing::info!(
@@ -288,7 +291,7 @@ impl SharedFloors {
                     self.endpoint()
                 );
                 self.conn = None;
-                self.exchange(Instant::now(), &eval, updates.len())
+                self.exchange(Instant::now(), deadline, &eval, updates.len())
                     .map_err(|f| self.failed(now, f.describe(self.endpoint(), self.timeout)))
             }
             // Waiting out the backoff is not a new failure: it must not push the next
@@ -301,9 +304,17 @@ impl SharedFloors {
         }
     }
 
-    /// Connects if needed, then EVAL (and WAIT, pipelined) within one deadline.
-    fn exchange(&mut self, now: Instant, eval: &[&[u8]], n: usize) -> Result<Vec<bool>, Failure> {
-        let deadline = now + self.timeout;
+    /// Connects if needed, then EVAL (and WAIT, pipelined), all before `deadline`.
+    fn exchange(
+        &mut self,
+        now: Instant,
+        deadline: Instant,
+        eval: &[&[u8]],
+        n: usize,
+    ) -> Result<Vec<bool>, Failure> {
+        if now >= deadline {
+            return Err(Failure::Io(std::io::ErrorKind::TimedOut.into()));
+        }
         if self.conn.is_none() {
             if let Some(at) = self.retry_at {
                 if now < at {

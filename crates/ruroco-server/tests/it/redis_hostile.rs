@@ -171,3 +171,103 @@ fn oversized_and_misshaped_replies_are_errors_and_memory_stays_flat() {
     stop.store(true, Ordering::SeqCst);
     let _ = TcpStream::connect(("127.0.0.1", port));
 }
+
+/// One deadline per call, its retry included: the open connection answers the first call,
+/// then fails 900 ms into the second (of a 1,000 ms budget); the retry on a fresh
+/// connection gets no answer. The call gives up when the budget is spent, not 1,000 ms
+/// after the retry began.
+#[test]
+fn a_retry_on_a_fresh_connection_keeps_the_calls_deadline() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&connections);
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(4) {
+            let Ok(mut conn) = conn else { continue };
+            let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
+            std::thread::spawn(move || {
+                conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut buf = [0u8; 65536];
+                if n == 1 {
+                    // The first call: answered. The second: 900 ms, then the connection
+                    // goes away.
+                    if matches!(conn.read(&mut buf), Ok(k) if k > 0) {
+                        let _ = conn.write_all(b"*1\r\n:1\r\n");
+                    }
+                    if matches!(conn.read(&mut buf), Ok(k) if k > 0) {
+                        std::thread::sleep(Duration::from_millis(900));
+                    }
+                } else {
+                    // Fresh connections: read, never answer.
+                    let _ = conn.read(&mut buf);
+                    std::thread::sleep(Duration::from_secs(5));
+                }
+            });
+        }
+    });
+    let fx = fixture(port, 1000);
+    let inbox = fx.inbox();
+    let server = fx.start();
+    server.send(&fx.packet("default", now_nanos()));
+    assert!(inbox.recv(WAIT).is_some(), "{}", server.log_text());
+    let sent = Instant::now();
+    server.send(&fx.packet("default", now_nanos()));
+    assert!(
+        server.wait_log("trying a fresh one", WAIT),
+        "{}",
+        server.log_text()
+    );
+    assert!(
+        server.wait_log("did not answer within 1000 ms", WAIT),
+        "{}",
+        server.log_text()
+    );
+    let took = sent.elapsed();
+    assert!(
+        took < Duration::from_millis(1500),
+        "one call took {took:?}, more than its 1000 ms and a margin: the retry restarted the clock"
+    );
+    inbox.assert_empty(Duration::from_millis(300), "ran without the store's word");
+}
+
+/// A reload reads keys without touching the floor store (which takes a restart to change):
+/// a key deleted to revoke it is refused after the reload even when the store's name in
+/// config.toml does not resolve.
+#[test]
+fn a_reload_revokes_a_key_without_resolving_the_store() {
+    let (port, stop, _) = fake_redis(|_| b"*1\r\n:1\r\n".to_vec(), 64, Duration::ZERO);
+    let fx = fixture(port, 500);
+    let inbox = fx.inbox();
+    let server = fx.start();
+    server.send(&fx.packet("default", now_nanos()));
+    assert!(inbox.recv(WAIT).is_some(), "{}", server.log_text());
+    // Revoke the only key but one: add a second, delete the first; and the store's name
+    // no longer resolves.
+    let other = ruroco_proto::Key::generate().unwrap();
+    std::fs::write(
+        fx.path().join("other.key"),
+        other.to_key_string().as_bytes(),
+    )
+    .unwrap();
+    std::fs::remove_file(fx.path().join("client.key")).unwrap();
+    let text = std::fs::read_to_string(&fx.config).unwrap().replace(
+        &format!("redis://127.0.0.1:{port}/0"),
+        "redis://no-such-host.invalid:6379/0",
+    );
+    std::fs::write(&fx.config, text).unwrap();
+    server.signal(Signal::SIGHUP);
+    assert!(
+        server.wait_log("reloaded", WAIT),
+        "the reload failed: {}",
+        server.log_text()
+    );
+    server.send(&fx.packet("default", now_nanos()));
+    assert!(
+        server.wait_log("reason=unknown_key", WAIT),
+        "the revoked key still works: {}",
+        server.log_text()
+    );
+    inbox.assert_empty(Duration::from_millis(300), "a revoked key ran");
+    stop.store(true, Ordering::SeqCst);
+}
