@@ -94,8 +94,8 @@ pub struct Added {
 /// over an existing file) and appends its `client.toml` entry.
 pub fn add(new: &NewServer, dir: &Path) -> anyhow::Result<Added> {
     let name = &new.name;
-    if !profile::valid_name(name) {
-        bail!("server name `{name}` may only hold letters, digits, `-` and `_`");
+    if let Some(problem) = profile::name_problem("server name", name) {
+        bail!("{problem}");
     }
     let (host, _) = split_host_port(&new.address)?;
     if !valid_host(&host) {
@@ -139,7 +139,18 @@ pub fn add(new: &NewServer, dir: &Path) -> anyhow::Result<Added> {
         .filter(|s| split_host_port(&s.address).is_ok_and(|(h, _)| h.eq_ignore_ascii_case(&host)))
         .map(|s| s.name.clone())
         .collect();
-    let key_file = format!("{name}.key");
+    // A deleted server's key may still lie there (its file is never overwritten): the new
+    // one takes the next free name.
+    let key_file = (1..=99)
+        .map(|n| {
+            if n == 1 {
+                format!("{name}.key")
+            } else {
+                format!("{name}-{n}.key")
+            }
+        })
+        .find(|f| std::fs::symlink_metadata(dir.join(f)).is_err())
+        .with_context(|| format!("no free key file name for `{name}` in {}", dir.display()))?;
     let key_path = dir.join(&key_file);
     let key_text = key.to_key_string();
     write_new_secret(&key_path, format!("{}\n", key_text.as_str()).as_bytes())?;

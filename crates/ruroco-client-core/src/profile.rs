@@ -79,6 +79,25 @@ pub struct Profile {
     pub broken: BTreeMap<String, String>,
 }
 
+/// The longest name: server, group and key names become file names and TOML keys.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// What is wrong with `name` as a `what` (e.g. "server name"), in words a person can act
+/// on; `None` when it is fine.
+pub fn name_problem(what: &str, name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some(format!("the {what} is empty"));
+    }
+    if name.chars().count() > MAX_NAME_LEN {
+        return Some(format!(
+            "the {what} is {} characters long; {MAX_NAME_LEN} at most",
+            name.chars().count()
+        ));
+    }
+    (!valid_name(name))
+        .then(|| format!("{what} `{name}` may only hold letters, digits, `-` and `_`"))
+}
+
 /// Whether `name` can name a server, group or key file: letters, digits, `-`, `_`.
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -625,5 +644,22 @@ mod tests {
             .unwrap()
             .servers
             .contains_key("web-1"));
+    }
+
+    #[test]
+    fn name_problems_say_what_is_wrong() {
+        assert_eq!(name_problem("server name", "web1"), None);
+        assert_eq!(
+            name_problem("server name", "").as_deref(),
+            Some("the server name is empty")
+        );
+        let long = "a".repeat(260);
+        assert_eq!(
+            name_problem("server name", &long).as_deref(),
+            Some("the server name is 260 characters long; 64 at most")
+        );
+        assert!(name_problem("group", "a b")
+            .unwrap()
+            .contains("may only hold"));
     }
 }

@@ -20,9 +20,17 @@ pub enum Family {
 
 /// Splits `HOST[:PORT]`: `host`, `host:port`, `1.2.3.4:5`, `[::1]:5`, `::1`.
 pub fn split_host_port(address: &str) -> anyhow::Result<(String, u16)> {
+    let (host, port) = split(address)?;
+    if port == 0 {
+        bail!("invalid address `{address}`: port 0 is no port a server listens on (1 to 65535)");
+    }
+    Ok((host, port))
+}
+
+fn split(address: &str) -> anyhow::Result<(String, u16)> {
     let bad = || {
         format!(
-            "invalid address `{address}`: expected HOST[:PORT], with [IPv6]:PORT for an IPv6 port"
+            "invalid address `{address}`: expected HOST[:PORT] with a port from 1 to 65535, and [IPv6]:PORT for an IPv6 port"
         )
     };
     if let Some(rest) = address.strip_prefix('[') {
@@ -127,7 +135,7 @@ mod tests {
 
 #[cfg(test)]
 mod host_tests {
-    use super::valid_host;
+    use super::{split_host_port, valid_host};
 
     #[test]
     fn hosts_are_names_or_addresses_and_nothing_else() {
@@ -156,5 +164,15 @@ mod host_tests {
             assert!(!valid_host(bad), "{bad}");
         }
         assert!(!valid_host(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn ports_are_1_to_65535_and_the_error_says_port() {
+        assert_eq!(split_host_port("h:80").unwrap(), ("h".to_owned(), 80));
+        let zero = split_host_port("h:0").unwrap_err().to_string();
+        assert!(zero.contains("port 0"), "{zero}");
+        let big = split_host_port("h:70000").unwrap_err().to_string();
+        assert!(big.contains("port from 1 to 65535"), "{big}");
+        assert!(split_host_port("[::1]:0").is_err());
     }
 }

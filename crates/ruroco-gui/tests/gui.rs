@@ -407,6 +407,50 @@ fn deleting_keeps_a_key_another_server_uses() {
     assert!(h.query_by_label("Send b").is_some());
 }
 
+/// The form's checks say what is wrong in words: port 0 and 70000 name the port, an
+/// empty or a 260-character name says so; a deleted server's name can be used again while
+/// its key file stays (the new key takes the next free file name).
+#[test]
+fn the_form_says_what_is_wrong_and_a_deleted_name_can_be_reused() {
+    let conf = tempfile::tempdir().unwrap();
+    let mut h = harness(conf.path());
+    for (name, address, says) in [
+        ("p0", "example.com:0", "port 0"),
+        ("p7", "example.com:70000", "port from 1 to 65535"),
+        ("", "example.com", "the server name is empty"),
+        (
+            &"n".repeat(260),
+            "example.com",
+            "260 characters long; 64 at most",
+        ),
+    ] {
+        add_through_the_form(&mut h, name, address, "default", None);
+        assert!(
+            has_label_containing(&h, says),
+            "no `{says}` for {name:.10} at {address}"
+        );
+        click(&mut h, "Cancel");
+    }
+    assert!(
+        !conf.path().join("client.toml").exists()
+            || !std::fs::read_to_string(conf.path().join("client.toml"))
+                .unwrap()
+                .contains("[servers.")
+    );
+    add_through_the_form(&mut h, "a", "a.example.com", "default", None);
+    click(&mut h, "Done");
+    click(&mut h, "Delete a");
+    click(&mut h, "Yes, delete");
+    assert!(conf.path().join("a.key").exists());
+    add_through_the_form(&mut h, "a", "a.example.com", "default", None);
+    click(&mut h, "Done");
+    let text = std::fs::read_to_string(conf.path().join("client.toml")).unwrap();
+    assert!(
+        text.contains("[servers.a]") && text.contains("a-2.key"),
+        "{text}"
+    );
+}
+
 #[test]
 fn import_brings_the_original_guis_saved_commands() {
     let conf = tempfile::tempdir().unwrap();
