@@ -1,15 +1,37 @@
-//! Opens the window. `--version` prints the version; everything else is in the window.
+//! Opens the window. `--version` and `--help` print and exit; any other argument is an
+//! error (it never opens a window a person did not ask for); everything else is in the
+//! window.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
+const HELP: &str = "ruroco-gui: the desktop app for ruroco: the saved servers of client.toml (the same file, keys and counter as ruroco-client), sent with a click.
+
+Usage: ruroco-gui [--help | --version]
+
+Environment:
+  RUROCO_CONF_DIR  the directory of client.toml, keys and the counter [default: ~/.config/ruroco]
+
+See also: ruroco-client(1), client.toml(5)";
+
 fn main() -> ExitCode {
-    if std::env::args()
-        .nth(1)
-        .is_some_and(|a| a == "--version" || a == "-V")
-    {
-        println!("ruroco-gui {}", ruroco_config::LONG_VERSION);
-        return ExitCode::SUCCESS;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None => {}
+        Some("--version" | "-V") => {
+            println!("ruroco-gui {}", ruroco_config::LONG_VERSION);
+            return ExitCode::SUCCESS;
+        }
+        Some("--help" | "-h") => {
+            println!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!(
+                "ruroco-gui: unexpected argument `{other}`; ruroco-gui --help says what it takes"
+            );
+            return ExitCode::from(2);
+        }
     }
     let dir = match ruroco_client_core::conf_dir() {
         Ok(dir) => dir,

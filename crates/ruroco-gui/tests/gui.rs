@@ -557,3 +557,35 @@ fn editing_keeps_the_key_hidden_until_asked_and_saves_in_place() {
     );
     assert_eq!(profile.server("e1").unwrap().key, Path::new("e1.key"));
 }
+
+/// `--help` and `--version` print and exit, without a window (no display is needed);
+/// anything else is an error, never a window a person did not ask for.
+#[test]
+fn help_and_version_print_and_never_open_a_window() {
+    let bin = env!("CARGO_BIN_EXE_ruroco-gui");
+    for (arg, says) in [
+        ("--help", "Usage: ruroco-gui"),
+        ("--version", "ruroco-gui "),
+    ] {
+        let out = Command::new(bin)
+            .arg(arg)
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{arg}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains(says), "{arg}");
+    }
+    let out = Command::new(bin)
+        .arg("--bogus")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unexpected argument `--bogus`"));
+}
