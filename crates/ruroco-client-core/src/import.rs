@@ -258,6 +258,26 @@ pub struct Imported {
     pub key_path: PathBuf,
     /// Nothing was written.
     pub dry_run: bool,
+    /// Entries not added because they are saved already: the entry, and the saved name.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// The name under which `e` is saved already with the key `key_text`, if it is.
+fn saved_as(existing: &Profile, dir: &Path, e: &Entry, key_text: &str) -> Option<String> {
+    existing
+        .servers
+        .values()
+        .find(|s| {
+            s.address == e.address
+                && s.command.as_deref() == Some(e.command.as_str())
+                && s.ip == e.ip
+                && s.permissive == e.permissive
+                && s.ipv4 == e.ipv4
+                && s.ipv6 == e.ipv6
+                && std::fs::read_to_string(crate::send::key_path(dir, &s.key))
+                    .is_ok_and(|k| k.trim() == key_text)
+        })
+        .map(|s| s.name.clone())
 }
 
 /// Adds the original GUI's saved commands (`file`, its `commands_list.toml`) as saved
@@ -286,6 +306,18 @@ pub fn import(file: &Path, key_file: &Path, dry_run: bool, dir: &Path) -> anyhow
     } else {
         Profile::default()
     };
+    // An entry already saved (same address, command, claimed ip, flags and key) is not
+    // added again: importing the same file twice changes nothing.
+    let (entries, already): (Vec<Entry>, Vec<Entry>) = entries
+        .into_iter()
+        .partition(|e| saved_as(&existing, dir, e, key_text.trim()).is_none());
+    let skipped: Vec<(String, String)> = already
+        .iter()
+        .filter_map(|e| {
+            saved_as(&existing, dir, e, key_text.trim())
+                .map(|name| (format!("{} -c {}", e.address, e.command), name))
+        })
+        .collect();
     let taken: BTreeSet<String> = existing
         .servers
         .keys()
@@ -314,6 +346,7 @@ pub fn import(file: &Path, key_file: &Path, dry_run: bool, dir: &Path) -> anyhow
         profile_path: dir.join(profile::FILE_NAME),
         key_path,
         dry_run,
+        skipped,
     })
 }
 

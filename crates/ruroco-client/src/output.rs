@@ -94,6 +94,9 @@ pub(crate) fn import(args: &ImportArgs, dir: &Path) -> anyhow::Result<ExitCode> 
     for (name, address, command, flags) in &done.servers {
         println!("{verb} `{name}`: {address} -c {command}; {flags}");
     }
+    for (entry, name) in &done.skipped {
+        println!("already saved as `{name}`: {entry} (not added again)");
+    }
     println!(
         "{verb} {} server(s) to {} with key {}{}",
         done.servers.len(),

@@ -645,6 +645,9 @@ impl App {
                                     format!("{verb} {name}: {address}, command {command}; {flags}")
                                 })
                                 .collect();
+                            lines.extend(done.skipped.iter().map(|(entry, name)| {
+                                format!("already saved as {name}: {entry} (not added again)")
+                            }));
                             lines.push(format!("{verb} {} server(s)", done.servers.len()));
                             lines
                         }

@@ -111,17 +111,19 @@ fn import_reads_both_gui_formats_and_the_entries_send() {
         stack.logs()
     );
     let before = text.clone();
-    // A second import of the same file adds new names, never changes existing ones.
+    // A second import of the same file adds nothing and says what is saved already.
     let out = client(
         &["import", tables.to_str().unwrap(), "--key-file", key],
         conf,
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let after = std::fs::read_to_string(conf.join("client.toml")).unwrap();
     assert!(
-        after.starts_with(&before) && after.contains("[servers.web-one-2]"),
-        "{after}"
+        stdout(&out).contains("already saved as `web-one`"),
+        "{}",
+        stdout(&out)
     );
+    let after = std::fs::read_to_string(conf.join("client.toml")).unwrap();
+    assert_eq!(after, before, "a second import changed client.toml");
 }
 
 /// A name with an IPv4 and an IPv6 address, in a network namespace without IPv6: the
