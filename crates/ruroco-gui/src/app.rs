@@ -722,13 +722,18 @@ fn outcome_label(ui: &mut egui::Ui, outcome: Option<&Outcome>) {
             to,
             partly_failed,
         }) => {
-            let text = format!("sent at {at} UTC");
-            let mut hover = format!("`{command}` to {}", to.join(", "));
+            // "Sent" says the datagram left this machine, nothing more: a server never
+            // answers, so whether it ran is for its log to say. Not green, which would
+            // claim success for a server that is down or lacks the key.
+            let text = format!("sent at {at} UTC; no answer comes by design");
+            let mut hover = format!(
+                "`{command}` to {}: the datagram left this machine. A ruroco server never answers; its log says whether the command ran.",
+                to.join(", ")
+            );
             for failed in partly_failed {
                 hover.push_str(&format!("\nnot sent to {failed}"));
             }
-            ui.label(RichText::new(text).color(Color32::from_rgb(0x2e, 0x9e, 0x4f)))
-                .on_hover_text(hover);
+            ui.label(text).on_hover_text(hover);
         }
         Some(Outcome::Failed(why)) => {
             ui.label(RichText::new(format!("failed: {why}")).color(ui.visuals().error_fg_color));

@@ -272,6 +272,8 @@ fn send_through_the_window_runs_the_command_on_a_real_server() {
     wait_until(&mut h, "the sent-at line", |h| {
         has_label_containing(h, "sent at ")
     });
+    // "Sent" claims no more than that the datagram left: nothing answers by design.
+    assert!(has_label_containing(&h, "no answer comes by design"));
     assert_eq!(servers.wait_runs("open_ssh", 1), ["127.0.0.1"]);
     // Enter sends the chosen row.
     click(&mut h, "local");
