@@ -63,6 +63,8 @@ pub struct App {
     filter: String,
     selected: Option<String>,
     outcomes: BTreeMap<String, Outcome>,
+    /// When each server was last sent to from this window (a double click sends once).
+    sent_at: BTreeMap<String, std::time::Instant>,
     jobs: Jobs,
     view: View,
     /// A one-line message about the last action (its error, or what it did).
@@ -84,6 +86,7 @@ impl App {
             filter: String::new(),
             selected: None,
             outcomes: BTreeMap::new(),
+            sent_at: BTreeMap::new(),
             jobs: Jobs::default(),
             view: View::List,
             notice: None,
@@ -142,10 +145,24 @@ impl App {
         }
     }
 
-    /// Sends the named saved servers, off the UI thread.
+    /// Sends the named saved servers, off the UI thread. A server whose send is still on
+    /// its way, or that was sent to less than [`crate::jobs::DOUBLE_CLICK`] ago, is left
+    /// out: a double click sends once.
     fn send(&mut self, ctx: &egui::Context, names: Vec<String>) {
+        let now = std::time::Instant::now();
+        let names: Vec<String> = names
+            .into_iter()
+            .filter(|n| {
+                !matches!(self.outcomes.get(n), Some(Outcome::Sending))
+                    && !crate::jobs::too_soon(self.sent_at.get(n).copied(), now)
+            })
+            .collect();
+        if names.is_empty() {
+            return;
+        }
         for name in &names {
             self.outcomes.insert(name.clone(), Outcome::Sending);
+            self.sent_at.insert(name.clone(), now);
         }
         let ctx = ctx.clone();
         self.jobs

@@ -10,6 +10,15 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use ruroco_client_core::profile::Profile;
 use ruroco_client_core::send;
 
+/// Clicks on one server's Send closer together than this are one click (a double
+/// click, or a bounce): desktops take up to 500 ms for a double click.
+pub const DOUBLE_CLICK: std::time::Duration = std::time::Duration::from_millis(600);
+
+/// Whether a send at `now` follows the last one, at `last`, too soon to be meant.
+pub fn too_soon(last: Option<std::time::Instant>, now: std::time::Instant) -> bool {
+    last.is_some_and(|at| now.saturating_duration_since(at) < DOUBLE_CLICK)
+}
+
 /// What became of one server's send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -144,4 +153,19 @@ fn clock() -> String {
         .nth(1)
         .map(|t| t.trim_end_matches('Z').chars().take(8).collect())
         .unwrap_or(stamp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_second_click_within_the_double_click_time_is_the_same_click() {
+        let t = Instant::now();
+        assert!(!too_soon(None, t));
+        assert!(too_soon(Some(t), t + Duration::from_millis(300)));
+        assert!(!too_soon(Some(t), t + DOUBLE_CLICK));
+        assert!(!too_soon(Some(t), t + Duration::from_secs(5)));
+    }
 }

@@ -275,7 +275,8 @@ fn send_through_the_window_runs_the_command_on_a_real_server() {
     // "Sent" claims no more than that the datagram left: nothing answers by design.
     assert!(has_label_containing(&h, "no answer comes by design"));
     assert_eq!(servers.wait_runs("open_ssh", 1), ["127.0.0.1"]);
-    // Enter sends the chosen row.
+    // Enter sends the chosen row (once past the double-click time of the first send).
+    std::thread::sleep(std::time::Duration::from_millis(700));
     click(&mut h, "local");
     h.key_press(eframe::egui::Key::Enter);
     settle(&mut h);
@@ -294,6 +295,7 @@ fn send_through_the_window_runs_the_command_on_a_real_server() {
     );
     assert_eq!(servers.wait_runs("default", 1), ["127.0.0.1"]);
     // And the window's next send still runs (the counter moved on for both).
+    std::thread::sleep(std::time::Duration::from_millis(700));
     click(&mut h, "Send local");
     assert_eq!(servers.wait_runs("open_ssh", 3).len(), 3);
 }
@@ -334,6 +336,41 @@ fn enter_in_the_filter_never_sends_to_a_hidden_server() {
         servers.runs("open_ssh").is_empty(),
         "a server the filter hides was sent to"
     );
+}
+
+/// A double click on Send sends once: a second click within the double-click time is not
+/// a second knock; a click after it is.
+#[test]
+fn a_double_click_sends_once() {
+    let servers = Servers::start();
+    let conf = tempfile::tempdir().unwrap();
+    let mut h = harness(conf.path());
+    add_through_the_form(
+        &mut h,
+        "local",
+        &format!("127.0.0.1:{}", servers.port),
+        "open_ssh",
+        Some(&servers.key),
+    );
+    click(&mut h, "Done");
+    // Two clicks 200 ms apart: a double click (the first send is long done by then).
+    click(&mut h, "Send local");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    click(&mut h, "Send local");
+    settle(&mut h);
+    wait_until(&mut h, "the sent-at line", |h| {
+        has_label_containing(h, "sent at ")
+    });
+    assert_eq!(servers.wait_runs("open_ssh", 1).len(), 1);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        servers.runs("open_ssh").len(),
+        1,
+        "a double click sent twice"
+    );
+    // Later, a click is a click.
+    click(&mut h, "Send local");
+    assert_eq!(servers.wait_runs("open_ssh", 2).len(), 2);
 }
 
 #[test]
