@@ -188,7 +188,17 @@ impl App {
                 } else {
                     ui.visuals().error_fg_color
                 };
-                ui.label(RichText::new(text).color(color));
+                let mut dismiss = false;
+                ui.horizontal(|ui| {
+                    ui.label(RichText::new(text).color(color));
+                    dismiss = ui
+                        .small_button("Dismiss")
+                        .on_hover_text("Hide this message")
+                        .clicked();
+                });
+                if dismiss {
+                    self.notice = None;
+                }
             }
             ui.separator();
             match std::mem::replace(&mut self.view, View::List) {
@@ -446,8 +456,15 @@ impl App {
             self.key_reveal(ui, name);
         }
         let mut done = false;
+        // Enter saves and Escape cancels, as in any dialog.
+        let (enter, escape) = ui.input(|i| {
+            (
+                i.key_pressed(egui::Key::Enter),
+                i.key_pressed(egui::Key::Escape),
+            )
+        });
         ui.horizontal(|ui| {
-            if ui.button("Save").clicked() {
+            if ui.button("Save").clicked() || enter {
                 match &editing {
                     None => match form.add(&self.dir) {
                         Ok(added) => {
@@ -489,7 +506,7 @@ impl App {
                 }
                 self.reload();
             }
-            if ui.button("Cancel").clicked() {
+            if (ui.button("Cancel").clicked() || escape) && !done {
                 self.view = View::List;
                 self.shown_key = None;
                 done = true;

@@ -490,6 +490,39 @@ fn the_form_says_what_is_wrong_and_a_deleted_name_can_be_reused() {
     );
 }
 
+/// In the form, Enter saves and Escape cancels; a message can be dismissed.
+#[test]
+fn enter_saves_escape_cancels_and_messages_can_be_dismissed() {
+    let conf = tempfile::tempdir().unwrap();
+    let mut h = harness(conf.path());
+    click(&mut h, "Add server");
+    type_into(&mut h, "Name", "viakeys");
+    type_into(&mut h, "Address (HOST or HOST:PORT)", "k.example.com");
+    h.key_press(eframe::egui::Key::Escape);
+    settle(&mut h);
+    assert!(
+        h.query_by_label("Save").is_none(),
+        "Escape left the form open"
+    );
+    assert!(!conf.path().join("client.toml").exists());
+    click(&mut h, "Add server");
+    type_into(&mut h, "Name", "viakeys");
+    type_into(&mut h, "Address (HOST or HOST:PORT)", "k.example.com");
+    h.key_press(eframe::egui::Key::Enter);
+    settle(&mut h);
+    let text = std::fs::read_to_string(conf.path().join("client.toml")).unwrap();
+    assert!(
+        text.contains("[servers.viakeys]"),
+        "Enter did not save: {text}"
+    );
+    assert!(has_label_containing(&h, "Saved `viakeys`."));
+    click(&mut h, "Dismiss");
+    assert!(
+        !has_label_containing(&h, "Saved `viakeys`."),
+        "the message stayed"
+    );
+}
+
 #[test]
 fn import_brings_the_original_guis_saved_commands() {
     let conf = tempfile::tempdir().unwrap();
