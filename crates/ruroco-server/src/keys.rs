@@ -58,7 +58,7 @@ fn warn_bounded(line: &str) {
 
 fn scan(dir: &Path, problems: &mut Vec<anyhow::Error>) -> anyhow::Result<LoadedKeys> {
     WARNED.with(|w| w.set(0));
-    let loaded = scan_files(dir, problems);
+    let loaded = scan_files(dir, problems, MAX_KEY_FILES);
     let warned = WARNED.with(std::cell::Cell::get);
     if warned > MODE_WARNINGS {
         tracing::warn!(
@@ -69,7 +69,11 @@ fn scan(dir: &Path, problems: &mut Vec<anyhow::Error>) -> anyhow::Result<LoadedK
     loaded
 }
 
-fn scan_files(dir: &Path, problems: &mut Vec<anyhow::Error>) -> anyhow::Result<LoadedKeys> {
+fn scan_files(
+    dir: &Path,
+    problems: &mut Vec<anyhow::Error>,
+    max_files: usize,
+) -> anyhow::Result<LoadedKeys> {
     let mut paths = Vec::new();
     let entries = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read key directory {}", dir.display()))?;
@@ -87,6 +91,12 @@ fn scan_files(dir: &Path, problems: &mut Vec<anyhow::Error>) -> anyhow::Result<L
             Err(_) => path.is_file(),
         };
         if is_file {
+            if paths.len() >= max_files {
+                bail!(
+                    "key directory {} holds more than {max_files} key files (*.key); not loading any: remove what is not a client's key",
+                    dir.display()
+                );
+            }
             paths.push(path);
         }
     }
@@ -127,6 +137,10 @@ fn scan_files(dir: &Path, problems: &mut Vec<anyhow::Error>) -> anyhow::Result<L
     }
     Ok(LoadedKeys { ring: keys, names })
 }
+
+/// More key files than this in one directory is not a set of clients: refused by name
+/// before any is read (a million keys would hold some 400 MB).
+const MAX_KEY_FILES: usize = 500_000;
 
 /// A key file is one line of 56 characters; anything much larger is not a key, and is
 /// refused without being read whole.
@@ -194,7 +208,7 @@ pub(crate) fn mode_problem(mode: u32, file_gid: u32, server_gid: u32) -> Option<
 
 #[cfg(test)]
 mod tests {
-    use super::mode_problem;
+    use super::{mode_problem, scan_files};
 
     #[test]
     fn the_packaged_layout_is_quiet_and_real_exposure_is_named() {
@@ -215,5 +229,25 @@ mod tests {
             foreign.contains("gid 100") && foreign.contains("gid 998"),
             "{foreign}"
         );
+    }
+
+    #[test]
+    fn more_key_files_than_the_bound_are_refused_by_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..4 {
+            let key = ruroco_proto::Key::generate().unwrap();
+            std::fs::write(
+                dir.path().join(format!("k{i}.key")),
+                key.to_key_string().as_bytes(),
+            )
+            .unwrap();
+        }
+        let mut problems = Vec::new();
+        let err = scan_files(dir.path(), &mut problems, 3)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("more than 3 key files"), "{err}");
+        assert!(scan_files(dir.path(), &mut problems, 4).is_ok());
     }
 }
