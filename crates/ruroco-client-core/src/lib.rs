@@ -28,6 +28,7 @@ pub mod profile;
 pub mod qr;
 pub mod send;
 pub mod target;
+pub mod wait;
 
 /// The configuration directory: `RUROCO_CONF_DIR`, else `$HOME/.config/ruroco`.
 pub fn conf_dir() -> anyhow::Result<PathBuf> {

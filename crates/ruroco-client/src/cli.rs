@@ -97,6 +97,14 @@ pub(crate) struct SendArgs {
     pub(crate) command: Option<String>,
     #[command(flatten)]
     pub(crate) options: SendOptions,
+    /// Knock, then know: after sending, try a TCP connection to PORT of the server for up
+    /// to --wait-secs; if it stays closed, send once more and try again. Says "port PORT
+    /// open after N ms" (exit 0) or that it stayed closed (exit 1). Not for @GROUP.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) wait_port: Option<u16>,
+    /// How long each wait for --wait-port lasts, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 5, requires = "wait_port")]
+    pub(crate) wait_secs: u64,
 }
 
 /// Flags that override what a saved server says.

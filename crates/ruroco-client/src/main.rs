@@ -133,13 +133,19 @@ fn send(args: &SendArgs, dir: &Path) -> anyhow::Result<ExitCode> {
             dir,
         )
     };
+    let wait = args
+        .wait_port
+        .map(|port| (port, std::time::Duration::from_secs(args.wait_secs)));
     let Some(target) = &args.target else {
-        return send_single(plan(None)?, dir);
+        return send_single(plan(None)?, dir, wait);
     };
     let profile = Profile::load(dir)?;
     let Some(group) = target.strip_prefix('@') else {
-        return send_single(plan(Some(profile.server(target)?))?, dir);
+        return send_single(plan(Some(profile.server(target)?))?, dir, wait);
     };
+    if args.wait_port.is_some() {
+        anyhow::bail!("--wait-port is for one server, not a group: send to each by name");
+    }
     // A group: every member at once, one line each, failure if any failed.
     let members = profile.group(group)?;
     let plans: Vec<_> = members
@@ -208,7 +214,47 @@ fn send(args: &SendArgs, dir: &Path) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn send_single(plan: send::Plan, dir: &Path) -> anyhow::Result<ExitCode> {
+/// One server; with `wait` (port, how long), knock then try the port, and knock once
+/// more if it stays closed.
+fn send_single(
+    plan: send::Plan,
+    dir: &Path,
+    wait: Option<(u16, std::time::Duration)>,
+) -> anyhow::Result<ExitCode> {
+    let Some((port, how_long)) = wait else {
+        return knock(plan, dir);
+    };
+    let host = ruroco_client_core::target::split_host_port(&plan.address)?.0;
+    for attempt in 1..=2 {
+        knock(plan.clone(), dir)?;
+        match ruroco_client_core::wait::connect_within(&host, port, how_long) {
+            Ok((_, took)) => {
+                let again = if attempt == 2 {
+                    " (after a second knock)"
+                } else {
+                    ""
+                };
+                eprintln!("port {port} open after {} ms{again}", took.as_millis());
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e) if attempt == 1 => {
+                eprintln!(
+                    "port {port} still closed after {} s ({e:#}); knocking once more",
+                    how_long.as_secs()
+                );
+            }
+            Err(e) => {
+                eprintln!(
+                    "sent; port {port} still closed after {} s ({e:#}) — see the server's log (`reason=` says why a knock was refused)",
+                    how_long.as_secs()
+                );
+            }
+        }
+    }
+    Ok(ExitCode::FAILURE)
+}
+
+fn knock(plan: send::Plan, dir: &Path) -> anyhow::Result<ExitCode> {
     let command = plan.command.clone();
     let prepared = send::prepare(plan)?;
     for warning in &prepared.warnings {

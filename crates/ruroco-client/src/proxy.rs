@@ -5,10 +5,10 @@
 //! connection and the connection to standard output until the server closes it.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, TcpStream};
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -16,11 +16,6 @@ use ruroco_client_core::profile::Profile;
 use ruroco_client_core::send;
 
 use crate::cli::ProxyArgs;
-
-/// Longest single connection attempt.
-const ATTEMPT: Duration = Duration::from_secs(1);
-/// Pause between attempts.
-const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 pub(crate) fn proxy(args: &ProxyArgs, dir: &Path) -> anyhow::Result<ExitCode> {
     let profile = Profile::load(dir)?;
@@ -41,7 +36,12 @@ pub(crate) fn proxy(args: &ProxyArgs, dir: &Path) -> anyhow::Result<ExitCode> {
         result?;
     }
     let host = connect_host(&profile, &args.host);
-    let stream = connect(&host, args.port, Duration::from_secs(args.wait_secs))?;
+    let (stream, _) = ruroco_client_core::wait::connect_within(
+        &host,
+        args.port,
+        Duration::from_secs(args.wait_secs),
+    )
+    .context("after sending the command")?;
     relay(stream)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -54,34 +54,6 @@ fn connect_host(profile: &Profile, host: &str) -> String {
             .map(|(h, _)| h)
             .unwrap_or_else(|_| host.to_owned()),
         None => host.to_owned(),
-    }
-}
-
-/// Connects to `host:port`, retrying every address until `wait` has passed.
-fn connect(host: &str, port: u16, wait: Duration) -> anyhow::Result<TcpStream> {
-    let addrs: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
-        .with_context(|| format!("cannot resolve `{host}`"))?
-        .collect();
-    let deadline = Instant::now() + wait;
-    loop {
-        let mut last = None;
-        for addr in &addrs {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let attempt = ATTEMPT.min(left).max(Duration::from_millis(10));
-            match TcpStream::connect_timeout(addr, attempt) {
-                Ok(stream) => return Ok(stream),
-                Err(e) => last = Some(e),
-            }
-        }
-        if Instant::now() + RETRY_PAUSE >= deadline {
-            let why = last.map(|e| e.to_string()).unwrap_or_default();
-            anyhow::bail!(
-                "cannot connect to {host}:{port} within {} s after sending the command: {why}",
-                wait.as_secs()
-            );
-        }
-        std::thread::sleep(RETRY_PAUSE);
     }
 }
 

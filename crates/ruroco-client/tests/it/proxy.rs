@@ -206,3 +206,60 @@ fn proxy_with_the_saved_name_as_host_connects_to_the_saved_address() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "hello");
 }
+
+/// `send --wait-port`: knock, then know. The port opens once the command has run: the
+/// client says after how long, one knock. A port that stays closed: one more knock, then
+/// it says so and exits 1.
+#[test]
+fn send_wait_port_says_whether_the_port_opened() {
+    let stack = Stack::start("");
+    save(&stack, "web1");
+    let port = free_tcp_port();
+    let out_file = stack.dir.path().join("default.out");
+    let opener = std::thread::spawn(move || {
+        let deadline = Instant::now() + WAIT;
+        while !out_file.exists() {
+            assert!(Instant::now() < deadline, "the command never ran");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let _ = listener.accept().unwrap();
+    });
+    let port_arg = port.to_string();
+    let out = run_with_input(
+        &["send", "web1", "--wait-port", &port_arg],
+        &stack.client_dir,
+        b"",
+    );
+    opener.join().unwrap();
+    assert!(out.status.success(), "{}\n{}", stderr(&out), stack.logs());
+    assert!(
+        stderr(&out).contains(&format!("port {port} open after ")),
+        "{}",
+        stderr(&out)
+    );
+    stack.expect_runs("default", &["127.0.0.1"]);
+
+    let closed = free_tcp_port().to_string();
+    let started = Instant::now();
+    let out = run_with_input(
+        &["send", "web1", "--wait-port", &closed, "--wait-secs", "1"],
+        &stack.client_dir,
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(said.contains("knocking once more"), "{said}");
+    assert!(
+        said.contains(&format!("sent; port {closed} still closed after 1 s")),
+        "{said}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(6));
+    // The first knock, then two more: one per try.
+    assert_eq!(
+        stack.wait_runs("default", 3, WAIT).len(),
+        3,
+        "{}",
+        stack.logs()
+    );
+}
