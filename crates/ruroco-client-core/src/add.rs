@@ -166,6 +166,7 @@ pub fn add(new: &NewServer, dir: &Path) -> anyhow::Result<Added> {
         ipv6: new.ipv6,
         wire: new.wire,
         send_delay_ms: None,
+        wait_port: None,
     };
     append(&existing.path, &profile::entry_text(&server))?;
     Ok(Added {

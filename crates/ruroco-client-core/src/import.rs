@@ -223,6 +223,7 @@ fn entry_text(name: &str, e: &Entry, key_file: &str) -> String {
         // the 93-byte format (ours reads it too while accept_v0 is on).
         wire: Some(ruroco_proto::Wire::V0),
         send_delay_ms: None,
+        wait_port: None,
     })
 }
 

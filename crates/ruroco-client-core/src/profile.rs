@@ -38,6 +38,7 @@ struct RawServer {
     ipv6: Option<bool>,
     wire: Option<String>,
     send_delay_ms: Option<u64>,
+    wait_port: Option<u16>,
 }
 
 /// One saved server, checked.
@@ -65,6 +66,8 @@ pub struct Server {
     pub wire: Option<Wire>,
     /// Pause between the IPv4 and the IPv6 datagram, when set.
     pub send_delay_ms: Option<u64>,
+    /// A TCP port to watch after each send (knock, then know), when set.
+    pub wait_port: Option<u16>,
 }
 
 /// The saved servers, by name.
@@ -261,6 +264,9 @@ fn check(name: &str, value: toml::Value) -> anyhow::Result<Server> {
     if raw.command.as_deref().is_some_and(str::is_empty) {
         bail!("field `command` is empty");
     }
+    if raw.wait_port == Some(0) {
+        bail!("field `wait_port`: 0 is no port (1 to 65535)");
+    }
     Ok(Server {
         name: name.to_owned(),
         address,
@@ -273,6 +279,7 @@ fn check(name: &str, value: toml::Value) -> anyhow::Result<Server> {
         ipv6,
         wire,
         send_delay_ms: raw.send_delay_ms,
+        wait_port: raw.wait_port,
     })
 }
 
@@ -321,6 +328,9 @@ fn entry_table(server: &Server) -> toml_edit::Table {
             "send_delay_ms",
             toml_edit::value(i64::try_from(ms).unwrap_or(i64::MAX)),
         );
+    }
+    if let Some(port) = server.wait_port {
+        t.insert("wait_port", toml_edit::value(i64::from(port)));
     }
     t
 }
@@ -558,6 +568,7 @@ mod tests {
             ipv6: true,
             wire: Some(Wire::V0),
             send_delay_ms: Some(10),
+            wait_port: Some(22),
         }
     }
 

@@ -408,6 +408,7 @@ mod tests {
             ipv6: true,
             wire: Some(Wire::V0),
             send_delay_ms: Some(5),
+            wait_port: None,
         }
     }
 

@@ -99,11 +99,12 @@ pub(crate) struct SendArgs {
     pub(crate) options: SendOptions,
     /// Knock, then know: after sending, try a TCP connection to PORT of the server for up
     /// to --wait-secs; if it stays closed, send once more and try again. Says "port PORT
-    /// open after N ms" (exit 0) or that it stayed closed (exit 1). Not for @GROUP.
+    /// open after N ms" (exit 0) or that it stayed closed (exit 1). Not for @GROUP. A saved
+    /// server's wait_port does the same without the flag.
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) wait_port: Option<u16>,
-    /// How long each wait for --wait-port lasts, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 5, requires = "wait_port")]
+    /// How long each wait for --wait-port (or a saved wait_port) lasts, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
     pub(crate) wait_secs: u64,
 }
 

@@ -141,7 +141,14 @@ fn send(args: &SendArgs, dir: &Path) -> anyhow::Result<ExitCode> {
     };
     let profile = Profile::load(dir)?;
     let Some(group) = target.strip_prefix('@') else {
-        return send_single(plan(Some(profile.server(target)?))?, dir, wait);
+        let saved = profile.server(target)?;
+        // The saved server's wait_port unless the flag names one.
+        let wait = wait.or_else(|| {
+            saved
+                .wait_port
+                .map(|port| (port, std::time::Duration::from_secs(args.wait_secs)))
+        });
+        return send_single(plan(Some(saved))?, dir, wait);
     };
     if args.wait_port.is_some() {
         anyhow::bail!("--wait-port is for one server, not a group: send to each by name");

@@ -171,6 +171,7 @@ pub const SERVER_KEYS: Table = Table {
         field("ipv6", "boolean", "false", "Resolve and send over IPv6 only."),
         field("wire", "string", "\"v1\"", "\"v0\" for a server running released ruroco 0.14.x, \"v1\" otherwise."),
         field("send_delay_ms", "integer", "none", "Pause between the IPv4 and the IPv6 datagram when the server has both, in milliseconds (default 50)."),
+        field("wait_port", "integer", "none", "Knock, then know: after each send to this server, try this TCP port (as send --wait-port does; the desktop app too) and say whether it opened."),
     ],
 };
 

@@ -755,7 +755,36 @@ fn outcome_label(ui: &mut egui::Ui, outcome: Option<&Outcome>) {
             command,
             to,
             partly_failed,
+            watched,
         }) => {
+            // A watched port tells what happened: open is a success seen, closed a failure
+            // to look into.
+            match watched {
+                Some(crate::jobs::Watched::Open { port, ms, second }) => {
+                    let again = if *second {
+                        " (after a second knock)"
+                    } else {
+                        ""
+                    };
+                    ui.label(
+                        RichText::new(format!(
+                            "sent at {at} UTC; port {port} open after {ms} ms{again}"
+                        ))
+                        .color(Color32::from_rgb(0x2e, 0x9e, 0x4f)),
+                    );
+                    return;
+                }
+                Some(crate::jobs::Watched::Closed { port, secs }) => {
+                    ui.label(
+                        RichText::new(format!(
+                            "sent at {at} UTC; port {port} still closed after {secs} s, and after a second knock — see the server's log"
+                        ))
+                        .color(ui.visuals().error_fg_color),
+                    );
+                    return;
+                }
+                None => {}
+            }
             // "Sent" says the datagram left this machine, nothing more: a server never
             // answers, so whether it ran is for its log to say. Not green, which would
             // claim success for a server that is down or lacks the key.

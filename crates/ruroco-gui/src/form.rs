@@ -170,6 +170,7 @@ impl Form {
                 old.wire.filter(|w| *w != Wire::V0)
             },
             send_delay_ms: old.send_delay_ms,
+            wait_port: old.wait_port,
         };
         ruroco_client_core::target::split_host_port(&server.address)?;
         profile::save(dir, &server, Some(&old.name))

@@ -34,10 +34,36 @@ pub enum Outcome {
         to: Vec<String>,
         /// Addresses of the server that could not be sent to, and why.
         partly_failed: Vec<String>,
+        /// With a `wait_port`: whether the port opened (and after how long), or not.
+        watched: Option<Watched>,
     },
     /// Nothing left; why.
     Failed(String),
 }
+
+/// What watching a server's `wait_port` after the knock found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Watched {
+    /// The port answered.
+    Open {
+        /// The port watched.
+        port: u16,
+        /// After how long, in milliseconds.
+        ms: u128,
+        /// Only after a second knock.
+        second: bool,
+    },
+    /// It stayed closed through both waits.
+    Closed {
+        /// The port watched.
+        port: u16,
+        /// How long each wait lasted, in seconds.
+        secs: u64,
+    },
+}
+
+/// How long each wait for a `wait_port` lasts.
+pub const WATCH: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The sends in flight and their results.
 pub struct Jobs {
@@ -130,6 +156,11 @@ fn send_all(dir: &std::path::Path, names: &[String]) -> Vec<(String, Outcome)> {
                             .iter()
                             .map(|(addr, why)| format!("{addr}: {why}"))
                             .collect(),
+                        watched: profile
+                            .server(&name)
+                            .ok()
+                            .and_then(|s| s.wait_port)
+                            .map(|port| watch(dir, &p.plan, port)),
                     },
                     Err(e) => Outcome::Failed(format!("{e:#}")),
                 };
@@ -138,6 +169,35 @@ fn send_all(dir: &std::path::Path, names: &[String]) -> Vec<(String, Outcome)> {
         }
     }
     done
+}
+
+/// Knock, then know: tries `port` of the server for [`WATCH`]; if it stays closed, sends
+/// a fresh datagram once and tries again.
+fn watch(dir: &std::path::Path, plan: &send::Plan, port: u16) -> Watched {
+    let host = match ruroco_client_core::target::split_host_port(&plan.address) {
+        Ok((host, _)) => host,
+        Err(_) => return Watched::Closed { port, secs: 0 },
+    };
+    for second in [false, true] {
+        if second {
+            let again = send::prepare(plan.clone())
+                .and_then(|p| send::transmit(std::slice::from_ref(&p), dir));
+            if again.is_err() {
+                break;
+            }
+        }
+        if let Ok((_, took)) = ruroco_client_core::wait::connect_within(&host, port, WATCH) {
+            return Watched::Open {
+                port,
+                ms: took.as_millis(),
+                second,
+            };
+        }
+    }
+    Watched::Closed {
+        port,
+        secs: WATCH.as_secs(),
+    }
 }
 
 /// The time of day, `HH:MM:SS` UTC.

@@ -163,8 +163,12 @@ impl Servers {
         }
     }
 
+    fn runs_path(&self, command: &str) -> std::path::PathBuf {
+        self.dir.path().join(format!("{command}.out"))
+    }
+
     fn runs(&self, command: &str) -> Vec<String> {
-        std::fs::read_to_string(self.dir.path().join(format!("{command}.out")))
+        std::fs::read_to_string(self.runs_path(command))
             .map(|t| t.lines().map(str::to_owned).collect())
             .unwrap_or_default()
     }
@@ -660,4 +664,49 @@ fn help_and_version_print_and_never_open_a_window() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unexpected argument `--bogus`"));
+}
+
+/// Knock, then know, in the window: a server saved with `wait_port` shows "port N open
+/// after … ms" once the command it knocked for has opened the port (the opening is the
+/// test's listener, bound when the command ran).
+#[test]
+fn a_watched_port_shows_when_it_opened() {
+    let servers = Servers::start();
+    let conf = tempfile::tempdir().unwrap();
+    let key_file = conf.path().join("local.key");
+    std::fs::write(&key_file, &servers.key).unwrap();
+    std::fs::set_permissions(
+        &key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        conf.path().join("client.toml"),
+        format!(
+            "[servers.local]\naddress = \"127.0.0.1:{}\"\nkey = \"local.key\"\ncommand = \"open_ssh\"\nwait_port = {tcp}\n",
+            servers.port
+        ),
+    )
+    .unwrap();
+    let runs = servers.runs_path("open_ssh");
+    let opener = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !runs.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let listener = std::net::TcpListener::bind(("127.0.0.1", tcp)).unwrap();
+        let _ = listener.accept();
+    });
+    let mut h = harness(conf.path());
+    click(&mut h, "Send local");
+    wait_until(&mut h, "the port line", |h| {
+        has_label_containing(h, &format!("port {tcp} open after "))
+    });
+    opener.join().unwrap();
+    assert_eq!(servers.runs("open_ssh").len(), 1, "one knock was enough");
 }

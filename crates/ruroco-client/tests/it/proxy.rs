@@ -263,3 +263,31 @@ fn send_wait_port_says_whether_the_port_opened() {
         stack.logs()
     );
 }
+
+/// A saved server's `wait_port` watches without the flag.
+#[test]
+fn a_saved_wait_port_watches_without_the_flag() {
+    let stack = Stack::start("");
+    let closed = free_tcp_port();
+    std::fs::create_dir_all(&stack.client_dir).unwrap();
+    std::fs::write(
+        stack.client_dir.join("client.toml"),
+        format!(
+            "[servers.web1]\naddress = \"{}\"\nkey = \"{}\"\nwait_port = {closed}\n",
+            stack.addr,
+            stack.key_file.display()
+        ),
+    )
+    .unwrap();
+    let out = run_with_input(
+        &["send", "web1", "--wait-secs", "1"],
+        &stack.client_dir,
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("port {closed} still closed")),
+        "{}",
+        stderr(&out)
+    );
+}
