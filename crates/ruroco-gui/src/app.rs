@@ -171,6 +171,8 @@ impl App {
 
     /// Draws the whole window into `ui`.
     pub fn show(&mut self, ui: &mut egui::Ui) {
+        // Error text readable on the theme in use (crate::theme).
+        crate::theme::apply(ui.visuals_mut());
         let ctx = ui.ctx().clone();
         self.watch(&ctx);
         if self.changed.swap(false, Ordering::Relaxed) {

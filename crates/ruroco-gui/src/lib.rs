@@ -8,5 +8,6 @@
 pub mod app;
 pub mod form;
 pub mod jobs;
+pub mod theme;
 
 pub use app::App;
