@@ -65,6 +65,8 @@ pub struct App {
     outcomes: BTreeMap<String, Outcome>,
     /// When each server was last sent to from this window (a double click sends once).
     sent_at: BTreeMap<String, std::time::Instant>,
+    /// When the key copied to the clipboard is to be wiped from it.
+    clear_clipboard_at: Option<std::time::Instant>,
     jobs: Jobs,
     view: View,
     /// A one-line message about the last action (its error, or what it did).
@@ -87,6 +89,7 @@ impl App {
             selected: None,
             outcomes: BTreeMap::new(),
             sent_at: BTreeMap::new(),
+            clear_clipboard_at: None,
             jobs: Jobs::default(),
             view: View::List,
             notice: None,
@@ -174,6 +177,17 @@ impl App {
         // Error text readable on the theme in use (crate::theme).
         crate::theme::apply(ui.visuals_mut());
         let ctx = ui.ctx().clone();
+        // A copied key does not stay on the clipboard.
+        if let Some(at) = self.clear_clipboard_at {
+            let now = std::time::Instant::now();
+            if crate::jobs::due(at, now) {
+                ctx.copy_text(String::new());
+                self.clear_clipboard_at = None;
+                self.notice = Some((true, "The key was wiped from the clipboard.".to_owned()));
+            } else {
+                ctx.request_repaint_after(at.saturating_duration_since(now));
+            }
+        }
         self.watch(&ctx);
         if self.changed.swap(false, Ordering::Relaxed) {
             self.reload();
@@ -541,6 +555,15 @@ impl App {
                     ui.monospace(text.as_str());
                     if ui.button("Copy key").clicked() {
                         ui.ctx().copy_text(text.to_string());
+                        self.clear_clipboard_at =
+                            Some(std::time::Instant::now() + crate::jobs::CLIPBOARD_KEEP);
+                        self.notice = Some((
+                            true,
+                            format!(
+                                "Key copied; it is wiped from the clipboard in {} s.",
+                                crate::jobs::CLIPBOARD_KEEP.as_secs()
+                            ),
+                        ));
                     }
                     if ui.button("Hide key").clicked() {
                         self.shown_key = None;

@@ -19,6 +19,14 @@ pub fn too_soon(last: Option<std::time::Instant>, now: std::time::Instant) -> bo
     last.is_some_and(|at| now.saturating_duration_since(at) < DOUBLE_CLICK)
 }
 
+/// How long a key copied with "Copy key" stays on the clipboard before the window wipes it.
+pub const CLIPBOARD_KEEP: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Whether a timer set for `at` has run out at `now`.
+pub fn due(at: std::time::Instant, now: std::time::Instant) -> bool {
+    now >= at
+}
+
 /// What became of one server's send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -219,6 +227,15 @@ fn clock() -> String {
 mod tests {
     use super::*;
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn the_clipboard_is_wiped_once_its_time_is_up() {
+        let t = Instant::now();
+        let at = t + CLIPBOARD_KEEP;
+        assert!(!due(at, t));
+        assert!(!due(at, t + Duration::from_secs(29)));
+        assert!(due(at, t + CLIPBOARD_KEEP));
+    }
 
     #[test]
     fn a_second_click_within_the_double_click_time_is_the_same_click() {

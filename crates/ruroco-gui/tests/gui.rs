@@ -624,6 +624,9 @@ fn editing_keeps_the_key_hidden_until_asked_and_saves_in_place() {
     );
     click(&mut h, "Show key");
     assert!(has_label_containing(&h, key.trim()));
+    // A copied key is wiped from the clipboard again, and the window says when.
+    click(&mut h, "Copy key");
+    assert!(has_label_containing(&h, "wiped from the clipboard in 30 s"));
     type_into(&mut h, "Command", "_more");
     click(&mut h, "Save");
     let profile = ruroco_client_core::profile::Profile::load(conf.path()).unwrap();
