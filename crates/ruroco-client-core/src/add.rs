@@ -117,7 +117,7 @@ pub fn add(new: &NewServer, dir: &Path) -> anyhow::Result<Added> {
     // and the laptop's) never print the same file name for the server.
     let key_name = match &new.key_name {
         Some(n) => n.clone(),
-        None => format!("{}-{name}", default_key_name()),
+        None => server_key_name(name),
     };
     if !profile::valid_name(&key_name) {
         bail!("key name `{key_name}` may only hold letters, digits, `-` and `_`");
@@ -216,6 +216,12 @@ pub fn admin_line(key_name: &str) -> anyhow::Result<String> {
     Ok(format!(
         "(set -C && umask 027 && cat > {target} && chgrp ruroco {target} && systemctl try-reload-or-restart ruroco) < FILE"
     ))
+}
+
+/// The default name of a key on the server for the saved server `server`: this
+/// machine's host name and the server's name (`laptop-web1`), as `add` names it.
+pub fn server_key_name(server: &str) -> String {
+    format!("{}-{server}", default_key_name())
 }
 
 /// This machine's host name, made fit for a file name; "client" if there is none.

@@ -510,10 +510,31 @@ impl App {
                             }
                         };
                         match result {
-                            Ok(()) => {
+                            Ok(None) => {
                                 self.notice =
                                     Some((true, format!("Saved `{}`.", form.name.trim())));
                                 self.view = View::List;
+                                done = true;
+                            }
+                            // A new key: the server does not have it yet. Show how to
+                            // install it, as after adding.
+                            Ok(Some(key_path)) => {
+                                let name = form.name.trim().to_owned();
+                                match new_key_view(&name, &form.address, &key_path) {
+                                    Ok(view) => {
+                                        self.notice = Some((
+                                            true,
+                                            format!(
+                                                "Saved `{name}` with a new key. The server does not have it until you install it (below); sends fail there until then. The old key file stays."
+                                            ),
+                                        ));
+                                        self.view = View::Added(Box::new(view));
+                                    }
+                                    Err(e) => {
+                                        self.notice = Some((false, format!("{e:#}")));
+                                        self.view = View::List;
+                                    }
+                                }
                                 done = true;
                             }
                             Err(e) => self.notice = Some((false, format!("{e:#}"))),
@@ -764,6 +785,21 @@ fn text_row(ui: &mut egui::Ui, label: &str, value: &mut String) {
     ui.add(egui::TextEdit::singleline(value).desired_width(360.0))
         .labelled_by(label.id);
     ui.end_row();
+}
+
+/// The install view for a key that replaced a saved server's old one.
+fn new_key_view(name: &str, address: &str, key_path: &Path) -> anyhow::Result<AddedView> {
+    let host = ruroco_client_core::target::split_host_port(address.trim())?.0;
+    let key_name = ruroco_client_core::add::server_key_name(name);
+    let key_text = send::read_key_file(key_path)?.to_key_string();
+    Ok(AddedView {
+        name: name.to_owned(),
+        install_line: ruroco_client_core::add::install_line(&host, &key_name, key_path)?,
+        admin_line: ruroco_client_core::add::admin_line(&key_name)?,
+        key_path: key_path.to_owned(),
+        key_text,
+        show_key: false,
+    })
 }
 
 /// The "last result" cell: sent at a time, or the error in the error colour.

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ruroco_client_core::add::{self, KeyChoice, NewServer};
 use ruroco_client_core::profile::{self, Server};
+use ruroco_client_core::send;
 use ruroco_proto::Wire;
 use zeroize::Zeroizing;
 
@@ -147,13 +148,15 @@ impl Form {
     }
 
     /// Saves the edited server in place of `old`; a new key, if one was chosen, goes to a
-    /// new file (the old one is left for the user to remove).
-    pub fn save_edit(&self, old: &Server, dir: &Path) -> anyhow::Result<()> {
+    /// new file (the old one is left for the user to remove), whose path is returned: the
+    /// server does not have that key until it is installed there.
+    pub fn save_edit(&self, old: &Server, dir: &Path) -> anyhow::Result<Option<PathBuf>> {
         let name = self.name.trim().to_owned();
-        let key = match self.key_source {
-            KeySource::Keep => old.key.clone(),
-            _ => PathBuf::from(write_key(dir, &name, &self.key_choice()?)?),
+        let new_key = match self.key_source {
+            KeySource::Keep => None,
+            _ => Some(PathBuf::from(write_key(dir, &name, &self.key_choice()?)?)),
         };
+        let key = new_key.clone().unwrap_or_else(|| old.key.clone());
         let server = Server {
             name,
             address: self.address.trim().to_owned(),
@@ -173,7 +176,8 @@ impl Form {
             wait_port: old.wait_port,
         };
         ruroco_client_core::target::split_host_port(&server.address)?;
-        profile::save(dir, &server, Some(&old.name))
+        profile::save(dir, &server, Some(&old.name))?;
+        Ok(new_key.map(|k| send::key_path(dir, &k)))
     }
 }
 

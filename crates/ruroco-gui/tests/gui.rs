@@ -713,3 +713,28 @@ fn a_watched_port_shows_when_it_opened() {
     opener.join().unwrap();
     assert_eq!(servers.runs("open_ssh").len(), 1, "one knock was enough");
 }
+
+/// Edit → "Generate a new key" does not save silently: the window says the server lacks
+/// the new key and shows the line that installs it, as after adding; the old file stays.
+#[test]
+fn a_new_key_from_edit_shows_how_to_install_it() {
+    let conf = tempfile::tempdir().unwrap();
+    let mut h = harness(conf.path());
+    add_through_the_form(&mut h, "e2", "e2.example.com", "default", None);
+    click(&mut h, "Done");
+    click(&mut h, "Edit e2");
+    click(&mut h, "Generate a new key");
+    click(&mut h, "Save");
+    assert!(
+        has_label_containing(&h, "with a new key. The server does not have it"),
+        "no word about the new key"
+    );
+    assert!(
+        has_label_containing(&h, "Saved e2") && h.query_by_label("Copy install command").is_some(),
+        "no install line for the new key"
+    );
+    let profile = ruroco_client_core::profile::Profile::load(conf.path()).unwrap();
+    let key = &profile.server("e2").unwrap().key;
+    assert_ne!(key, Path::new("e2.key"), "the key did not change");
+    assert!(conf.path().join("e2.key").exists(), "the old key file went");
+}
