@@ -272,8 +272,14 @@ impl App {
         let mut delete: Option<String> = None;
         ui.horizontal(|ui| {
             let label = ui.label("Filter");
-            ui.add(egui::TextEdit::singleline(&mut self.filter).desired_width(200.0))
-                .labelled_by(label.id);
+            let filter_box = ui
+                .add(egui::TextEdit::singleline(&mut self.filter).desired_width(200.0))
+                .labelled_by(label.id)
+                .on_hover_text("Ctrl+F");
+            // Ctrl+F (Cmd+F) goes to the filter, as in any list.
+            if ui.input(|i| i.modifiers.command && i.key_pressed(egui::Key::F)) {
+                filter_box.request_focus();
+            }
             let groups: std::collections::BTreeSet<&String> =
                 profile.servers.values().flat_map(|s| &s.groups).collect();
             for group in groups {

@@ -738,3 +738,38 @@ fn a_new_key_from_edit_shows_how_to_install_it() {
     assert_ne!(key, Path::new("e2.key"), "the key did not change");
     assert!(conf.path().join("e2.key").exists(), "the old key file went");
 }
+
+/// Ctrl+F goes to the filter: what is typed next filters the list.
+#[test]
+fn ctrl_f_goes_to_the_filter() {
+    let conf = tempfile::tempdir().unwrap();
+    std::fs::write(
+        conf.path().join("k.key"),
+        ruroco_proto::Key::generate()
+            .unwrap()
+            .to_key_string()
+            .as_str(),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        conf.path().join("k.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::write(
+        conf.path().join("client.toml"),
+        "[servers.alpha]\naddress = \"a.example.com\"\nkey = \"k.key\"\n\n[servers.beta]\naddress = \"b.example.com\"\nkey = \"k.key\"\n",
+    )
+    .unwrap();
+    let mut h = harness(conf.path());
+    assert!(h.query_by_label("Send alpha").is_some());
+    h.key_press_modifiers(eframe::egui::Modifiers::COMMAND, eframe::egui::Key::F);
+    settle(&mut h);
+    h.get_by_label("Filter").type_text("beta");
+    settle(&mut h);
+    assert!(
+        h.query_by_label("Send alpha").is_none(),
+        "the filter did not get the text"
+    );
+    assert!(h.query_by_label("Send beta").is_some());
+}
