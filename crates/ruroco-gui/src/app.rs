@@ -490,7 +490,16 @@ impl App {
                 match &editing {
                     None => match form.add(&self.dir) {
                         Ok(added) => {
-                            self.notice = Some((true, format!("Saved `{}`.", added.server.name)));
+                            let mut text = format!("Saved `{}`.", added.server.name);
+                            if !added.same_host.is_empty() {
+                                text.push_str(&format!(
+                                    " Note: {} already saved with host {}: this is a second key for that server, to be installed as {}.key beside the other.",
+                                    added.same_host.join(", "),
+                                    added.host,
+                                    added.key_name
+                                ));
+                            }
+                            self.notice = Some((true, text));
                             self.view = View::Added(Box::new(AddedView {
                                 name: added.server.name.clone(),
                                 install_line: added.install_line,

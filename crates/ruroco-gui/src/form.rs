@@ -110,7 +110,10 @@ impl Form {
         Some(self.command.trim().to_owned()).filter(|c| !c.is_empty())
     }
 
-    fn key_choice(&self) -> anyhow::Result<KeyChoice> {
+    /// The key chosen; a file path that is relative (or starts with `~`) is taken from
+    /// the config directory `dir`, as `key =` in client.toml is — never from wherever the
+    /// window happened to be started.
+    fn key_choice(&self, dir: &Path) -> anyhow::Result<KeyChoice> {
         Ok(match self.key_source {
             KeySource::Keep | KeySource::Generate => KeyChoice::Generate,
             KeySource::File => {
@@ -118,7 +121,7 @@ impl Form {
                 if path.is_empty() {
                     anyhow::bail!("choose the key file");
                 }
-                KeyChoice::File(PathBuf::from(path))
+                KeyChoice::File(send::key_path(dir, Path::new(path)))
             }
             KeySource::Paste => {
                 if self.key_text.trim().is_empty() {
@@ -142,7 +145,7 @@ impl Form {
             ipv6: self.family == Family::V6,
             wire: self.v0.then_some(Wire::V0),
             key_name: None,
-            key: self.key_choice()?,
+            key: self.key_choice(dir)?,
         };
         add::add(&new, dir)
     }
@@ -154,7 +157,11 @@ impl Form {
         let name = self.name.trim().to_owned();
         let new_key = match self.key_source {
             KeySource::Keep => None,
-            _ => Some(PathBuf::from(write_key(dir, &name, &self.key_choice()?)?)),
+            _ => Some(PathBuf::from(write_key(
+                dir,
+                &name,
+                &self.key_choice(dir)?,
+            )?)),
         };
         let key = new_key.clone().unwrap_or_else(|| old.key.clone());
         let server = Server {

@@ -773,3 +773,37 @@ fn ctrl_f_goes_to_the_filter() {
     );
     assert!(h.query_by_label("Send beta").is_some());
 }
+
+/// A key file named relative to the config directory is found there (not in the
+/// directory the window was started from), and a second key for one host is pointed out,
+/// as the command line does.
+#[test]
+fn a_relative_key_file_is_the_config_directorys_and_a_second_key_is_named() {
+    let conf = tempfile::tempdir().unwrap();
+    std::fs::write(
+        conf.path().join("mine.key"),
+        ruroco_proto::Key::generate()
+            .unwrap()
+            .to_key_string()
+            .as_str(),
+    )
+    .unwrap();
+    let mut h = harness(conf.path());
+    add_through_the_form(&mut h, "first", "same.example.com", "default", None);
+    click(&mut h, "Done");
+    click(&mut h, "Add server");
+    type_into(&mut h, "Name", "second");
+    type_into(&mut h, "Address (HOST or HOST:PORT)", "same.example.com");
+    click(&mut h, "From a file");
+    type_into(&mut h, "Key file", "mine.key");
+    click(&mut h, "Save");
+    let text = std::fs::read_to_string(conf.path().join("client.toml")).unwrap();
+    assert!(
+        text.contains("[servers.second]"),
+        "the relative key file was not found: {text}"
+    );
+    assert!(
+        has_label_containing(&h, "first already saved with host same.example.com"),
+        "no word about a second key for one host"
+    );
+}
