@@ -285,14 +285,49 @@ fn saved_as(existing: &Profile, dir: &Path, e: &Entry, key_text: &str) -> Option
 /// servers, all with the key in `key_file` (copied into `dir`, mode 600). Entries already
 /// saved are never changed; names are made unique.
 pub fn import(file: &Path, key_file: &Path, dry_run: bool, dir: &Path) -> anyhow::Result<Imported> {
+    import_with(
+        file,
+        &crate::add::KeyChoice::File(key_file.to_owned()),
+        dry_run,
+        dir,
+    )
+}
+
+/// [`import`] with the key as a file or as the key string itself (users of the original
+/// may have only the string, as its GUI kept it); a new key is not an import's to make.
+pub fn import_with(
+    file: &Path,
+    key: &crate::add::KeyChoice,
+    dry_run: bool,
+    dir: &Path,
+) -> anyhow::Result<Imported> {
+    if file.as_os_str().is_empty() {
+        bail!("name the original GUI's commands_list.toml to import");
+    }
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let entries = parse(&text, file)?;
-    let key_text = Zeroizing::new(
-        std::fs::read_to_string(key_file)
-            .with_context(|| format!("cannot read key file {}", key_file.display()))?,
-    );
-    Key::parse(&key_text).with_context(|| format!("invalid key file {}", key_file.display()))?;
+    let (key_text, key_file) = match key {
+        crate::add::KeyChoice::File(path) if path.as_os_str().is_empty() => {
+            bail!("give the key they were sent with: its file, or the key string itself")
+        }
+        crate::add::KeyChoice::File(path) => (
+            Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read key file {}", path.display()))?,
+            ),
+            path.clone(),
+        ),
+        crate::add::KeyChoice::Text(text) => (text.clone(), PathBuf::from("imported.key")),
+        crate::add::KeyChoice::Generate => {
+            bail!("give the key they were sent with: its file, or the key string itself")
+        }
+    };
+    let key_file = key_file.as_path();
+    Key::parse(&key_text).with_context(|| match key {
+        crate::add::KeyChoice::Text(_) => "invalid key string".to_owned(),
+        _ => format!("invalid key file {}", key_file.display()),
+    })?;
     if !dry_run {
         ruroco_fs::create_private_dir(dir)
             .with_context(|| format!("cannot create config directory {}", dir.display()))?;

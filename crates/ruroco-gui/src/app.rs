@@ -719,17 +719,26 @@ impl App {
         ui.label("Each saved command of its commands_list.toml becomes a saved server here, all with the key they were sent with. Servers already saved are never changed.");
         egui::Grid::new("import").num_columns(2).show(ui, |ui| {
             text_row(ui, "commands_list.toml", &mut file);
-            text_row(ui, "Key file", &mut key_file);
+            text_row(ui, "Key file or key string", &mut key_file);
         });
         ui.horizontal(|ui| {
             for (button, dry_run) in [("Preview", true), ("Import now", false)] {
                 if ui.button(button).clicked() {
-                    let result = import::import(
-                        Path::new(file.trim()),
-                        Path::new(key_file.trim()),
-                        dry_run,
-                        &self.dir,
-                    );
+                    // The key string itself (the original GUI kept only that), or a
+                    // file, relative to the config directory.
+                    let given = key_file.trim();
+                    let key = if ruroco_proto::Key::parse(given).is_ok() {
+                        ruroco_client_core::add::KeyChoice::Text(Zeroizing::new(given.to_owned()))
+                    } else if given.is_empty() {
+                        ruroco_client_core::add::KeyChoice::File(PathBuf::new())
+                    } else {
+                        ruroco_client_core::add::KeyChoice::File(send::key_path(
+                            &self.dir,
+                            Path::new(given),
+                        ))
+                    };
+                    let result =
+                        import::import_with(Path::new(file.trim()), &key, dry_run, &self.dir);
                     report = match result {
                         Ok(done) => {
                             let verb = if dry_run { "would add" } else { "added" };

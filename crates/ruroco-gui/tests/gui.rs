@@ -546,7 +546,10 @@ fn import_brings_the_original_guis_saved_commands() {
     let mut h = harness(conf.path());
     click(&mut h, "Import");
     type_into(&mut h, "commands_list.toml", list.to_str().unwrap());
-    type_into(&mut h, "Key file", key_file.to_str().unwrap());
+    // Empty: the message says what is missing, not "cannot read : …".
+    click(&mut h, "Preview");
+    assert!(has_label_containing(&h, "give the key they were sent with"));
+    type_into(&mut h, "Key file or key string", key_file.to_str().unwrap());
     click(&mut h, "Preview");
     assert!(has_label_containing(&h, "would add 2 server(s)"));
     assert!(!conf.path().join("client.toml").exists(), "a preview wrote");
@@ -806,4 +809,32 @@ fn a_relative_key_file_is_the_config_directorys_and_a_second_key_is_named() {
         has_label_containing(&h, "first already saved with host same.example.com"),
         "no word about a second key for one host"
     );
+}
+
+/// Users of the original may have only the key string: the import takes it too.
+#[test]
+fn import_takes_the_key_string_itself() {
+    let conf = tempfile::tempdir().unwrap();
+    let old = tempfile::tempdir().unwrap();
+    let list = old.path().join("commands_list.toml");
+    std::fs::write(
+        &list,
+        "list = [\"send --address host.example.com:8080 --command open_ssh\"]\n",
+    )
+    .unwrap();
+    let key = ruroco_proto::Key::generate().unwrap();
+    let mut h = harness(conf.path());
+    click(&mut h, "Import");
+    type_into(&mut h, "commands_list.toml", list.to_str().unwrap());
+    type_into(
+        &mut h,
+        "Key file or key string",
+        key.to_key_string().as_str(),
+    );
+    click(&mut h, "Import now");
+    assert!(has_label_containing(&h, "added 1 server(s)"));
+    let profile = ruroco_client_core::profile::Profile::load(conf.path()).unwrap();
+    let saved = profile.servers.values().next().unwrap();
+    let stored = std::fs::read_to_string(conf.path().join(&saved.key)).unwrap();
+    assert_eq!(stored.trim(), key.to_key_string().as_str());
 }
