@@ -217,20 +217,30 @@ impl App {
                 }
             }
             ui.separator();
-            match std::mem::replace(&mut self.view, View::List) {
-                View::List => self.list(ui, &ctx),
-                View::Form(form) => self.form(ui, *form),
-                View::Added(added) => self.added(ui, *added),
-                View::ConfirmDelete { name, delete_key } => {
-                    self.confirm_delete(ui, name, delete_key)
-                }
-                View::Import {
-                    file,
-                    key_file,
-                    report,
-                } => self.import(ui, file, key_file, report),
-                View::ConfirmReseed => self.confirm_reseed(ui),
+            let view = std::mem::replace(&mut self.view, View::List);
+            if let View::List = view {
+                self.list(ui, &ctx);
+                return;
             }
+            // Every other page scrolls: a shown key or a long report never pushes Save and
+            // Cancel out of reach.
+            egui::ScrollArea::vertical()
+                .id_salt("page")
+                .auto_shrink(false)
+                .show(ui, |ui| match view {
+                    View::List => {}
+                    View::Form(form) => self.form(ui, *form),
+                    View::Added(added) => self.added(ui, *added),
+                    View::ConfirmDelete { name, delete_key } => {
+                        self.confirm_delete(ui, name, delete_key)
+                    }
+                    View::Import {
+                        file,
+                        key_file,
+                        report,
+                    } => self.import(ui, file, key_file, report),
+                    View::ConfirmReseed => self.confirm_reseed(ui),
+                });
         });
     }
 
@@ -346,42 +356,57 @@ impl App {
                 }
             }
         }
-        egui::ScrollArea::vertical().show(ui, |ui| {
+        // Actions first, in a column of their own: long names, addresses or results never
+        // push them off the window or move them under the pointer. Long text is cut to its
+        // column with the whole of it on hover.
+        egui::ScrollArea::both().show(ui, |ui| {
             egui::Grid::new("servers")
                 .num_columns(6)
                 .striped(true)
                 .spacing([12.0, 6.0])
                 .show(ui, |ui| {
+                    ui.strong("");
                     ui.strong("Name");
                     ui.strong("Address");
                     ui.strong("Command");
                     ui.strong("Groups");
                     ui.strong("Last result");
-                    ui.strong("");
                     ui.end_row();
                     for s in &visible {
-                        let chosen = self.selected.as_deref() == Some(s.name.as_str());
-                        if ui.selectable_label(chosen, &s.name).clicked() {
-                            self.selected = Some(s.name.clone());
-                        }
-                        ui.label(&s.address);
-                        ui.label(s.command.as_deref().unwrap_or(send::DEFAULT_COMMAND));
-                        ui.label(s.groups.join(", "));
-                        outcome_label(ui, self.outcomes.get(&s.name));
+                        let short = short_name(&s.name);
                         ui.horizontal(|ui| {
                             if ui
-                                .button(format!("Send {}", s.name))
-                                .on_hover_text("Send the command (Enter sends the chosen row)")
+                                .button(format!("Send {short}"))
+                                .on_hover_text(format!(
+                                    "Send {}'s command (Enter sends the chosen row)",
+                                    s.name
+                                ))
                                 .clicked()
                             {
                                 to_send = Some(vec![s.name.clone()]);
                             }
-                            if ui.button(format!("Edit {}", s.name)).clicked() {
+                            if ui.button(format!("Edit {short}")).clicked() {
                                 edit = Some((*s).clone());
                             }
-                            if ui.button(format!("Delete {}", s.name)).clicked() {
+                            if ui.button(format!("Delete {short}")).clicked() {
                                 delete = Some(s.name.clone());
                             }
+                        });
+                        let chosen = self.selected.as_deref() == Some(s.name.as_str());
+                        let name_cell = ui.scope(|ui| {
+                            ui.set_max_width(COLUMN);
+                            ui.add(egui::Button::selectable(chosen, &s.name).truncate())
+                                .on_hover_text(&s.name)
+                        });
+                        if name_cell.inner.clicked() {
+                            self.selected = Some(s.name.clone());
+                        }
+                        cell(ui, &s.address);
+                        cell(ui, s.command.as_deref().unwrap_or(send::DEFAULT_COMMAND));
+                        cell(ui, &s.groups.join(", "));
+                        ui.scope(|ui| {
+                            ui.set_max_width(RESULT_COLUMN);
+                            outcome_label(ui, self.outcomes.get(&s.name));
                         });
                         ui.end_row();
                     }
@@ -826,6 +851,38 @@ fn new_key_view(name: &str, address: &str, key_path: &Path) -> anyhow::Result<Ad
     })
 }
 
+/// Widest a text column of the list grows; longer text is cut, whole on hover.
+const COLUMN: f32 = 180.0;
+/// Widest the result column grows.
+const RESULT_COLUMN: f32 = 360.0;
+/// Longest name shown on a row's buttons.
+const BUTTON_NAME: usize = 40;
+
+/// A name short enough for a button ("…" where cut).
+fn short_name(name: &str) -> String {
+    if name.chars().count() <= BUTTON_NAME {
+        name.to_owned()
+    } else {
+        let head: String = name.chars().take(BUTTON_NAME - 1).collect();
+        format!("{head}…")
+    }
+}
+
+/// One text cell of the list: cut to its column, the whole of it on hover.
+fn cell(ui: &mut egui::Ui, text: &str) {
+    ui.scope(|ui| {
+        ui.set_max_width(COLUMN);
+        ui.add(egui::Label::new(text).truncate())
+            .on_hover_text(text);
+    });
+}
+
+/// A label cut to the room there is, the whole text on hover.
+fn cut(ui: &mut egui::Ui, text: RichText, whole: &str) {
+    ui.add(egui::Label::new(text).truncate())
+        .on_hover_text(whole);
+}
+
 /// The "last result" cell: sent at a time, or the error in the error colour.
 fn outcome_label(ui: &mut egui::Ui, outcome: Option<&Outcome>) {
     match outcome {
@@ -851,21 +908,20 @@ fn outcome_label(ui: &mut egui::Ui, outcome: Option<&Outcome>) {
                     } else {
                         ""
                     };
-                    ui.label(
-                        RichText::new(format!(
-                            "sent at {at} UTC; port {port} open after {ms} ms{again}"
-                        ))
-                        .color(Color32::from_rgb(0x2e, 0x9e, 0x4f)),
+                    let text = format!("sent at {at} UTC; port {port} open after {ms} ms{again}");
+                    cut(
+                        ui,
+                        RichText::new(&text).color(Color32::from_rgb(0x2e, 0x9e, 0x4f)),
+                        &text,
                     );
                     return;
                 }
                 Some(crate::jobs::Watched::Closed { port, secs }) => {
-                    ui.label(
-                        RichText::new(format!(
-                            "sent at {at} UTC; port {port} still closed after {secs} s, and after a second knock — see the server's log"
-                        ))
-                        .color(ui.visuals().error_fg_color),
+                    let text = format!(
+                        "sent at {at} UTC; port {port} still closed after {secs} s, and after a second knock — see the server's log"
                     );
+                    let color = ui.visuals().error_fg_color;
+                    cut(ui, RichText::new(&text).color(color), &text);
                     return;
                 }
                 None => {}
@@ -881,10 +937,13 @@ fn outcome_label(ui: &mut egui::Ui, outcome: Option<&Outcome>) {
             for failed in partly_failed {
                 hover.push_str(&format!("\nnot sent to {failed}"));
             }
-            ui.label(text).on_hover_text(hover);
+            ui.add(egui::Label::new(text).truncate())
+                .on_hover_text(hover);
         }
         Some(Outcome::Failed(why)) => {
-            ui.label(RichText::new(format!("failed: {why}")).color(ui.visuals().error_fg_color));
+            let text = format!("failed: {why}");
+            let color = ui.visuals().error_fg_color;
+            cut(ui, RichText::new(&text).color(color), &text);
         }
     }
 }

@@ -44,7 +44,9 @@ fn main() -> ExitCode {
         viewport: eframe::egui::ViewportBuilder::default()
             .with_title("ruroco")
             .with_app_id("ruroco-gui")
-            .with_inner_size([920.0, 560.0]),
+            .with_inner_size([920.0, 560.0])
+            // Below this the window has no room for a row's buttons and a page's Save.
+            .with_min_inner_size([480.0, 320.0]),
         ..Default::default()
     };
     let result = eframe::run_native(

@@ -838,3 +838,50 @@ fn import_takes_the_key_string_itself() {
     let stored = std::fs::read_to_string(conf.path().join(&saved.key)).unwrap();
     assert_eq!(stored.trim(), key.to_key_string().as_str());
 }
+
+/// At 500×400, a 201-character name and a long failed send's error leave every row's Send
+/// button inside the window, and the whole name is there on hover.
+#[test]
+fn long_text_never_pushes_send_out_of_a_small_window() {
+    let conf = tempfile::tempdir().unwrap();
+    std::fs::write(
+        conf.path().join("k.key"),
+        ruroco_proto::Key::generate()
+            .unwrap()
+            .to_key_string()
+            .as_str(),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        conf.path().join("k.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let long = "n".repeat(64);
+    std::fs::write(
+        conf.path().join("client.toml"),
+        format!(
+            "[servers.{long}]\naddress = \"{}.example.com\"\nkey = \"k.key\"\n\n[servers.down]\naddress = \"no-such-host.invalid\"\nkey = \"k.key\"\n",
+            "a".repeat(60)
+        ),
+    )
+    .unwrap();
+    let mut h = Harness::builder().with_size([500.0, 400.0]).build_ui_state(
+        |ui, app: &mut App| app.show(ui),
+        App::new(conf.path().to_owned()),
+    );
+    settle(&mut h);
+    click(&mut h, "Send down");
+    wait_until(&mut h, "the error", |h| has_label_containing(h, "failed: "));
+    let window = eframe::egui::Rect::from_min_size(
+        eframe::egui::Pos2::ZERO,
+        eframe::egui::vec2(500.0, 400.0),
+    );
+    for label in ["Send down", &format!("Send {}…", "n".repeat(39))] {
+        let rect = h.get_by_label(label).rect();
+        assert!(
+            window.contains_rect(rect),
+            "{label} at {rect:?} is outside the window"
+        );
+    }
+}
