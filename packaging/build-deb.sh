@@ -191,7 +191,7 @@ if [ "$gui" = 1 ]; then
         # closed by the window manager (exit 0), removed again.
         apt-get update -qq >&2 || true
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$(realpath "$gui_deb")" >&2
-        bash scripts/gui-screenshot.sh /usr/bin/ruroco-gui target/gui-installed.png >&2
+        RUROCO_GUI_SIZES="500x400 1280x800" bash scripts/gui-screenshot.sh /usr/bin/ruroco-gui target/gui-installed.png >&2
         dpkg --purge ruroco-gui >&2
     fi
     echo "$gui_deb" >&2

@@ -6,7 +6,9 @@
 #   scripts/gui-screenshot.sh [BINARY] [PNG]     default: target/debug/ruroco-gui, docs/gui.png
 #
 # Needs xvfb (xvfb-run), openbox, wmctrl, xdotool and imagemagick (import). The window
-# shows a few example servers from a temporary configuration directory.
+# shows a few example servers from a temporary configuration directory. With
+# RUROCO_GUI_SIZES="500x400 1280x800" it is also resized to each size and shot again
+# (PNG-500x400.png, …), as CI keeps them in target/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(realpath "${1:-target/debug/ruroco-gui}")
@@ -65,6 +67,14 @@ sleep 1
 mkdir -p "$(dirname "$png")"
 import -window root "$png"
 echo "screenshot: $png"
+# RUROCO_GUI_SIZES="500x400 1280x800": the window resized to each, shot as PNG-WxH.png.
+for size in ${RUROCO_GUI_SIZES:-}; do
+    xdotool windowsize "$window" "${size%x*}" "${size#*x}"
+    sleep 1
+    shot="${png%.png}-$size.png"
+    import -window "$window" "$shot"
+    echo "screenshot at $size: $shot ($(identify -format '%wx%h' "$shot"))"
+done
 # The window manager's close request (WM_DELETE_WINDOW), as the title bar's close button.
 wmctrl -c ruroco
 for _ in $(seq 100); do
