@@ -280,6 +280,7 @@ impl App {
         let mut to_send: Option<Vec<String>> = None;
         let mut edit: Option<Server> = None;
         let mut delete: Option<String> = None;
+        let mut in_filter = false;
         ui.horizontal(|ui| {
             let label = ui.label("Filter");
             let filter_box = ui
@@ -290,6 +291,7 @@ impl App {
             if ui.input(|i| i.modifiers.command && i.key_pressed(egui::Key::F)) {
                 filter_box.request_focus();
             }
+            in_filter = filter_box.has_focus();
             let groups: std::collections::BTreeSet<&String> =
                 profile.servers.values().flat_map(|s| &s.groups).collect();
             for group in groups {
@@ -324,8 +326,10 @@ impl App {
                     || s.groups.iter().any(|g| g.to_lowercase().contains(&filter))
             })
             .collect();
-        // Keyboard: up and down choose, Enter sends the chosen one.
-        let typing = ctx.memory(|m| m.focused().is_some());
+        // Keyboard: up and down choose, Enter sends the chosen one — also while typing in
+        // the filter (type, arrow down, Enter); not while another field has the keys.
+        let typing = ctx.memory(|m| m.focused().is_some()) && !in_filter;
+        let mut moved = false;
         if !typing && !visible.is_empty() {
             let at = self
                 .selected
@@ -346,6 +350,7 @@ impl App {
                 _ => at,
             };
             if let Some(s) = next.and_then(|i| visible.get(i)) {
+                moved = next != at;
                 self.selected = Some(s.name.clone());
             }
             // Only a row the filter shows: Enter that ends typing in the filter box must
@@ -400,6 +405,10 @@ impl App {
                         });
                         if name_cell.inner.clicked() {
                             self.selected = Some(s.name.clone());
+                        }
+                        // The list follows a choice made with the keys.
+                        if chosen && moved {
+                            name_cell.inner.scroll_to_me(None);
                         }
                         cell(ui, &s.address);
                         cell(ui, s.command.as_deref().unwrap_or(send::DEFAULT_COMMAND));

@@ -885,3 +885,46 @@ fn long_text_never_pushes_send_out_of_a_small_window() {
         );
     }
 }
+
+/// Type in the filter, arrow down to a row, Enter: the chosen row is sent, with the
+/// filter still focused.
+#[test]
+fn arrows_and_enter_work_from_the_filter() {
+    let servers = Servers::start();
+    let conf = tempfile::tempdir().unwrap();
+    let key_file = conf.path().join("k.key");
+    std::fs::write(&key_file, &servers.key).unwrap();
+    std::fs::set_permissions(
+        &key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::write(
+        conf.path().join("client.toml"),
+        format!(
+            "[servers.alpha]\naddress = \"127.0.0.1:{0}\"\nkey = \"k.key\"\ncommand = \"open_ssh\"\n\n[servers.beta]\naddress = \"127.0.0.1:{0}\"\nkey = \"k.key\"\ncommand = \"default\"\n\n[servers.zeta]\naddress = \"127.0.0.1:{0}\"\nkey = \"k.key\"\ncommand = \"open_ssh\"\n",
+            servers.port
+        ),
+    )
+    .unwrap();
+    let mut h = harness(conf.path());
+    h.key_press_modifiers(eframe::egui::Modifiers::COMMAND, eframe::egui::Key::F);
+    settle(&mut h);
+    h.get_by_label("Filter").type_text("ta");
+    settle(&mut h);
+    // "ta" shows beta and zeta; the first arrow down chooses the first shown, beta.
+    h.key_press(eframe::egui::Key::ArrowDown);
+    settle(&mut h);
+    h.key_press(eframe::egui::Key::Enter);
+    settle(&mut h);
+    assert_eq!(
+        servers.wait_runs("default", 1).len(),
+        1,
+        "beta was not sent"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        servers.runs("open_ssh").is_empty(),
+        "a row the keys did not choose was sent"
+    );
+}
