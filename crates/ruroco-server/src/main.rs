@@ -137,7 +137,8 @@ fn check(cli: &Cli) -> ExitCode {
     }
     let problems = setup::check(&cli.config, cli.address.clone());
     if problems.is_empty() {
-        match setup::load(&cli.config) {
+        // Without the floor store: its name is checked above and warned about below.
+        match setup::load_for_reload(&cli.config) {
             Ok(s) => {
                 for warning in &s.config.warnings {
                     println!("warning: {warning}");
@@ -149,6 +150,9 @@ fn check(cli: &Cli) -> ExitCode {
                     println!("{line}");
                 }
                 if let Some(line) = setup::filter_note(&s.config, &s.keys) {
+                    println!("{line}");
+                }
+                if let Some(line) = setup::store_note(&s.config) {
                     println!("{line}");
                 }
                 println!(

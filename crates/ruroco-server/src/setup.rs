@@ -31,7 +31,7 @@ pub(crate) fn load(path: &Path) -> anyhow::Result<Settings> {
     load_with(path, true)
 }
 
-/// What a reload reads: like [`load`] without the floor store, which a reload keeps
+/// What a reload (and `--check`) reads: like [`load`] without the floor store, which a reload keeps
 /// (changing `floor_store` takes a restart): no name lookup or connection, so a key
 /// deleted to revoke it is gone at the reload even while the store's name does not
 /// resolve.
@@ -78,8 +78,14 @@ pub(crate) fn check(path: &Path, address: Option<String>) -> Vec<String> {
     let (_, key_problems) = keys::scan_keys(&config.config_dir);
     problems.extend(key_problems.iter().map(|e| format!("{e:#}")));
     problems.extend(server_user_problems(&config));
-    if let Err(e) = shared_floors(&config, path) {
-        problems.push(format!("{e:#}"));
+    if config.floor_store != "file" {
+        if let Err(e) = SharedFloors::check(
+            &config.floor_store,
+            config.floor_store_user.as_deref(),
+            config.floor_store_password_file.as_deref(),
+        ) {
+            problems.push(format!("invalid config file {}: {e:#}", path.display()));
+        }
     }
     if let Err(e) = FloorStore::load(config.blocklist_dir()) {
         problems.push(format!("{e:#}"));
@@ -300,6 +306,20 @@ pub(crate) fn filter_note(config: &Config, keys: &Keyring) -> Option<String> {
                 ids.len(),
                 &std::io::Error::from(std::io::ErrorKind::OutOfMemory)
             )
+        )
+    })
+}
+
+/// What `--check` says besides OK about the floor store's name: a warning when it does
+/// not resolve now (a start would fail; a running server and its reloads go on).
+pub(crate) fn store_note(config: &Config) -> Option<String> {
+    if config.floor_store == "file" {
+        return None;
+    }
+    let endpoint = crate::redis::Endpoint::parse(&config.floor_store).ok()?;
+    endpoint.resolve().err().map(|e| {
+        format!(
+            "warning: key `floor_store`: {endpoint} does not resolve now ({e}): a start would fail until it does; a running server keeps the addresses it resolved at start, and a reload reads keys without it"
         )
     })
 }

@@ -226,6 +226,28 @@ impl SharedFloors {
         })
     }
 
+    /// What `--check` asks of the store's settings, without any network I/O: the URL
+    /// parses, the password file reads, a user has a password. (Whether the name resolves
+    /// is a warning of its own: `ExecReload=` runs `--check`, and a reload must not fail
+    /// — keeping a revoked key — because a resolver is down.)
+    pub(crate) fn check(
+        url: &str,
+        user: Option<&str>,
+        password_file: Option<&Path>,
+    ) -> anyhow::Result<Endpoint> {
+        let endpoint =
+            Endpoint::parse(url).map_err(|e| anyhow::anyhow!("key `floor_store`: {e}"))?;
+        if let Some(path) = password_file {
+            std::fs::File::open(path).with_context(|| {
+                format!("cannot read floor_store_password_file {}", path.display())
+            })?;
+        }
+        if user.is_some() && password_file.is_none() {
+            anyhow::bail!("key `floor_store_user` needs floor_store_password_file");
+        }
+        Ok(endpoint)
+    }
+
     pub(crate) fn endpoint(&self) -> &Endpoint {
         &self.resolved.endpoint
     }
