@@ -24,7 +24,8 @@ listed=$(cut -d' ' -f3- "$unpacked/SHA256SUMS" | sort)
 present=$(cd "$unpacked" && find . -type f ! -name SHA256SUMS | sed 's|^\./||' | sort)
 [ "$listed" = "$present" ] || fail "SHA256SUMS does not list exactly the files: $(diff <(echo "$listed") <(echo "$present") || true)"
 # Owned by root in the archive, whoever built it.
-! tar -tvzf "$tarball" | awk '{ print $2 }' | grep -qv '^0/0$' || fail "files in the tarball are not owned by 0/0"
+owners=$(tar -tvzf "$tarball" | awk '{ print $2 }' | sort -u)
+[ "$owners" = "0/0" ] || fail "files in the tarball are not owned by 0/0: $owners"
 
 root="$work/root"
 "$unpacked/install.sh" "$root" >/dev/null

@@ -136,7 +136,10 @@ knock '[::1]:80' knock
 wait_until 5 more_than /srv/check/knocks 1 || fail "the knocks did not run"
 sort /srv/check/knocks | tr '\n' ' ' | grep -q "127.0.0.1 ::1" ||
     fail "not one knock per family: $(cat /srv/check/knocks)"
-journalctl -u ruroco -o json --no-pager | grep -q '"OUTCOME":"accepted"' ||
+# (Read whole first: `| grep -q` stops reading at the first match, and under pipefail
+# the writer's SIGPIPE would count as a failure.)
+journal=$(journalctl -u ruroco -o json --no-pager)
+grep -q '"OUTCOME":"accepted"' <<<"$journal" ||
     fail "the journal has no accepted entry with its fields"
 step "2. installed, metrics --check and its fix, enable --now, knocks over IPv4 and IPv6, journal fields"
 
@@ -153,7 +156,8 @@ drops=$(sed -n 's/^ruroco_server_socket_drops_total \([0-9]*\)$/\1/p' "$exporter
 grep -q '^ruroco_server_datagrams_total{result="accepted"} [1-9]' "$exporter/ruroco-server.prom" ||
     grep -q '^ruroco_server_keys 1$' "$exporter/ruroco-server.prom" ||
     fail "the server's metrics lack its state: $(cat "$exporter/ruroco-server.prom")"
-! journalctl -u ruroco --no-pager | grep -q "cannot write metrics file" || fail "the server could not write its metrics"
+journal=$(journalctl -u ruroco --no-pager)
+! grep -q "cannot write metrics file" <<<"$journal" || fail "the server could not write its metrics"
 step "3. both metrics files in node_exporter's directory; the drop counter says $drops"
 
 # 4. Reload with a new command: the packaged open_ssh, with the guide's nftables ruleset.
@@ -171,7 +175,8 @@ knock 127.0.0.1:80 open_ssh
 knock '[::1]:80' open_ssh
 wait_until 5 sh -c 'nft list set inet filter ruroco_ssh | grep -q 127.0.0.1 && nft list set inet filter ruroco_ssh6 | grep -q "::1"' ||
     fail "open_ssh did not put the addresses into the guide's sets: $(nft list ruleset)"
-ruroco-commander pending | grep -q "^open_ssh" || fail "open_ssh left no pending undo"
+pending=$(ruroco-commander pending)
+grep -q "^open_ssh" <<<"$pending" || fail "open_ssh left no pending undo: $pending"
 step "4. systemctl reload ruroco-commander: the new command ran; the packaged open_ssh filled the guide's nftables sets (v4 and v6)"
 
 # 5. The sandbox, as the guide states it; then the guide's drop-in.
@@ -229,7 +234,8 @@ wait_until 50 sh -c "s=\$(systemctl show -P MainPID ruroco.service); c=\$(system
     systemctl is-active ruroco.service ruroco-commander.service" ||
     fail "the watchdog did not replace both frozen daemons within 50 s"
 replaced_after=$(($(date +%s) - frozen_at))
-journalctl -u ruroco --no-pager | grep -qi "watchdog timeout" || fail "no watchdog timeout in the server's journal"
+journal=$(journalctl -u ruroco --no-pager)
+grep -qi "watchdog timeout" <<<"$journal" || fail "no watchdog timeout in the server's journal"
 before=$(count /srv/check/knocks)
 knock 127.0.0.1:80 knock
 wait_until 5 more_than /srv/check/knocks "$before" || fail "no knock ran after the watchdog"
@@ -259,13 +265,15 @@ for unit in ruroco ruroco-commander; do
     [ "$pid" != 0 ] || fail "$unit is not running after the upgrade"
     "/proc/$pid/exe" --version | grep -q "+$new_label " || fail "$unit does not run +$new_label after the upgrade"
 done
-journalctl -u ruroco --no-pager | grep -q "+$new_label" || fail "the server's journal does not show +$new_label"
+journal=$(journalctl -u ruroco --no-pager)
+grep -q "+$new_label" <<<"$journal" || fail "the server's journal does not show +$new_label"
 step "8. upgraded to $new_version while both ran: $sent knocks sent during it, each ran once"
 
 # 9. run-pending as the guide says.
 knock 127.0.0.1:80 opened
 wait_until 5 grep -q "^open 127.0.0.1" /srv/check/undo || fail "the command with an undo did not run"
-ruroco-commander pending | grep -q "^opened" || fail "no pending undo: $(ruroco-commander pending)"
+pending=$(ruroco-commander pending)
+grep -q "^opened" <<<"$pending" || fail "no pending undo: $pending"
 guide=$(grep -o 'systemctl stop ruroco-commander.socket ruroco-commander && ruroco-commander run-pending' \
     /src/docs/operators.md | head -n 1 || true)
 [ -n "$guide" ] || fail "the guide does not say how to run pending undos"

@@ -198,8 +198,9 @@ fn pending(cli: &Cli) -> anyhow::Result<()> {
     let store = UndoStore::new(config.state_dir());
     let mut undos = store.read()?;
     undos.sort_by_key(|u| u.due_unix_ms);
+    let mut text = String::new();
     if undos.is_empty() {
-        println!("no pending undos ({})", store.path().display());
+        text.push_str(&format!("no pending undos ({})\n", store.path().display()));
     }
     let now = clock::now_unix_ms();
     for u in undos {
@@ -208,12 +209,20 @@ fn pending(cli: &Cli) -> anyhow::Result<()> {
         } else {
             format!("in {} s", (u.due_unix_ms - now).div_ceil(1000))
         };
-        println!(
-            "{}\t{}\t{}\t{when}",
+        text.push_str(&format!(
+            "{}\t{}\t{}\t{when}\n",
             u.command,
             u.ip,
             clock::utc(u.due_unix_ms)
-        );
+        ));
     }
-    Ok(())
+    // A reader that stopped early (`| grep -q`, `| head`) is no error of ours, and never
+    // a panic.
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::anyhow!("cannot write to standard output: {e}"))
+        }
+        _ => Ok(()),
+    }
 }
