@@ -201,6 +201,11 @@ impl App {
         self.watch(&ctx);
         if self.changed.swap(false, Ordering::Relaxed) {
             self.reload();
+            // An error said before the file changed is about a file that is no more: once
+            // client.toml reads cleanly again, it goes.
+            if self.profile.is_ok() && matches!(self.notice, Some((false, _))) {
+                self.notice = None;
+            }
         }
         for (name, outcome) in self.jobs.results() {
             self.outcomes.insert(name, outcome);

@@ -928,3 +928,22 @@ fn arrows_and_enter_work_from_the_filter() {
         "a row the keys did not choose was sent"
     );
 }
+
+/// An error about client.toml goes once the file is fixed (the window follows the file):
+/// messages do not outlive their truth.
+#[test]
+fn an_error_goes_when_the_file_is_fixed() {
+    let conf = tempfile::tempdir().unwrap();
+    let file = conf.path().join("client.toml");
+    std::fs::write(&file, "[servers.broken\n").unwrap();
+    let mut h = harness(conf.path());
+    add_through_the_form(&mut h, "fresh", "fresh.example.com", "default", None);
+    assert!(
+        has_label_containing(&h, "client.toml"),
+        "no error about the broken file"
+    );
+    std::fs::write(&file, "").unwrap();
+    wait_until(&mut h, "the error to go", |h| {
+        !has_label_containing(h, "invalid") && !has_label_containing(h, "line 1")
+    });
+}
