@@ -14,8 +14,12 @@
 //! - [`LockFile`]: an exclusive `flock` on a side file, released when dropped or when the
 //!   process dies, so a crashed holder never leaves a stale lock behind.
 //!
+//! - [`access`]: what another user may do with a file, from its mode bits and owners.
+//!
 //! No cryptography and no network: every program may use it.
 #![forbid(unsafe_code)]
+
+pub mod access;
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Write};

@@ -6,7 +6,6 @@
 //! socket. `unsafe` is confined to `signal` and `activation`.
 #![deny(unsafe_code)]
 
-mod access;
 mod activation;
 mod allow;
 mod batch;

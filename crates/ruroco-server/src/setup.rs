@@ -8,13 +8,13 @@ use anyhow::Context;
 use ruroco_config::Config;
 use ruroco_proto::{KeyId, Keyring, Policy};
 
-use crate::access;
 use crate::allow::AllowList;
 use crate::floors::FloorStore;
 use crate::keys;
 use crate::original_floors;
 use crate::shared_floors::SharedFloors;
 use crate::socket;
+use ruroco_fs::access;
 
 /// What a start or reload runs with.
 pub(crate) struct Settings {

@@ -1,7 +1,8 @@
-//! What the server's own user may do with its files, for `--check` run as root: a check
-//! that passes for root says nothing about a key the `ruroco` user cannot read or a floor
-//! directory it cannot write. Decided from the mode bits and owners (pure), the way the
-//! kernel does for a user without capabilities.
+//! What a user other than the caller may do with a file, decided from the mode bits and
+//! owners (pure), the way the kernel does for a user without capabilities. The server's
+//! `--check`, run as root, asks it for the server's own user (a key it cannot read, a
+//! floor directory it cannot write); the commander asks whether that user could change
+//! the commands root runs.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -10,24 +11,30 @@ use nix::unistd::User;
 
 /// Read (4), write (2) or search/execute (1), as in mode bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Want {
+pub enum Want {
+    /// Read a file, list a directory.
     Read = 4,
+    /// Write a file, create or remove entries of a directory.
     Write = 2,
+    /// Pass through a directory.
     Search = 1,
 }
 
 /// A user without capabilities: uid and every gid it has.
 #[derive(Debug, Clone)]
-pub(crate) struct Who {
-    pub(crate) name: String,
-    pub(crate) uid: u32,
-    pub(crate) gids: Vec<u32>,
+pub struct Who {
+    /// The user's name.
+    pub name: String,
+    /// Its uid.
+    pub uid: u32,
+    /// Its primary and supplementary gids.
+    pub gids: Vec<u32>,
 }
 
 impl Who {
     /// The user called `name`, with its primary and supplementary groups; `None` when
     /// there is no such user.
-    pub(crate) fn lookup(name: &str) -> Option<Who> {
+    pub fn lookup(name: &str) -> Option<Who> {
         let user = User::from_name(name).ok().flatten()?;
         let mut gids = vec![user.gid.as_raw()];
         // Supplementary groups: those that list the user (getgrouplist needs a C string).
@@ -45,7 +52,7 @@ impl Who {
 }
 
 /// Whether `who` may `want` a file with `mode`, owned by `uid`:`gid`.
-pub(crate) fn may(who: &Who, mode: u32, uid: u32, gid: u32, want: Want) -> bool {
+pub fn may(who: &Who, mode: u32, uid: u32, gid: u32, want: Want) -> bool {
     let bits = if who.uid == uid {
         mode >> 6
     } else if who.gids.contains(&gid) {
@@ -57,7 +64,7 @@ pub(crate) fn may(who: &Who, mode: u32, uid: u32, gid: u32, want: Want) -> bool 
 }
 
 /// Whether `who` may `want` the file at `path` and search every directory above it.
-pub(crate) fn may_path(who: &Who, path: &Path, want: Want) -> bool {
+pub fn may_path(who: &Who, path: &Path, want: Want) -> bool {
     let Ok(meta) = std::fs::metadata(path) else {
         return false;
     };
