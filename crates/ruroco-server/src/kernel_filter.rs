@@ -199,39 +199,34 @@ pub(crate) fn apply(socket: &UdpSocket, enabled: bool, ids: &[KeyId], accept_v0:
         return Mode::Off;
     }
     let lengths = if accept_v0 { "94 or 93" } else { "94" };
-    let short = length_only(accept_v0);
-    let length_attached = attach(socket, &short).is_ok();
+    // The small program first: it releases the old one's option memory, and it is what
+    // stays where the key-id program cannot be held.
+    let length_attached = attach(socket, &length_only(accept_v0));
     let (prog, coverage) = program(ids, accept_v0);
     match coverage {
-        Coverage::LengthOnly { keys, max } if length_attached => {
-            tracing::warn!(
-                "kernel filter: {keys} keys are more than one filter can check ({max}); it drops datagrams by length only ({lengths} bytes pass), the server judges key ids"
-            );
-            Mode::Length
-        }
         Coverage::Keys(n) => match attach(socket, &prog) {
             Ok(()) => {
                 tracing::info!(
                     "kernel filter: only {lengths}-byte datagrams for one of {n} key id(s) reach the server ({} instructions)",
                     prog.len()
                 );
-                Mode::Keys
+                return Mode::Keys;
             }
-            Err(e) if length_attached => {
-                tracing::warn!("{}", does_not_fit(n, &e));
-                Mode::Length
-            }
-            Err(e) => {
-                detach(socket);
-                tracing::error!(
-                    "cannot attach the kernel filter: {e}; every datagram reaches the server"
-                );
-                Mode::Off
-            }
+            Err(e) if length_attached.is_ok() => tracing::warn!("{}", does_not_fit(n, &e)),
+            Err(_) => {}
         },
-        Coverage::LengthOnly { .. } => {
+        Coverage::LengthOnly { keys, max } if length_attached.is_ok() => tracing::warn!(
+            "kernel filter: {keys} keys are more than one filter can check ({max}); it drops datagrams by length only ({lengths} bytes pass), the server judges key ids"
+        ),
+        Coverage::LengthOnly { .. } => {}
+    }
+    match length_attached {
+        Ok(()) => Mode::Length,
+        Err(e) => {
             detach(socket);
-            tracing::error!("cannot attach the kernel filter; every datagram reaches the server");
+            tracing::error!(
+                "cannot attach the kernel filter: {e}; every datagram reaches the server"
+            );
             Mode::Off
         }
     }

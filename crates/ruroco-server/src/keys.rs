@@ -37,36 +37,24 @@ pub(crate) fn scan_keys(dir: &Path) -> (anyhow::Result<LoadedKeys>, Vec<anyhow::
     }
 }
 
-/// Warnings about key files' modes logged per load; the rest are counted in one line.
-const MODE_WARNINGS: usize = 10;
+/// Per-key lines logged at once (loaded, added or removed keys, mode warnings); the rest
+/// are counted in one line, so 100,000 keys never make 100,000 lines.
+const PER_KEY_LINES: usize = 10;
 
-thread_local! {
-    static WARNED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// Logs one mode warning while fewer than [`MODE_WARNINGS`] were logged in this load.
-fn warn_bounded(line: &str) {
-    let n = WARNED.with(|w| {
-        let n = w.get();
-        w.set(n + 1);
-        n
-    });
-    if n < MODE_WARNINGS {
-        tracing::warn!("{line}");
+/// Logs "`what` ID" for the first [`PER_KEY_LINES`] of `ids` (by id), and how many more.
+pub(crate) fn log_ids(what: &str, ids: &[KeyId]) {
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    for id in sorted.iter().take(PER_KEY_LINES) {
+        tracing::info!("{what} {id}");
+    }
+    if sorted.len() > PER_KEY_LINES {
+        tracing::info!("… and {} more {what}s", sorted.len() - PER_KEY_LINES);
     }
 }
 
 fn scan(dir: &Path, problems: &mut Vec<anyhow::Error>) -> anyhow::Result<LoadedKeys> {
-    WARNED.with(|w| w.set(0));
-    let loaded = scan_files(dir, problems, MAX_KEY_FILES);
-    let warned = WARNED.with(std::cell::Cell::get);
-    if warned > MODE_WARNINGS {
-        tracing::warn!(
-            "… and {} more key files with a mode like those above",
-            warned - MODE_WARNINGS
-        );
-    }
-    loaded
+    scan_files(dir, problems, MAX_KEY_FILES)
 }
 
 fn scan_files(
@@ -110,9 +98,18 @@ fn scan_files(
     let mut keys = Keyring::new();
     let mut origin: HashMap<KeyId, PathBuf> = HashMap::new();
     let mut names = HashMap::new();
+    let mut mode_warnings = 0;
     for path in paths {
         let key = match read_key(&path) {
-            Ok(key) => key,
+            Ok((key, warning)) => {
+                if let Some(warning) = warning {
+                    if mode_warnings < PER_KEY_LINES {
+                        tracing::warn!("{warning}");
+                    }
+                    mode_warnings += 1;
+                }
+                key
+            }
             Err(e) => {
                 problems.push(e);
                 continue;
@@ -135,6 +132,12 @@ fn scan_files(
         }
         origin.insert(id, path);
     }
+    if mode_warnings > PER_KEY_LINES {
+        tracing::warn!(
+            "… and {} more key files with a mode like those above",
+            mode_warnings - PER_KEY_LINES
+        );
+    }
     Ok(LoadedKeys { ring: keys, names })
 }
 
@@ -146,7 +149,8 @@ const MAX_KEY_FILES: usize = 500_000;
 /// refused without being read whole.
 const MAX_KEY_FILE: u64 = 4096;
 
-fn read_key(path: &Path) -> anyhow::Result<Key> {
+/// The key of `path`, and what is wrong with the file's mode, if anything.
+fn read_key(path: &Path) -> anyhow::Result<(Key, Option<String>)> {
     use std::io::Read;
     let file = std::fs::File::open(path)
         .with_context(|| format!("cannot read key file {}", path.display()))?;
@@ -164,7 +168,7 @@ fn read_key(path: &Path) -> anyhow::Result<Key> {
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| anyhow::anyhow!("invalid key file {}: not text", path.display()))?;
     let key = Key::parse(text).with_context(|| format!("invalid key file {}", path.display()))?;
-    if let Ok(meta) = file.metadata() {
+    let warning = file.metadata().ok().and_then(|meta| {
         // Run as root (`--check`, a test), this process is not the server's user: its
         // group cannot be told, so only "others" and group-write are judged (`--check`
         // says separately whether the server's user can read the key).
@@ -173,11 +177,10 @@ fn read_key(path: &Path) -> anyhow::Result<Key> {
         } else {
             nix::unistd::getegid().as_raw()
         };
-        if let Some(problem) = mode_problem(meta.permissions().mode(), meta.gid(), server_gid) {
-            warn_bounded(&format!("key file {}: {problem}", path.display()));
-        }
-    }
-    Ok(key)
+        mode_problem(meta.permissions().mode(), meta.gid(), server_gid)
+            .map(|problem| format!("key file {}: {problem}", path.display()))
+    });
+    Ok((key, warning))
 }
 
 /// What is wrong with a key file's mode, if anything. The packaged layout is 0640

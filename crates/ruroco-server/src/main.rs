@@ -103,10 +103,7 @@ fn write_original_floors(
     let dirs = original_floors::dirs(config.blocklist_dir(), &config.config_dir);
     let to = match to {
         Some(to) => to.to_owned(),
-        None => dirs
-            .iter()
-            .map(|d| d.join(original_floors::FILE))
-            .find(|p| p.exists())
+        None => original_floors::located(&dirs)
             .unwrap_or_else(|| config.config_dir.join(original_floors::FILE)),
     };
     let done = original_floors::write_back(floors.table(), &to, layout)?;
@@ -182,7 +179,7 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
     }
     let keys = settings.keys;
     // The first few by id, the rest counted (the start line says how many).
-    reload::log_some("loaded key", &keys.ids().collect::<Vec<_>>());
+    keys::log_ids("loaded key", &keys.ids().collect::<Vec<_>>());
     let allow = settings.allow;
     let shared = settings.shared;
     if let Some(problem) = setup::floor_dir_problem(&config) {

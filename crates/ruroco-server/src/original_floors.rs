@@ -61,6 +61,12 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Vec<(KeyId, u128)>, String> {
     Ok(floors)
 }
 
+/// Where the original's file is, for writing it back: in the first of `dirs` that has
+/// one (as [`find`] looks).
+pub(crate) fn located(dirs: &[&Path]) -> Option<PathBuf> {
+    dirs.iter().map(|d| d.join(FILE)).find(|p| p.exists())
+}
+
 /// The original's file in the first of `dirs` that has one; `None` when none does. A
 /// file that cannot be read is an error naming it and the way out.
 pub(crate) fn find(dirs: &[&Path]) -> anyhow::Result<Option<Carried>> {

@@ -82,12 +82,7 @@ impl Server {
                 return;
             }
         };
-        let (added, removed) = setup::key_changes(&self.keys, &settings.keys);
-        let gone: Vec<ruroco_proto::KeyId> = self
-            .keys
-            .ids()
-            .filter(|id| settings.keys.get(id).is_none())
-            .collect();
+        let (added, gone) = setup::key_changes(&self.keys, &settings.keys);
         if let Err(e) = self
             .floors
             .seed(added.iter().copied(), ruroco_proto::seed_floor(now_nanos()))
@@ -125,30 +120,17 @@ impl Server {
         self.config = config;
         self.metrics.keys = self.keys.len();
         self.metrics.reloads_ok += 1;
-        // Per key only what changed, and at most PER_KEY_LINES of each: a reload that adds
+        // Per key only what changed, and a bounded number of lines of each: a reload that adds
         // 50,000 keys logs one summary, not 50,000 lines.
-        log_some("added key", &added);
-        log_some("removed key", &gone);
+        crate::keys::log_ids("added key", &added);
+        crate::keys::log_ids("removed key", &gone);
         tracing::info!(
-            "reloaded {}: {} key(s) (+{} -{removed}), {} with an allow-list",
+            "reloaded {}: {} key(s) (+{} -{}), {} with an allow-list",
             self.config_path.display(),
             self.keys.len(),
             added.len(),
+            gone.len(),
             self.allow.len()
         );
-    }
-}
-
-/// Per-key lines a reload logs for each kind of change; the rest are counted.
-const PER_KEY_LINES: usize = 10;
-
-pub(crate) fn log_some(what: &str, ids: &[ruroco_proto::KeyId]) {
-    let mut sorted = ids.to_vec();
-    sorted.sort_unstable();
-    for id in sorted.iter().take(PER_KEY_LINES) {
-        tracing::info!("{what} {id}");
-    }
-    if sorted.len() > PER_KEY_LINES {
-        tracing::info!("… and {} more {what}s", sorted.len() - PER_KEY_LINES);
     }
 }

@@ -420,11 +420,11 @@ pub(crate) fn keep_fixed(
     changed
 }
 
-/// Key ids in `new` that are not in `old`, and the count of those gone.
-pub(crate) fn key_changes(old: &Keyring, new: &Keyring) -> (Vec<KeyId>, usize) {
+/// Key ids in `new` that are not in `old`, and those in `old` gone from `new`.
+pub(crate) fn key_changes(old: &Keyring, new: &Keyring) -> (Vec<KeyId>, Vec<KeyId>) {
     let added: Vec<KeyId> = new.ids().filter(|id| old.get(id).is_none()).collect();
-    let removed = old.ids().filter(|id| new.get(id).is_none()).count();
-    (added, removed)
+    let gone: Vec<KeyId> = old.ids().filter(|id| new.get(id).is_none()).collect();
+    (added, gone)
 }
 
 #[cfg(test)]
