@@ -246,13 +246,25 @@ fn flags(e: &Entry) -> String {
     parts.join(", ")
 }
 
+/// One entry [`import`] added (or would add).
+#[derive(Debug)]
+pub struct ImportedServer {
+    /// Its new name.
+    pub name: String,
+    /// Where it sends.
+    pub address: String,
+    /// The command it sends.
+    pub command: String,
+    /// What else it carries (the address it claims, permissive, one family, the wire
+    /// format), for the preview: a shared file could knock for someone else's address.
+    pub flags: String,
+}
+
 /// What [`import`] added (or, in a dry run, would add).
 #[derive(Debug)]
 pub struct Imported {
-    /// Each entry: its new name, address, command, and what else it carries (the address
-    /// it claims, permissive, one family, the wire format), for the preview: a shared file
-    /// could knock for someone else's address.
-    pub servers: Vec<(String, String, String, String)>,
+    /// Each entry added.
+    pub servers: Vec<ImportedServer>,
     /// `client.toml`.
     pub profile_path: PathBuf,
     /// The key file they all use.
@@ -263,11 +275,11 @@ pub struct Imported {
     pub skipped: Vec<(String, String)>,
 }
 
-/// The name under which `e` is saved already with the key `key_text`, if it is.
-fn saved_as(existing: &Profile, dir: &Path, e: &Entry, key_text: &str) -> Option<String> {
-    existing
-        .servers
-        .values()
+/// The name under which `e` is saved already among `with_key` (the saved servers whose
+/// key is the one imported), if it is.
+fn saved_as(with_key: &[&profile::Server], e: &Entry) -> Option<String> {
+    with_key
+        .iter()
         .find(|s| {
             s.address == e.address
                 && s.command.as_deref() == Some(e.command.as_str())
@@ -275,8 +287,6 @@ fn saved_as(existing: &Profile, dir: &Path, e: &Entry, key_text: &str) -> Option
                 && s.permissive == e.permissive
                 && s.ipv4 == e.ipv4
                 && s.ipv6 == e.ipv6
-                && std::fs::read_to_string(crate::send::key_path(dir, &s.key))
-                    .is_ok_and(|k| k.trim() == key_text)
         })
         .map(|s| s.name.clone())
 }
@@ -344,14 +354,23 @@ pub fn import_with(
     };
     // An entry already saved (same address, command, claimed ip, flags and key) is not
     // added again: importing the same file twice changes nothing.
-    let (entries, already): (Vec<Entry>, Vec<Entry>) = entries
+    let with_key: Vec<&profile::Server> = existing
+        .servers
+        .values()
+        .filter(|s| {
+            std::fs::read_to_string(crate::send::key_path(dir, &s.key))
+                .is_ok_and(|k| k.trim() == key_text.trim())
+        })
+        .collect();
+    let mut skipped = Vec::new();
+    let entries: Vec<Entry> = entries
         .into_iter()
-        .partition(|e| saved_as(&existing, dir, e, key_text.trim()).is_none());
-    let skipped: Vec<(String, String)> = already
-        .iter()
-        .filter_map(|e| {
-            saved_as(&existing, dir, e, key_text.trim())
-                .map(|name| (format!("{} -c {}", e.address, e.command), name))
+        .filter(|e| match saved_as(&with_key, e) {
+            Some(name) => {
+                skipped.push((format!("{} -c {}", e.address, e.command), name));
+                false
+            }
+            None => true,
         })
         .collect();
     let taken: BTreeSet<String> = existing
@@ -377,7 +396,12 @@ pub fn import_with(
         servers: names
             .into_iter()
             .zip(&entries)
-            .map(|(name, e)| (name, e.address.clone(), e.command.clone(), flags(e)))
+            .map(|(name, e)| ImportedServer {
+                name,
+                address: e.address.clone(),
+                command: e.command.clone(),
+                flags: flags(e),
+            })
             .collect(),
         profile_path: dir.join(profile::FILE_NAME),
         key_path,

@@ -133,22 +133,17 @@ fn send(args: &SendArgs, dir: &Path) -> anyhow::Result<ExitCode> {
             dir,
         )
     };
-    let wait = args
-        .wait_port
-        .map(|port| (port, std::time::Duration::from_secs(args.wait_secs)));
+    let wait =
+        |port: Option<u16>| port.map(|port| (port, std::time::Duration::from_secs(args.wait_secs)));
     let Some(target) = &args.target else {
-        return send_single(plan(None)?, dir, wait);
+        return send_single(plan(None)?, dir, wait(args.wait_port));
     };
     let profile = Profile::load(dir)?;
     let Some(group) = target.strip_prefix('@') else {
         let saved = profile.server(target)?;
         // The saved server's wait_port unless the flag names one.
-        let wait = wait.or_else(|| {
-            saved
-                .wait_port
-                .map(|port| (port, std::time::Duration::from_secs(args.wait_secs)))
-        });
-        return send_single(plan(Some(saved))?, dir, wait);
+        let port = args.wait_port.or(saved.wait_port);
+        return send_single(plan(Some(saved))?, dir, wait(port));
     };
     if args.wait_port.is_some() {
         anyhow::bail!("--wait-port is for one server, not a group: send to each by name");

@@ -91,8 +91,11 @@ pub(crate) fn add(args: &AddArgs, dir: &Path) -> anyhow::Result<ExitCode> {
 pub(crate) fn import(args: &ImportArgs, dir: &Path) -> anyhow::Result<ExitCode> {
     let done = import::import(&args.file, &args.key_file, args.dry_run, dir)?;
     let verb = if done.dry_run { "would add" } else { "added" };
-    for (name, address, command, flags) in &done.servers {
-        println!("{verb} `{name}`: {address} -c {command}; {flags}");
+    for s in &done.servers {
+        println!(
+            "{verb} `{}`: {} -c {}; {}",
+            s.name, s.address, s.command, s.flags
+        );
     }
     for (entry, name) in &done.skipped {
         println!("already saved as `{name}`: {entry} (not added again)");

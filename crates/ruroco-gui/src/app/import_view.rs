@@ -46,8 +46,11 @@ impl App {
                             let mut lines: Vec<String> = done
                                 .servers
                                 .iter()
-                                .map(|(name, address, command, flags)| {
-                                    format!("{verb} {name}: {address}, command {command}; {flags}")
+                                .map(|s| {
+                                    format!(
+                                        "{verb} {}: {}, command {}; {}",
+                                        s.name, s.address, s.command, s.flags
+                                    )
                                 })
                                 .collect();
                             lines.extend(done.skipped.iter().map(|(entry, name)| {
