@@ -19,7 +19,7 @@ use ruroco_proto::Key;
 
 use ruroco_client_core::counter::{now_nanos, Counter};
 use ruroco_client_core::profile::Profile;
-use ruroco_client_core::{qr, send};
+use ruroco_client_core::{qr, send, wait};
 
 use crate::cli::{Cli, Cmd, SendArgs};
 
@@ -227,33 +227,29 @@ fn send_single(
         return knock(plan, dir);
     };
     let host = ruroco_client_core::target::split_host_port(&plan.address)?.0;
-    for attempt in 1..=2 {
-        knock(plan.clone(), dir)?;
-        match ruroco_client_core::wait::connect_within(&host, port, how_long) {
-            Ok((_, took)) => {
-                let again = if attempt == 2 {
-                    " (after a second knock)"
-                } else {
-                    ""
-                };
-                eprintln!("port {port} open after {} ms{again}", took.as_millis());
-                return Ok(ExitCode::SUCCESS);
-            }
-            Err(e) if attempt == 1 => {
-                eprintln!(
-                    "port {port} still closed after {} s ({e:#}); knocking once more",
-                    how_long.as_secs()
-                );
-            }
-            Err(e) => {
-                eprintln!(
-                    "sent; port {port} still closed after {} s ({e:#}) — see the server's log (`reason=` says why a knock was refused)",
-                    how_long.as_secs()
-                );
-            }
+    knock(plan.clone(), dir)?;
+    let secs = how_long.as_secs();
+    let watched = wait::watch(&host, port, how_long, |why| {
+        eprintln!("port {port} still closed after {secs} s ({why:#}); knocking once more");
+        knock(plan, dir).map(|_| ())
+    })?;
+    Ok(match watched {
+        wait::Watched::Open { took, second } => {
+            let again = if second {
+                " (after a second knock)"
+            } else {
+                ""
+            };
+            eprintln!("port {port} open after {} ms{again}", took.as_millis());
+            ExitCode::SUCCESS
         }
-    }
-    Ok(ExitCode::FAILURE)
+        wait::Watched::Closed(why) => {
+            eprintln!(
+                "sent; port {port} still closed after {secs} s ({why}) — see the server's log (`reason=` says why a knock was refused)"
+            );
+            ExitCode::FAILURE
+        }
+    })
 }
 
 fn knock(plan: send::Plan, dir: &Path) -> anyhow::Result<ExitCode> {

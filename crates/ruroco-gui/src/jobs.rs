@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, Sender};
 
 use ruroco_client_core::profile::Profile;
-use ruroco_client_core::send;
+use ruroco_client_core::{send, wait};
 
 /// Clicks on one server's Send closer together than this are one click (a double
 /// click, or a bounce): desktops take up to 500 ms for a double click.
@@ -168,7 +168,7 @@ fn send_all(dir: &std::path::Path, names: &[String]) -> Vec<(String, Outcome)> {
                             .server(&name)
                             .ok()
                             .and_then(|s| s.wait_port)
-                            .map(|port| watch(dir, &p.plan, port)),
+                            .and_then(|port| watch(dir, &p.plan, port)),
                     },
                     Err(e) => Outcome::Failed(format!("{e:#}")),
                 };
@@ -180,32 +180,27 @@ fn send_all(dir: &std::path::Path, names: &[String]) -> Vec<(String, Outcome)> {
 }
 
 /// Knock, then know: tries `port` of the server for [`WATCH`]; if it stays closed, sends
-/// a fresh datagram once and tries again.
-fn watch(dir: &std::path::Path, plan: &send::Plan, port: u16) -> Watched {
-    let host = match ruroco_client_core::target::split_host_port(&plan.address) {
-        Ok((host, _)) => host,
-        Err(_) => return Watched::Closed { port, secs: 0 },
+/// a fresh datagram once and tries again. `None` when the address has no host to try
+/// (it was just sent to, so this does not happen).
+fn watch(dir: &std::path::Path, plan: &send::Plan, port: u16) -> Option<Watched> {
+    let (host, _) = ruroco_client_core::target::split_host_port(&plan.address).ok()?;
+    let knock_again = |_: &anyhow::Error| {
+        send::prepare(plan.clone())
+            .and_then(|p| send::transmit(std::slice::from_ref(&p), dir))
+            .map(|_| ())
     };
-    for second in [false, true] {
-        if second {
-            let again = send::prepare(plan.clone())
-                .and_then(|p| send::transmit(std::slice::from_ref(&p), dir));
-            if again.is_err() {
-                break;
-            }
-        }
-        if let Ok((_, took)) = ruroco_client_core::wait::connect_within(&host, port, WATCH) {
-            return Watched::Open {
-                port,
-                ms: took.as_millis(),
-                second,
-            };
-        }
-    }
-    Watched::Closed {
-        port,
-        secs: WATCH.as_secs(),
-    }
+    Some(match wait::watch(&host, port, WATCH, knock_again) {
+        Ok(wait::Watched::Open { took, second }) => Watched::Open {
+            port,
+            ms: took.as_millis(),
+            second,
+        },
+        // Closed, or the second knock could not be sent.
+        Ok(wait::Watched::Closed(_)) | Err(_) => Watched::Closed {
+            port,
+            secs: WATCH.as_secs(),
+        },
+    })
 }
 
 /// The time of day, `HH:MM:SS` UTC.
