@@ -5,7 +5,6 @@
 //! what the kernel filter checks at that size.
 
 use std::os::unix::net::UnixListener;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -36,15 +35,8 @@ fn one(bins: &Binaries, dir: &std::path::Path, keys: &[Key]) -> anyhow::Result<R
     let _ = std::fs::remove_file(dir.join("floors.bin"));
     let inbox = UnixListener::bind(&socket)?;
     inbox.set_nonblocking(true)?;
-    let mut cmd = Command::new(&bins.server);
-    cmd.arg("--config")
-        .arg(&config)
-        .args(["--address", "127.0.0.1:0"])
-        .env_remove("LISTEN_FDS")
-        .env_remove("LISTEN_PID")
-        .env_remove("RUROCO_LOG");
     let started = Instant::now();
-    let server = Daemon::try_spawn(cmd, "listening on")
+    let server = Daemon::try_spawn(crate::stack::server_command(bins, &config), "listening on")
         .map_err(|(log, _)| anyhow::anyhow!("server did not start: {log}"))?;
     let start_ms = started.elapsed().as_secs_f64() * 1e3;
     let addr = server.listening_addr().context("server address")?;

@@ -54,14 +54,7 @@ impl Stack {
         cmd.arg("--config").arg(&config).env_remove("RUROCO_LOG");
         let commander = Daemon::try_spawn(cmd, "listening on")
             .map_err(|(log, _)| anyhow::anyhow!("commander did not start: {log}"))?;
-        let mut cmd = Command::new(&bins.server);
-        cmd.arg("--config")
-            .arg(&config)
-            .args(["--address", "127.0.0.1:0"])
-            .env_remove("LISTEN_FDS")
-            .env_remove("LISTEN_PID")
-            .env_remove("RUROCO_LOG");
-        let server = Daemon::try_spawn(cmd, "listening on")
+        let server = Daemon::try_spawn(server_command(bins, &config), "listening on")
             .map_err(|(log, _)| anyhow::anyhow!("server did not start: {log}"))?;
         let addr = server.listening_addr().context("server address")?;
         Ok(Stack {
@@ -89,6 +82,19 @@ impl Stack {
     pub(crate) fn server_pid(&self) -> u32 {
         self.server.pid().as_raw().unsigned_abs()
     }
+}
+
+/// The release server on an ephemeral loopback port with `config`, without anything of
+/// this process's socket activation or log settings.
+pub(crate) fn server_command(bins: &Binaries, config: &std::path::Path) -> Command {
+    let mut cmd = Command::new(&bins.server);
+    cmd.arg("--config")
+        .arg(config)
+        .args(["--address", "127.0.0.1:0"])
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_PID")
+        .env_remove("RUROCO_LOG");
+    cmd
 }
 
 /// Nanoseconds since the Unix epoch.
