@@ -222,6 +222,23 @@ fn add_through_the_form(
     click(h, "Save");
 }
 
+/// A config directory as `ruroco-client` leaves it: `key` in `key_file` (mode 0600) and
+/// `toml` as client.toml. A new random key when `key` is `None`.
+fn save_servers(conf: &Path, key_file: &str, key: Option<&str>, toml: &str) {
+    let generated;
+    let key = match key {
+        Some(key) => key,
+        None => {
+            generated = ruroco_proto::Key::generate().unwrap().to_key_string();
+            generated.as_str()
+        }
+    };
+    let path = conf.join(key_file);
+    std::fs::write(&path, format!("{}\n", key.trim())).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::write(conf.join("client.toml"), toml).unwrap();
+}
+
 #[test]
 fn adding_a_server_writes_client_toml_and_a_private_key_and_shows_how_to_install_it() {
     let conf = tempfile::tempdir().unwrap();
@@ -429,15 +446,13 @@ fn delete_asks_first_and_keeps_the_key_unless_told() {
 #[test]
 fn deleting_keeps_a_key_another_server_uses() {
     let conf = tempfile::tempdir().unwrap();
-    let key = ruroco_proto::Key::generate().unwrap();
-    let shared = conf.path().join("shared.key");
-    std::fs::write(&shared, format!("{}\n", key.to_key_string().as_str())).unwrap();
-    std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    std::fs::write(
-        conf.path().join("client.toml"),
+    save_servers(
+        conf.path(),
+        "shared.key",
+        None,
         "[servers.a]\naddress = \"a.example.com\"\nkey = \"shared.key\"\n\n[servers.b]\naddress = \"b.example.com\"\nkey = \"shared.key\"\n",
-    )
-    .unwrap();
+    );
+    let shared = conf.path().join("shared.key");
     let mut h = harness(conf.path());
     click(&mut h, "Delete a");
     click(&mut h, "Also delete its key file");
@@ -679,26 +694,20 @@ fn help_and_version_print_and_never_open_a_window() {
 fn a_watched_port_shows_when_it_opened() {
     let servers = Servers::start();
     let conf = tempfile::tempdir().unwrap();
-    let key_file = conf.path().join("local.key");
-    std::fs::write(&key_file, &servers.key).unwrap();
-    std::fs::set_permissions(
-        &key_file,
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
     let tcp = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    std::fs::write(
-        conf.path().join("client.toml"),
-        format!(
+    save_servers(
+        conf.path(),
+        "local.key",
+        Some(&servers.key),
+        &format!(
             "[servers.local]\naddress = \"127.0.0.1:{}\"\nkey = \"local.key\"\ncommand = \"open_ssh\"\nwait_port = {tcp}\n",
             servers.port
         ),
-    )
-    .unwrap();
+    );
     let runs = servers.runs_path("open_ssh");
     let opener = std::thread::spawn(move || {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -746,24 +755,12 @@ fn a_new_key_from_edit_shows_how_to_install_it() {
 #[test]
 fn ctrl_f_goes_to_the_filter() {
     let conf = tempfile::tempdir().unwrap();
-    std::fs::write(
-        conf.path().join("k.key"),
-        ruroco_proto::Key::generate()
-            .unwrap()
-            .to_key_string()
-            .as_str(),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        conf.path().join("k.key"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
-    std::fs::write(
-        conf.path().join("client.toml"),
+    save_servers(
+        conf.path(),
+        "k.key",
+        None,
         "[servers.alpha]\naddress = \"a.example.com\"\nkey = \"k.key\"\n\n[servers.beta]\naddress = \"b.example.com\"\nkey = \"k.key\"\n",
-    )
-    .unwrap();
+    );
     let mut h = harness(conf.path());
     assert!(h.query_by_label("Send alpha").is_some());
     h.key_press_modifiers(eframe::egui::Modifiers::COMMAND, eframe::egui::Key::F);
@@ -839,33 +836,21 @@ fn import_takes_the_key_string_itself() {
     assert_eq!(stored.trim(), key.to_key_string().as_str());
 }
 
-/// At 500×400, a 201-character name and a long failed send's error leave every row's Send
-/// button inside the window, and the whole name is there on hover.
+/// At 500×400, a 64-character name (the longest allowed), a 60-character address and a
+/// long failed send's error leave every row's Send button inside the window.
 #[test]
 fn long_text_never_pushes_send_out_of_a_small_window() {
     let conf = tempfile::tempdir().unwrap();
-    std::fs::write(
-        conf.path().join("k.key"),
-        ruroco_proto::Key::generate()
-            .unwrap()
-            .to_key_string()
-            .as_str(),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        conf.path().join("k.key"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
     let long = "n".repeat(64);
-    std::fs::write(
-        conf.path().join("client.toml"),
-        format!(
+    save_servers(
+        conf.path(),
+        "k.key",
+        None,
+        &format!(
             "[servers.{long}]\naddress = \"{}.example.com\"\nkey = \"k.key\"\n\n[servers.down]\naddress = \"no-such-host.invalid\"\nkey = \"k.key\"\n",
             "a".repeat(60)
         ),
-    )
-    .unwrap();
+    );
     let mut h = Harness::builder().with_size([500.0, 400.0]).build_ui_state(
         |ui, app: &mut App| app.show(ui),
         App::new(conf.path().to_owned()),
@@ -892,21 +877,15 @@ fn long_text_never_pushes_send_out_of_a_small_window() {
 fn arrows_and_enter_work_from_the_filter() {
     let servers = Servers::start();
     let conf = tempfile::tempdir().unwrap();
-    let key_file = conf.path().join("k.key");
-    std::fs::write(&key_file, &servers.key).unwrap();
-    std::fs::set_permissions(
-        &key_file,
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
-    std::fs::write(
-        conf.path().join("client.toml"),
-        format!(
+    save_servers(
+        conf.path(),
+        "k.key",
+        Some(&servers.key),
+        &format!(
             "[servers.alpha]\naddress = \"127.0.0.1:{0}\"\nkey = \"k.key\"\ncommand = \"open_ssh\"\n\n[servers.beta]\naddress = \"127.0.0.1:{0}\"\nkey = \"k.key\"\ncommand = \"default\"\n\n[servers.zeta]\naddress = \"127.0.0.1:{0}\"\nkey = \"k.key\"\ncommand = \"open_ssh\"\n",
             servers.port
         ),
-    )
-    .unwrap();
+    );
     let mut h = harness(conf.path());
     h.key_press_modifiers(eframe::egui::Modifiers::COMMAND, eframe::egui::Key::F);
     settle(&mut h);
