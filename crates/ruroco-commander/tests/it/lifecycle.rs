@@ -262,6 +262,12 @@ fn the_socket_is_created_with_its_final_mode() {
     );
 }
 
+/// Whether `pid` is a live process (a zombie, killed and not yet reaped, is not).
+fn running(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+}
+
 /// `kill -9` of the commander while a command runs: its processes survive that, but not
 /// the next start, which kills and logs them; the socket works again at once.
 #[test]
@@ -279,7 +285,7 @@ fast = "echo $RUROCO_IP >> {dir}/ran""#,
         .trim()
         .parse()
         .unwrap();
-    let alive = |pid: i32| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+    let alive = running;
     first.signal(Signal::SIGKILL);
     first.wait_exit(Duration::from_secs(5)).unwrap();
     assert!(alive(pid), "the background sleep should outlive a kill -9");
@@ -292,10 +298,7 @@ fast = "echo $RUROCO_IP >> {dir}/ran""#,
     // Reaped by init once killed: gone within a moment.
     let mut gone = false;
     for _ in 0..100 {
-        if !alive(pid)
-            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|s| s.contains(") Z "))
-        {
+        if !running(pid) {
             gone = true;
             break;
         }
@@ -332,11 +335,7 @@ fn a_restart_after_a_clean_stop_kills_nothing() {
         "{}",
         first.log_text()
     );
-    let alive = |pid: i32| {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
-            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|s| s.contains(") Z "))
-    };
+    let alive = running;
     first.signal(Signal::SIGTERM);
     assert!(first.wait_exit(Duration::from_secs(10)).unwrap().success());
     assert!(

@@ -210,8 +210,7 @@ fn the_carry_over_happens_once_and_a_lost_floor_file_brings_back_no_old_floor() 
     server.stop();
     // floors.bin is lost.
     std::fs::remove_file(fx.path().join("floors.bin")).unwrap();
-    let out = fx.command().arg("--check").output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (_, text) = fx.check();
     assert!(
         text.contains("was carried over once") && text.contains("move it aside"),
         "{text}"
@@ -346,9 +345,8 @@ fn check_as_root_names_an_original_floor_file_the_server_cannot_read() {
     write_original(&fx, 1_650_000_000_000_000_000);
     let original = fx.path().join("blocklist.msgpck");
     std::fs::set_permissions(&original, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let out = fx.command().arg("--check").output().unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "{said}");
+    let (ok, said) = fx.check();
+    assert!(!ok, "{said}");
     let group = nix::unistd::Group::from_gid(nobody.gid)
         .unwrap()
         .unwrap()
@@ -360,10 +358,6 @@ fn check_as_root_names_an_original_floor_file_the_server_cannot_read() {
     );
     std::os::unix::fs::chown(&original, None, Some(nobody.gid.as_raw())).unwrap();
     std::fs::set_permissions(&original, std::fs::Permissions::from_mode(0o640)).unwrap();
-    let out = fx.command().arg("--check").output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let (ok, said) = fx.check();
+    assert!(ok, "{said}");
 }

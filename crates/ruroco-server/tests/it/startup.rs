@@ -179,13 +179,7 @@ fn check_as_root_speaks_for_the_servers_user() {
         ),
     )
     .unwrap();
-    let check = || {
-        let out = fx.command().arg("--check").output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    };
+    let check = || fx.check();
     let (ok, out) = check();
     assert!(!ok);
     assert!(
@@ -430,13 +424,7 @@ fn check_fails_where_the_server_cannot_write_its_metrics_and_the_link_fixes_it()
         ),
     )
     .unwrap();
-    let check = || {
-        let out = fx.command().arg("--check").output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    };
+    let check = || fx.check();
     let (ok, out) = check();
     assert!(!ok, "{out}");
     assert!(

@@ -71,6 +71,15 @@ impl Fixture {
         cmd
     }
 
+    /// `--check`: whether it passed, and what it printed.
+    pub fn check(&self) -> (bool, String) {
+        let out = self.command().arg("--check").output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
     /// Starts the server on an ephemeral loopback port and waits until it listens.
     pub fn start(&self) -> Running {
         let mut cmd = self.command();
