@@ -165,15 +165,15 @@ pub(crate) fn optmem_max() -> Option<u64> {
         .and_then(|t| t.trim().parse().ok())
 }
 
-/// Whether the program for `ids` can be attached to a socket of this network namespace:
-/// tried on a scratch socket, for `--check` (the kernel's charge for a program is its own
-/// business; asking it is the only exact answer).
-pub(crate) fn fits(ids: &[KeyId], accept_v0: bool) -> bool {
+/// Whether the program for `ids` can be attached to a socket of this network namespace,
+/// and the kernel's refusal if not: tried on a scratch socket, for `--check` (the
+/// kernel's charge for a program is its own business; asking it is the only exact answer).
+pub(crate) fn fits(ids: &[KeyId], accept_v0: bool) -> std::io::Result<()> {
     let (prog, coverage) = program(ids, accept_v0);
     if matches!(coverage, Coverage::LengthOnly { .. }) {
-        return true;
+        return Ok(());
     }
-    UdpSocket::bind("127.0.0.1:0").is_ok_and(|s| attach(&s, &prog).is_ok())
+    attach(&UdpSocket::bind("127.0.0.1:0")?, &prog)
 }
 
 /// Why the key-id filter is not held, with the sysctl that lifts the limit.

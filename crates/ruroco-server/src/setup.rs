@@ -299,15 +299,14 @@ pub(crate) fn filter_note(config: &Config, keys: &Keyring) -> Option<String> {
         return None;
     }
     let ids = crate::kernel_filter::sorted_ids(keys);
-    (!crate::kernel_filter::fits(&ids, config.accept_v0)).then(|| {
-        format!(
-            "warning: {}",
-            crate::kernel_filter::does_not_fit(
-                ids.len(),
-                &std::io::Error::from(std::io::ErrorKind::OutOfMemory)
+    crate::kernel_filter::fits(&ids, config.accept_v0)
+        .err()
+        .map(|e| {
+            format!(
+                "warning: {}",
+                crate::kernel_filter::does_not_fit(ids.len(), &e)
             )
-        )
-    })
+        })
 }
 
 /// What `--check` says besides OK about the floor store's name: a warning when it does

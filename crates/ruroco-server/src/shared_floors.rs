@@ -186,8 +186,7 @@ impl SharedFloors {
         timeout: Duration,
         min_replicas: u32,
     ) -> anyhow::Result<Self> {
-        let endpoint =
-            Endpoint::parse(url).map_err(|e| anyhow::anyhow!("key `floor_store`: {e}"))?;
+        let endpoint = Self::check(url, user, password_file)?;
         let resolved = endpoint
             .resolve()
             .map_err(|e| anyhow::anyhow!("key `floor_store`: cannot resolve {endpoint}: {e}"))?;
@@ -202,9 +201,6 @@ impl SharedFloors {
             }
             None => None,
         };
-        if user.is_some() && password.is_none() {
-            anyhow::bail!("key `floor_store_user` needs floor_store_password_file");
-        }
         Ok(Self {
             resolved,
             auth: Auth {
