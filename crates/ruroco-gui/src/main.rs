@@ -5,7 +5,8 @@
 
 use std::process::ExitCode;
 
-const HELP: &str = "ruroco-gui: the desktop app for ruroco: the saved servers of client.toml (the same file, keys and counter as ruroco-client), sent with a click.
+const HELP: &str = "ruroco-gui: the desktop app for ruroco. It shows the saved servers of
+client.toml (the same file, keys and counter as ruroco-client) and sends with a click.
 
 Usage: ruroco-gui [--help | --version]
 

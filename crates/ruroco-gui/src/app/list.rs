@@ -105,6 +105,9 @@ impl App {
         // Actions first, in a column of their own: long names, addresses or results never
         // push them off the window or move them under the pointer. Long text is cut to its
         // column with the whole of it on hover.
+        // Solid scroll bars, beside the rows: egui's floating ones are drawn over the rows
+        // while the pointer is on them, hiding the buttons it is there to click.
+        ui.spacing_mut().scroll = egui::style::ScrollStyle::solid();
         egui::ScrollArea::both().show(ui, |ui| {
             egui::Grid::new("servers")
                 .num_columns(6)
