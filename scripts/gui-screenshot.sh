@@ -9,6 +9,10 @@
 # shows a few example servers from a temporary configuration directory. With
 # RUROCO_GUI_SIZES="500x400 1280x800" it is also resized to each size and shot again
 # (PNG-500x400.png, …), as CI keeps them in target/.
+#
+# It also prints what the window costs (start to window, RSS, CPU while idle with and
+# without a focused text field), and checks that the size a person gave the window is the
+# size it opens with next time (eframe's storage, $XDG_DATA_HOME/ruroco-gui/app.ron).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(realpath "${1:-target/debug/ruroco-gui}")
@@ -46,22 +50,58 @@ address = "192.0.2.44"
 key = "ci.key"
 command = "deploy"
 TOML
+export XDG_DATA_HOME="$work/data"
 openbox >/dev/null 2>&1 &
 wm_pid=$!
 sleep 0.5
-# Software rendering, as on a machine without a GPU.
-LIBGL_ALWAYS_SOFTWARE=1 RUROCO_CONF_DIR="$conf" "$bin" >"$work/gui.log" 2>&1 &
-gui_pid=$!
-started=$(date +%s%N)
-window=""
-for _ in $(seq 200); do
-    window=$(xdotool search --onlyvisible --name '^ruroco$' 2>/dev/null | head -n 1 || true)
-    [ -n "$window" ] && break
-    kill -0 "$gui_pid" 2>/dev/null || { cat "$work/gui.log" >&2; echo "ruroco-gui exited before its window showed" >&2; exit 1; }
-    sleep 0.05
-done
-[ -n "$window" ] || { cat "$work/gui.log" >&2; echo "no ruroco window within 10 s" >&2; exit 1; }
-echo "window $window mapped after $(( ($(date +%s%N) - started) / 1000000 )) ms"
+# Starts the window (software rendering, as on a machine without a GPU) and sets
+# $gui_pid and $window.
+start_gui() {
+    LIBGL_ALWAYS_SOFTWARE=1 RUROCO_CONF_DIR="$conf" "$bin" >"$work/gui.log" 2>&1 &
+    gui_pid=$!
+    local started
+    started=$(date +%s%N)
+    window=""
+    for _ in $(seq 200); do
+        window=$(xdotool search --onlyvisible --name '^ruroco$' 2>/dev/null | head -n 1 || true)
+        [ -n "$window" ] && break
+        kill -0 "$gui_pid" 2>/dev/null || { cat "$work/gui.log" >&2; echo "ruroco-gui exited before its window showed" >&2; exit 1; }
+        sleep 0.05
+    done
+    [ -n "$window" ] || { cat "$work/gui.log" >&2; echo "no ruroco window within 10 s" >&2; exit 1; }
+    echo "window $window mapped after $(( ($(date +%s%N) - started) / 1000000 )) ms"
+}
+# Closes it with the window manager's close request (WM_DELETE_WINDOW), as the title
+# bar's close button; it must exit 0.
+close_gui() {
+    wmctrl -c ruroco
+    for _ in $(seq 100); do
+        kill -0 "$gui_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    if kill -0 "$gui_pid" 2>/dev/null; then
+        echo "ruroco-gui did not close on the close request" >&2
+        exit 1
+    fi
+    local status=0
+    wait "$gui_pid" || status=$?
+    gui_pid=""
+    [ "$status" = 0 ] || { cat "$work/gui.log" >&2; echo "ruroco-gui exited $status" >&2; exit 1; }
+    echo "closed by the window manager, exit 0"
+}
+# CPU time (user + system, in clock ticks) the window used so far.
+cpu_ticks() {
+    awk '{ print $14 + $15 }' "/proc/$gui_pid/stat"
+}
+# Percent of one core the window used over $1 seconds.
+cpu_over() {
+    local before after
+    before=$(cpu_ticks)
+    sleep "$1"
+    after=$(cpu_ticks)
+    awk -v d=$((after - before)) -v hz="$(getconf CLK_TCK)" -v s="$1" 'BEGIN { printf "%.2f%%", 100 * d / hz / s }'
+}
+start_gui
 # Let it draw its first frames.
 sleep 1
 mkdir -p "$(dirname "$png")"
@@ -75,18 +115,24 @@ for size in ${RUROCO_GUI_SIZES:-}; do
     import -window "$window" "$shot"
     echo "screenshot at $size: $shot ($(identify -format '%wx%h' "$shot"))"
 done
-# The window manager's close request (WM_DELETE_WINDOW), as the title bar's close button.
-wmctrl -c ruroco
-for _ in $(seq 100); do
-    kill -0 "$gui_pid" 2>/dev/null || break
-    sleep 0.05
-done
-if kill -0 "$gui_pid" 2>/dev/null; then
-    echo "ruroco-gui did not close on the close request" >&2
-    exit 1
-fi
-status=0
-wait "$gui_pid" || status=$?
-gui_pid=""
-[ "$status" = 0 ] || { cat "$work/gui.log" >&2; echo "ruroco-gui exited $status" >&2; exit 1; }
-echo "closed by the window manager, exit 0"
+# What it costs while nobody touches it, then with the filter focused (a blinking cursor).
+echo "RSS $(awk '/^VmRSS/ { print $2 " " $3 }' "/proc/$gui_pid/status")"
+echo "CPU idle over 5 s: $(cpu_over 5)"
+# A click on an empty part of the window gives it the keyboard, as for a person.
+xdotool mousemove --window "$window" 450 400 click 1
+sleep 0.3
+xdotool key ctrl+f
+sleep 0.5
+import -window "$window" "${png%.png}-focused.png"
+echo "CPU with the filter focused over 5 s: $(cpu_over 5)"
+# A size given by hand is the size of the next start.
+xdotool windowsize --sync "$window" 700 500 2>/dev/null || xdotool windowsize "$window" 700 500
+sleep 1
+close_gui
+[ -s "$XDG_DATA_HOME/ruroco-gui/app.ron" ] || { echo "nothing kept in $XDG_DATA_HOME/ruroco-gui/app.ron" >&2; exit 1; }
+start_gui
+sleep 1
+geometry=$(xdotool getwindowgeometry "$window" | awk '/Geometry/ { print $2 }')
+[ "$geometry" = 700x500 ] || { echo "reopened at $geometry, not at the 700x500 it was closed at" >&2; exit 1; }
+echo "reopened at the size it was closed at: $geometry"
+close_gui

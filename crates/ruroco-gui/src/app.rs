@@ -18,6 +18,7 @@ use eframe::egui::{self, RichText};
 use ruroco_client_core::profile::{self, Profile};
 use zeroize::Zeroizing;
 
+use crate::chooser::{self, Chooser, Field};
 use crate::form::Form;
 use crate::jobs::{Jobs, Outcome};
 
@@ -86,6 +87,8 @@ pub struct App {
     watcher: Option<notify::RecommendedWatcher>,
     /// A key shown in the edit view after "Show key".
     shown_key: Option<(String, Zeroizing<String>)>,
+    /// The desktop's file chooser, when one is open.
+    chooser: Chooser,
 }
 
 impl App {
@@ -106,7 +109,35 @@ impl App {
             changed: Arc::new(AtomicBool::new(false)),
             watcher: None,
             shown_key: None,
+            chooser: Chooser::default(),
         }
+    }
+
+    /// The app over `dir`, with the results of the last start from eframe's `storage`
+    /// (window size and position eframe restores itself).
+    pub fn restored(dir: PathBuf, storage: Option<&dyn eframe::Storage>) -> Self {
+        let mut app = Self::new(dir);
+        if let Some(results) =
+            storage.and_then(|s| eframe::get_value::<BTreeMap<String, Outcome>>(s, RESULTS_KEY))
+        {
+            app.outcomes = results
+                .into_iter()
+                // One still on its way when the window closed never got a result.
+                .filter(|(_, outcome)| !matches!(outcome, Outcome::Sending))
+                .collect();
+        }
+        app
+    }
+
+    /// The results to remember: each saved server's last one that finished (one per
+    /// saved server, so the store stays as small as the list).
+    fn results_to_keep(&self) -> BTreeMap<String, Outcome> {
+        let saved = |name: &String| self.profile.as_ref().is_ok_and(|p| p.server(name).is_ok());
+        self.outcomes
+            .iter()
+            .filter(|(name, outcome)| !matches!(outcome, Outcome::Sending) && saved(name))
+            .map(|(name, outcome)| (name.clone(), outcome.clone()))
+            .collect()
     }
 
     /// The configuration directory.
@@ -207,6 +238,7 @@ impl App {
                 self.notice = None;
             }
         }
+        self.take_chosen_path();
         for (name, outcome) in self.jobs.results() {
             self.outcomes.insert(name, outcome);
         }
@@ -259,6 +291,46 @@ impl App {
         });
     }
 
+    /// A path chosen in the desktop's file chooser goes to the field it was asked for, if
+    /// that page is still open.
+    fn take_chosen_path(&mut self) {
+        let Some((field, Some(path))) = self.chooser.answer() else {
+            return;
+        };
+        let text = chooser::as_written(&self.dir, &path);
+        match (&mut self.view, field) {
+            (View::Form(form), Field::KeyFile) => form.key_file = text,
+            (View::Import { file, .. }, Field::ImportList) => *file = path.display().to_string(),
+            (View::Import { key_file, .. }, Field::ImportKey) => *key_file = text,
+            // The page was left while the dialog was open.
+            _ => {}
+        }
+    }
+
+    /// One labelled path field in a two-column grid, with "Choose…" for the desktop's
+    /// file chooser (starting in the configuration directory).
+    fn path_row(&mut self, ui: &mut egui::Ui, label: &str, value: &mut String, field: Field) {
+        let title = label;
+        let label = ui.label(label);
+        ui.horizontal(|ui| {
+            ui.add(egui::TextEdit::singleline(value).desired_width(280.0))
+                .labelled_by(label.id);
+            let open = self.chooser.is_open();
+            let button = ui
+                .add_enabled(
+                    !open,
+                    egui::Button::new(if open { "Choosing…" } else { "Choose…" }),
+                )
+                .on_hover_text("Pick the file in the desktop's file chooser");
+            if button.clicked() {
+                let ctx = ui.ctx().clone();
+                self.chooser
+                    .open(field, title, &self.dir, move || ctx.request_repaint());
+            }
+        });
+        ui.end_row();
+    }
+
     fn toolbar(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             ui.heading("ruroco");
@@ -285,9 +357,18 @@ impl App {
     }
 }
 
+/// Where the last results are kept in eframe's storage.
+const RESULTS_KEY: &str = "results";
+
 impl eframe::App for App {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.show(ui);
+    }
+
+    /// Keeps the last results for the next start (eframe calls it every 30 s and on
+    /// closing, and keeps the window's size and position itself).
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, RESULTS_KEY, &self.results_to_keep());
     }
 }
 

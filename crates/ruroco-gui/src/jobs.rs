@@ -28,14 +28,14 @@ pub fn due(at: std::time::Instant, now: std::time::Instant) -> bool {
 }
 
 /// What became of one server's send.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Outcome {
     /// On its way.
     Sending,
-    /// Left for these addresses at this time (`HH:MM:SS` UTC); what failed beside them.
+    /// Left for these addresses at this time; what failed beside them.
     Sent {
-        /// When.
-        at: String,
+        /// When, in Unix milliseconds (shown in the desktop's zone by [`crate::clock`]).
+        at: i64,
         /// The command sent.
         command: String,
         /// Where to.
@@ -50,7 +50,7 @@ pub enum Outcome {
 }
 
 /// What watching a server's `wait_port` after the knock found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Watched {
     /// The port answered.
     Open {
@@ -152,11 +152,11 @@ fn send_all(dir: &std::path::Path, names: &[String]) -> Vec<(String, Outcome)> {
             );
         }
         Ok(results) => {
-            let at = clock();
+            let at = crate::clock::now_ms();
             for ((name, p), result) in ready_names.into_iter().zip(&prepared).zip(results) {
                 let outcome = match result {
                     Ok(delivery) => Outcome::Sent {
-                        at: at.clone(),
+                        at,
                         command: p.plan.command.clone(),
                         to: delivery.sent.iter().map(ToString::to_string).collect(),
                         partly_failed: delivery
@@ -201,21 +201,6 @@ fn watch(dir: &std::path::Path, plan: &send::Plan, port: u16) -> Option<Watched>
             secs: WATCH.as_secs(),
         },
     })
-}
-
-/// The time of day, `HH:MM:SS` UTC.
-fn clock() -> String {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0);
-    let stamp = ruroco_config::utc(ms);
-    // 2026-12-01T18:30:05Z → 18:30:05
-    stamp
-        .split('T')
-        .nth(1)
-        .map(|t| t.trim_end_matches('Z').chars().take(8).collect())
-        .unwrap_or(stamp)
 }
 
 #[cfg(test)]

@@ -50,10 +50,12 @@ fn main() -> ExitCode {
             .with_min_inner_size([480.0, 320.0]),
         ..Default::default()
     };
+    // The name eframe keeps the window's size, position and last results under:
+    // $XDG_DATA_HOME/ruroco-gui/app.ron (~/.local/share/ruroco-gui/app.ron).
     let result = eframe::run_native(
-        "ruroco",
+        "ruroco-gui",
         options,
-        Box::new(move |_cc| Ok(Box::new(ruroco_gui::App::new(dir)))),
+        Box::new(move |cc| Ok(Box::new(ruroco_gui::App::restored(dir, cc.storage)))),
     );
     match result {
         Ok(()) => ExitCode::SUCCESS,

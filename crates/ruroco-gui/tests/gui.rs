@@ -926,3 +926,266 @@ fn an_error_goes_when_the_file_is_fixed() {
         !has_label_containing(h, "invalid") && !has_label_containing(h, "line 1")
     });
 }
+
+/// eframe's storage as the window's file keeps it, in memory.
+#[derive(Default)]
+struct Storage(std::collections::HashMap<String, String>);
+
+impl eframe::Storage for Storage {
+    fn get_string(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+    fn set_string(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_owned(), value);
+    }
+    fn remove_string(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+    fn flush(&mut self) {}
+}
+
+/// The whole text of the label that contains `part`.
+fn shown_label(h: &Harness<'_, App>, part: &str) -> String {
+    // A label keeps its text as its value in AccessKit.
+    h.query_by_label_contains(part).unwrap().value().unwrap()
+}
+
+/// A send's result is still there after the window is closed and opened again (eframe
+/// calls `save` on closing and hands the storage to the next start), and only for servers
+/// that are still saved.
+#[test]
+fn the_last_results_outlive_a_restart() {
+    let servers = Servers::start();
+    let conf = tempfile::tempdir().unwrap();
+    save_servers(
+        conf.path(),
+        "local.key",
+        Some(&servers.key),
+        &format!(
+            "[servers.local]\naddress = \"127.0.0.1:{0}\"\nkey = \"local.key\"\ncommand = \"open_ssh\"\n\n[servers.gone]\naddress = \"no-such-host.invalid:{0}\"\nkey = \"local.key\"\ncommand = \"open_ssh\"\n",
+            servers.port
+        ),
+    );
+    let mut h = harness(conf.path());
+    click(&mut h, "Send local");
+    click(&mut h, "Send gone");
+    wait_until(&mut h, "both results", |h| {
+        has_label_containing(h, "sent at ") && has_label_containing(h, "failed: ")
+    });
+    let shown = shown_label(&h, "sent at ");
+    let mut storage = Storage::default();
+    eframe::App::save(h.state_mut(), &mut storage);
+    drop(h);
+    // `gone` is deleted before the next start: its result is not shown for a new entry
+    // of that name.
+    std::fs::write(
+        conf.path().join("client.toml"),
+        format!(
+            "[servers.local]\naddress = \"127.0.0.1:{0}\"\nkey = \"local.key\"\ncommand = \"open_ssh\"\n\n[servers.gone]\naddress = \"127.0.0.1:{0}\"\nkey = \"local.key\"\ncommand = \"open_ssh\"\n",
+            servers.port
+        ),
+    )
+    .unwrap();
+    let mut h = Harness::builder()
+        .with_size([1100.0, 800.0])
+        .build_ui_state(
+            |ui, app: &mut App| app.show(ui),
+            App::restored(conf.path().to_owned(), Some(&storage)),
+        );
+    settle(&mut h);
+    // Nothing was sent in this window, yet the last result shows, word for word.
+    assert_eq!(shown_label(&h, "sent at "), shown);
+    // The failed one was kept too (it was saved when the window closed).
+    assert!(has_label_containing(&h, "failed: "));
+    assert_eq!(servers.runs("open_ssh").len(), 1, "restoring sends nothing");
+}
+
+/// Times are the desktop's: with `TZ` five and a half hours east of UTC, a send made now
+/// shows that zone's time of day and its abbreviation, not UTC's. Runs itself again with
+/// `TZ` set (the zone is read from the environment of the process).
+#[test]
+fn times_show_in_the_desktops_zone() {
+    const ZONE: &str = "XYZ-5:30";
+    if std::env::var("TZ").as_deref() != Ok(ZONE) {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "times_show_in_the_desktops_zone", "--nocapture"])
+            .env("TZ", ZONE)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("1 passed"), "{text}");
+        return;
+    }
+    let tz = jiff::tz::TimeZone::posix(ZONE).unwrap();
+    let servers = Servers::start();
+    let conf = tempfile::tempdir().unwrap();
+    save_servers(
+        conf.path(),
+        "local.key",
+        Some(&servers.key),
+        &format!(
+            "[servers.local]\naddress = \"127.0.0.1:{}\"\nkey = \"local.key\"\ncommand = \"open_ssh\"\n",
+            servers.port
+        ),
+    );
+    let mut h = harness(conf.path());
+    let before = jiff::Timestamp::now();
+    click(&mut h, "Send local");
+    wait_until(&mut h, "the sent-at line", |h| {
+        has_label_containing(h, "sent at ")
+    });
+    let after = jiff::Timestamp::now();
+    let shown = shown_label(&h, "sent at ");
+    let mut second = before;
+    let mut expected = Vec::new();
+    while second <= after + jiff::SignedDuration::from_secs(1) {
+        let local = second.to_zoned_datetime(tz.clone());
+        expected.push(local.strftime("sent at %H:%M:%S XYZ;").to_string());
+        expected.push(local.strftime("sent at %Y-%m-%d %H:%M:%S XYZ;").to_string());
+        second += jiff::SignedDuration::from_secs(1);
+    }
+    assert!(
+        expected.iter().any(|e| shown.starts_with(e.as_str())),
+        "{shown:?} is none of {expected:?}"
+    );
+}
+
+/// Where a path is asked, "Choose…" opens the desktop's file chooser in a thread of its
+/// own: the window keeps answering while it is open, the button cannot open a second
+/// one, and typing the path still works. (No desktop here: the chooser finds neither a
+/// portal nor zenity and gives nothing back, which leaves the field as it was.)
+#[test]
+fn choose_opens_the_desktops_chooser_without_blocking_the_window() {
+    let conf = tempfile::tempdir().unwrap();
+    let mut h = harness(conf.path());
+    click(&mut h, "Add server");
+    click(&mut h, "From a file");
+    type_into(&mut h, "Key file", "web.key");
+    click(&mut h, "Choose…");
+    // The window still draws and takes input.
+    type_into(&mut h, "Name", "web");
+    wait_until(&mut h, "the chooser to close", |h| {
+        h.query_by_label("Choose…").is_some()
+    });
+    assert_eq!(
+        h.get_by_label("Key file").value().as_deref(),
+        Some("web.key")
+    );
+    click(&mut h, "Import");
+    for field in ["commands_list.toml", "Key file or key string"] {
+        assert!(h.query_by_label(field).is_some(), "{field}");
+    }
+    assert_eq!(h.query_all_by_label("Choose…").count(), 2);
+}
+
+/// Runs this test binary again for the test `name` inside a virtual X display of its own
+/// (Xvfb picks a free display number), without a D-Bus session, so the desktop's file
+/// chooser is zenity's (rfd's fallback when no portal answers). Needs Xvfb, zenity and
+/// xdotool, as `.ci/run` installs them.
+fn rerun_in_a_display(name: &str) {
+    let mut xvfb = Command::new("Xvfb")
+        .args([
+            "-displayfd",
+            "1",
+            "-screen",
+            "0",
+            "1280x800x24",
+            "-nolisten",
+            "tcp",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("Xvfb (package xvfb) is needed for this test");
+    // Kept open until Xvfb is stopped: it must never write to a closed pipe.
+    let mut reader = std::io::BufReader::new(xvfb.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    let display = format!(":{}", line.trim());
+    eprintln!("Xvfb on display {display}");
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture"])
+        .env("DISPLAY", &display)
+        .env("RUROCO_TEST_DISPLAY", &display)
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    let _ = xvfb.kill();
+    let _ = xvfb.wait();
+    drop(reader);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Answers zenity's file chooser as a person does: waits for its window, focuses it, types
+/// the path and presses Enter.
+fn answer_chooser(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let window = loop {
+        let found = Command::new("xdotool")
+            .args(["search", "--onlyvisible", "--class", "zenity"])
+            .output()
+            .expect("xdotool is needed for this test");
+        let found = String::from_utf8_lossy(&found.stdout);
+        if let Some(w) = found.lines().next() {
+            break w.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no file chooser showed");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Let it draw before typing into it.
+    std::thread::sleep(Duration::from_millis(500));
+    for args in [
+        vec!["windowfocus", "--sync", window.as_str()],
+        vec!["type", "--delay", "20", path.to_str().unwrap()],
+        vec!["key", "Return"],
+    ] {
+        let status = Command::new("xdotool").args(&args).status().unwrap();
+        assert!(status.success(), "xdotool {args:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// The real chooser: "Choose…" beside "Key file" opens it (zenity here, as on a desktop
+/// without a portal), the window goes on drawing while it is open, and the file picked in
+/// it fills the field, written relative to the config directory when it lies inside.
+#[test]
+fn choose_fills_the_field_from_the_desktops_file_chooser() {
+    if std::env::var_os("RUROCO_TEST_DISPLAY").is_none() {
+        rerun_in_a_display("choose_fills_the_field_from_the_desktops_file_chooser");
+        return;
+    }
+    let conf = tempfile::tempdir().unwrap();
+    std::fs::create_dir(conf.path().join("keys")).unwrap();
+    let chosen = conf.path().join("keys").join("chosen.key");
+    std::fs::write(&chosen, "not read here\n").unwrap();
+    let mut h = harness(conf.path());
+    click(&mut h, "Add server");
+    click(&mut h, "From a file");
+    click(&mut h, "Choose…");
+    assert!(
+        h.query_by_label("Choosing…").is_some(),
+        "one dialog at a time"
+    );
+    let answer = std::thread::spawn(move || answer_chooser(&chosen));
+    // The window is not blocked: it takes a name while the dialog is open.
+    type_into(&mut h, "Name", "web");
+    wait_until(&mut h, "the chosen path", |h| {
+        h.query_by_label("Key file")
+            .and_then(|f| f.value())
+            .as_deref()
+            == Some("keys/chosen.key")
+    });
+    answer.join().unwrap();
+    assert_eq!(h.get_by_label("Name").value().as_deref(), Some("web"));
+}

@@ -7,6 +7,7 @@ use zeroize::Zeroizing;
 
 use super::added::{new_key_view, qr_code};
 use super::{text_row, AddedView, App, View};
+use crate::chooser::Field;
 use crate::form::{Family, Form, KeySource};
 
 impl App {
@@ -64,7 +65,9 @@ impl App {
                 });
                 ui.end_row();
                 match form.key_source {
-                    KeySource::File => text_row(ui, "Key file", &mut form.key_file),
+                    KeySource::File => {
+                        self.path_row(ui, "Key file", &mut form.key_file, Field::KeyFile)
+                    }
                     KeySource::Paste => {
                         let label = ui.label("Pasted key");
                         ui.add(

@@ -6,7 +6,8 @@ use eframe::egui::{self};
 use ruroco_client_core::{import, send};
 use zeroize::Zeroizing;
 
-use super::{text_row, App, View};
+use super::{App, View};
+use crate::chooser::Field;
 
 impl App {
     pub(super) fn import(
@@ -19,8 +20,13 @@ impl App {
         ui.heading("Import the original GUI's saved commands");
         ui.label("Each saved command of its commands_list.toml becomes a saved server here, all with the key they were sent with. Servers already saved are never changed.");
         egui::Grid::new("import").num_columns(2).show(ui, |ui| {
-            text_row(ui, "commands_list.toml", &mut file);
-            text_row(ui, "Key file or key string", &mut key_file);
+            self.path_row(ui, "commands_list.toml", &mut file, Field::ImportList);
+            self.path_row(
+                ui,
+                "Key file or key string",
+                &mut key_file,
+                Field::ImportKey,
+            );
         });
         ui.horizontal(|ui| {
             for (button, dry_run) in [("Preview", true), ("Import now", false)] {

@@ -242,7 +242,10 @@ pub(super) fn outcome_label(ui: &mut egui::Ui, outcome: Option<&Outcome>) {
                     } else {
                         ""
                     };
-                    let text = format!("sent at {at} UTC; port {port} open after {ms} ms{again}");
+                    let text = format!(
+                        "sent at {}; port {port} open after {ms} ms{again}",
+                        local(*at)
+                    );
                     cut(
                         ui,
                         RichText::new(&text).color(Color32::from_rgb(0x2e, 0x9e, 0x4f)),
@@ -252,7 +255,8 @@ pub(super) fn outcome_label(ui: &mut egui::Ui, outcome: Option<&Outcome>) {
                 }
                 Some(crate::jobs::Watched::Closed { port, secs }) => {
                     let text = format!(
-                        "sent at {at} UTC; port {port} still closed after {secs} s, and after a second knock — see the server's log"
+                        "sent at {}; port {port} still closed after {secs} s, and after a second knock — see the server's log",
+                        local(*at)
                     );
                     let color = ui.visuals().error_fg_color;
                     cut(ui, RichText::new(&text).color(color), &text);
@@ -263,7 +267,7 @@ pub(super) fn outcome_label(ui: &mut egui::Ui, outcome: Option<&Outcome>) {
             // "Sent" says the datagram left this machine, nothing more: a server never
             // answers, so whether it ran is for its log to say. Not green, which would
             // claim success for a server that is down or lacks the key.
-            let text = format!("sent at {at} UTC; no answer comes by design");
+            let text = format!("sent at {}; no answer comes by design", local(*at));
             let mut hover = format!(
                 "`{command}` to {}: the datagram left this machine. A ruroco server never answers; its log says whether the command ran.",
                 to.join(", ")
@@ -280,4 +284,9 @@ pub(super) fn outcome_label(ui: &mut egui::Ui, outcome: Option<&Outcome>) {
             cut(ui, RichText::new(&text).color(color), &text);
         }
     }
+}
+
+/// A result's time in the desktop's zone, read now.
+fn local(at_ms: i64) -> String {
+    crate::clock::local(at_ms, crate::clock::now_ms())
 }
