@@ -10,9 +10,9 @@
 # RUROCO_GUI_SIZES="500x400 1280x800" it is also resized to each size and shot again
 # (PNG-500x400.png, …), as CI keeps them in target/.
 #
-# It also prints what the window costs (start to window, RSS, CPU while idle with and
-# without a focused text field), and checks that the size a person gave the window is the
-# size it opens with next time (eframe's storage, $XDG_DATA_HOME/ruroco-gui/app.ron).
+# It also checks that the size a person gave the window is the size it opens with next
+# time (eframe's storage, $XDG_DATA_HOME/ruroco-gui/app.ron). What the window costs is
+# measured by scripts/gui-measure.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(realpath "${1:-target/debug/ruroco-gui}")
@@ -89,18 +89,6 @@ close_gui() {
     [ "$status" = 0 ] || { cat "$work/gui.log" >&2; echo "ruroco-gui exited $status" >&2; exit 1; }
     echo "closed by the window manager, exit 0"
 }
-# CPU time (user + system, in clock ticks) the window used so far.
-cpu_ticks() {
-    awk '{ print $14 + $15 }' "/proc/$gui_pid/stat"
-}
-# Percent of one core the window used over $1 seconds.
-cpu_over() {
-    local before after
-    before=$(cpu_ticks)
-    sleep "$1"
-    after=$(cpu_ticks)
-    awk -v d=$((after - before)) -v hz="$(getconf CLK_TCK)" -v s="$1" 'BEGIN { printf "%.2f%%", 100 * d / hz / s }'
-}
 start_gui
 # Let it draw its first frames.
 sleep 1
@@ -115,16 +103,13 @@ for size in ${RUROCO_GUI_SIZES:-}; do
     import -window "$window" "$shot"
     echo "screenshot at $size: $shot ($(identify -format '%wx%h' "$shot"))"
 done
-# What it costs while nobody touches it, then with the filter focused (a blinking cursor).
-echo "RSS $(awk '/^VmRSS/ { print $2 " " $3 }' "/proc/$gui_pid/status")"
-echo "CPU idle over 5 s: $(cpu_over 5)"
+# The filter focused by keyboard (shot as PNG-focused.png).
 # A click on an empty part of the window gives it the keyboard, as for a person.
 xdotool mousemove --window "$window" 450 400 click 1
 sleep 0.3
 xdotool key ctrl+f
 sleep 0.5
 import -window "$window" "${png%.png}-focused.png"
-echo "CPU with the filter focused over 5 s: $(cpu_over 5)"
 # A size given by hand is the size of the next start.
 xdotool windowsize --sync "$window" 700 500 2>/dev/null || xdotool windowsize "$window" 700 500
 sleep 1
