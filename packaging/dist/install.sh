@@ -34,6 +34,12 @@ for doc in README.md CHANGELOG.md LICENSE operators.md migrating.md; do
     install_file 644 "doc/$doc" /usr/share/doc/ruroco
 done
 install_file 644 fail2ban/jail.d/ruroco.conf /usr/share/doc/ruroco/examples fail2ban-jail.conf
+# The documentation site: open /usr/share/doc/ruroco/site/index.html.
+(cd "$here/doc/site" && find . -type f | sed 's|^\./||') | while IFS= read -r page; do
+    dir=$(dirname "$page")
+    [ "$dir" = . ] && dir="" || dir="/$dir"
+    install_file 644 "doc/site/$page" "/usr/share/doc/ruroco/site$dir"
+done
 # The configuration: the example only where there is none yet. commands.toml is root's.
 mkdir -p "$root/etc/ruroco"
 chmod 750 "$root/etc/ruroco"

@@ -1,4 +1,4 @@
-//! Documentation under test: the blocks of README.md and docs/operators.md that a reader
+//! Documentation under test: the blocks of README.md and the pages of docs/ that a reader
 //! pastes are taken from the Markdown (each marked `<!-- doc-test: NAME -->` on the line
 //! before it) and run here, so a document that drifts from the software fails. The
 //! nftables recipe runs against the real `nft` in a network namespace of the test's own.
@@ -9,9 +9,9 @@ use std::process::Command;
 
 use crate::util::{client, stderr, stdout, workspace_bin};
 
-/// Every marked block, by name: README's and the operator guide's.
+/// Every marked block, by name: README's and the documentation's.
 const BLOCKS: [&str; 6] = [
-    "readme-client-toml",
+    "client-toml",
     "guide-config",
     "guide-commands",
     "nft-ruleset",
@@ -58,9 +58,44 @@ fn blocks(file: &Path) -> BTreeMap<String, String> {
     found
 }
 
+/// Every Markdown file of the documentation: README and the like, and docs/ with its
+/// subdirectories.
+fn doc_files() -> Vec<PathBuf> {
+    let root = repo();
+    let mut files: Vec<PathBuf> = [
+        "README.md",
+        "SECURITY.md",
+        "ARCHITECTURE.md",
+        "CHANGELOG.md",
+    ]
+    .iter()
+    .map(|f| root.join(f))
+    .collect();
+    let mut dirs = vec![root.join("docs")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "md") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
 fn all_blocks() -> BTreeMap<String, String> {
-    let mut all = blocks(&repo().join("README.md"));
-    all.extend(blocks(&repo().join("docs/operators.md")));
+    let mut all = BTreeMap::new();
+    for file in doc_files() {
+        for (name, body) in blocks(&file) {
+            assert!(
+                all.insert(name.clone(), body).is_none(),
+                "{name} marked twice"
+            );
+        }
+    }
     all
 }
 
@@ -207,12 +242,12 @@ fn the_guides_files_pass_both_checks() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
 }
 
-/// README's client.toml, saved as it is, is what `list` shows; README's `add` line works.
+/// The client guide's client.toml, saved as it is, is what `list` shows; its `add` line works.
 #[test]
-fn the_readmes_client_setup_works_as_written() {
+fn the_client_guides_setup_works_as_written() {
     let all = all_blocks();
     let conf = tempfile::tempdir().unwrap();
-    std::fs::write(conf.path().join("client.toml"), &all["readme-client-toml"]).unwrap();
+    std::fs::write(conf.path().join("client.toml"), &all["client-toml"]).unwrap();
     std::fs::write(
         conf.path().join("web1.key"),
         client(&["gen"], conf.path()).stdout,
@@ -329,21 +364,7 @@ fn titles(text: &str) -> Vec<String> {
 #[test]
 fn every_link_and_section_reference_in_the_docs_resolves() {
     let root = repo();
-    let mut files: Vec<PathBuf> = [
-        "README.md",
-        "SECURITY.md",
-        "ARCHITECTURE.md",
-        "CHANGELOG.md",
-    ]
-    .iter()
-    .map(|f| root.join(f))
-    .collect();
-    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "md") {
-            files.push(path);
-        }
-    }
+    let files = doc_files();
     let mut broken = Vec::new();
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
@@ -415,4 +436,17 @@ fn every_link_and_section_reference_in_the_docs_resolves() {
         }
     }
     assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+/// The reference page of refusals lists every reason the server can log.
+#[test]
+fn the_reason_reference_lists_every_reason() {
+    let page = std::fs::read_to_string(repo().join("docs/reference/logs-and-metrics.md")).unwrap();
+    for reason in ruroco_proto::Reason::ALL {
+        assert!(
+            page.contains(&format!("| `{}` |", reason.as_str())),
+            "reason={} is not in docs/reference/logs-and-metrics.md",
+            reason.as_str()
+        );
+    }
 }

@@ -57,6 +57,29 @@ fn both_daemons_write_metrics_the_dashboard_and_alerts_use() {
         1.0
     );
 
+    // The reference page lists exactly the metric families the daemons write.
+    let families: BTreeSet<String> = (server.clone() + &commander)
+        .lines()
+        .filter_map(|l| l.strip_prefix("# HELP "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect();
+    let page = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../docs/reference/logs-and-metrics.md"),
+    )
+    .unwrap();
+    let documented: BTreeSet<String> = page
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `ruroco_"))
+        .filter_map(|l| l.split('`').next())
+        .map(|name| format!("ruroco_{name}"))
+        .collect();
+    assert_eq!(
+        families, documented,
+        "docs/reference/logs-and-metrics.md must list every metric the daemons write"
+    );
+
     // Every series the dashboard and the alerts query exists in the real output.
     let produced = names_in(&(server.clone() + &commander));
     let dashboard = packaging("grafana/ruroco-dashboard.json");
