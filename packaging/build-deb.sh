@@ -63,7 +63,8 @@ for want in \
     ./usr/share/bash-completion/completions/ruroco-client.bash \
     ./usr/share/zsh/vendor-completions/_ruroco-client \
     ./usr/share/fish/vendor_completions.d/ruroco-client.fish \
-    ./usr/share/doc/ruroco/operators.md; do
+    ./usr/share/doc/ruroco/operators.md ./usr/share/doc/ruroco/troubleshooting.md \
+    ./usr/share/doc/ruroco/reference/config-toml.md; do
     if ! grep -q " $want\$" <<<"$contents"; then
         echo "missing in $deb: $want" >&2
         missing=1

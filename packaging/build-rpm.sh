@@ -33,7 +33,8 @@ if command -v rpm >/dev/null; then
         /etc/ruroco/config.toml /etc/ruroco/commands.toml /etc/fail2ban/filter.d/ruroco.conf \
         /usr/share/man/man1/ruroco-server.1.gz /usr/share/man/man5/config.toml.5.gz \
         /usr/share/bash-completion/completions/ruroco-client.bash \
-        /usr/share/doc/ruroco/operators.md; do
+        /usr/share/doc/ruroco/operators.md /usr/share/doc/ruroco/troubleshooting.md \
+        /usr/share/doc/ruroco/reference/config-toml.md; do
         grep -qx "$want" <<<"$files" || fail "missing in $rpm_file: $want"
     done
     config=$(rpm -qcp "$rpm_file" 2>/dev/null)

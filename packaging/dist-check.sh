@@ -39,7 +39,8 @@ for want in usr/bin/ruroco-server usr/bin/ruroco-commander usr/bin/ruroco-client
     usr/share/bash-completion/completions/ruroco-client.bash \
     usr/share/zsh/vendor-completions/_ruroco-server \
     usr/share/fish/vendor_completions.d/ruroco-commander.fish \
-    usr/share/doc/ruroco/operators.md usr/share/doc/ruroco/site/index.html \
+    usr/share/doc/ruroco/operators.md usr/share/doc/ruroco/troubleshooting.md \
+    usr/share/doc/ruroco/reference/config-toml.md usr/share/doc/ruroco/site/index.html \
     usr/share/doc/ruroco/site/operators.html usr/share/doc/ruroco/site/reference/config-toml.html \
     usr/share/doc/ruroco/site/gui.png; do
     [ -f "$root/$want" ] || fail "install.sh did not install $want"

@@ -115,13 +115,13 @@ systemctl enable --now ruroco-commander.socket ruroco-commander.service ruroco.s
     >/tmp/enable.log 2>&1 || fail "enable --now: $(cat /tmp/enable.log)"
 wait_until 10 systemctl is-active ruroco.service ruroco-commander.service ||
     fail "the daemons did not become active"
-# The block of the guide marked `<!-- doc-test: NAME -->`, without its fences.
+# The block of the documentation marked `<!-- doc-test: NAME -->`, without its fences.
 doc_block() {
     awk -v marker="<!-- doc-test: $1 -->" '
         $0 == marker { found = 1; next }
         found && !open && /^```/ { open = 1; next }
         open && /^```$/ { exit }
-        open { print }' /src/docs/operators.md
+        open { print }' /src/docs/*.md
 }
 count() { wc -l <"$1" 2>/dev/null || echo 0; }
 # Whether FILE has more than N lines (evaluated at each poll).
@@ -162,7 +162,7 @@ step "3. both metrics files in node_exporter's directory; the drop counter says 
 
 # 4. Reload with a new command: the packaged open_ssh, with the guide's nftables ruleset.
 ruleset=$(doc_block nft-ruleset)
-[ -n "$ruleset" ] || fail "no nft-ruleset block in docs/operators.md"
+[ -n "$ruleset" ] || fail "no nft-ruleset block in docs/"
 printf '%s\n' "$ruleset" | nft -f - || fail "the guide's nftables ruleset does not load"
 cat >>/etc/ruroco/commands.toml <<'TOML'
 added = "echo added $RUROCO_IP >> /srv/check/added"
@@ -193,7 +193,7 @@ grep -q "^0$" <<<"$result" || fail "the command does not run as root: $result"
 ! grep -q "home ok" <<<"$result" || fail "/home is writable under the shipped unit: $result"
 ! grep -q "host tmp ok" <<<"$result" || fail "the host's /tmp is visible under the shipped unit: $result"
 dropin=$(doc_block commander-dropin)
-[ -n "$dropin" ] || fail "no commander-dropin block in docs/operators.md"
+[ -n "$dropin" ] || fail "no commander-dropin block in docs/"
 mkdir -p /etc/systemd/system/ruroco-commander.service.d
 printf '%s\n' "$dropin" >/etc/systemd/system/ruroco-commander.service.d/override.conf
 systemctl daemon-reload
@@ -274,8 +274,8 @@ knock 127.0.0.1:80 opened
 wait_until 5 grep -q "^open 127.0.0.1" /srv/check/undo || fail "the command with an undo did not run"
 pending=$(ruroco-commander pending)
 grep -q "^opened" <<<"$pending" || fail "no pending undo: $pending"
-guide=$(grep -o 'systemctl stop ruroco-commander.socket ruroco-commander && ruroco-commander run-pending' \
-    /src/docs/operators.md | head -n 1 || true)
+guide=$(grep -ho 'systemctl stop ruroco-commander.socket ruroco-commander && ruroco-commander run-pending' \
+    /src/docs/*.md | head -n 1 || true)
 [ -n "$guide" ] || fail "the guide does not say how to run pending undos"
 eval "$guide" || fail "'$guide' failed"
 grep -q "^closed 127.0.0.1" /srv/check/undo || fail "run-pending did not run the undo"

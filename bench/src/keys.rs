@@ -1,8 +1,10 @@
 //! Many keys: for 1, 1,000, 10,000 and 100,000 key files (one per client, as documented),
 //! the server's start to "listening", its resident memory, how long a reload of all of
 //! them takes, and how long a knock sent right after the SIGHUP takes to be handed to the
-//! commander (it must not wait for the reload, which reads the keys off the loop), and
-//! what the kernel filter checks at that size.
+//! commander (it must not wait for the reload, which reads the keys off the loop), what
+//! the kernel filter checks at that size, and what junk costs the server process: its CPU
+//! time per datagram for a flood of 94-byte datagrams with unknown key ids, with the filter
+//! as it is at that size and with `kernel_filter = false`.
 
 use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
@@ -26,6 +28,60 @@ struct Run {
     reload_ms: f64,
     knock_ms: f64,
     filter: String,
+    junk_ns: f64,
+}
+
+/// Junk datagrams per flood: bounded, about a second of sending.
+const JUNK: usize = 200_000;
+
+/// The server process's CPU time (user + system), in clock ticks.
+fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("odd /proc stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11).context("no utime")?.parse()?;
+    let stime: u64 = fields.get(12).context("no stime")?.parse()?;
+    Ok(utime + stime)
+}
+
+fn clock_ticks_per_second() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Floods `addr` with [`JUNK`] 94-byte datagrams of random key ids (none loaded), then
+/// returns the CPU time the server `pid` spent per datagram, in ns.
+fn junk_ns(pid: u32, addr: std::net::SocketAddr) -> anyhow::Result<f64> {
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    let before = cpu_ticks(pid)?;
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut datagram = [0u8; 94];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for _ in 0..JUNK {
+        // xorshift64: a fresh id per datagram.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if let Some(id) = datagram.get_mut(..8) {
+            id.copy_from_slice(&x.to_be_bytes());
+        }
+        let _ = sender.send_to(&datagram, addr);
+        if Instant::now() > deadline {
+            break;
+        }
+    }
+    // What is queued is read within this.
+    std::thread::sleep(Duration::from_millis(300));
+    let ticks = cpu_ticks(pid)?.saturating_sub(before) as f64;
+    Ok(ticks / clock_ticks_per_second() * 1e9 / JUNK as f64)
 }
 
 fn one(bins: &Binaries, dir: &std::path::Path, keys: &[Key]) -> anyhow::Result<Run> {
@@ -86,6 +142,7 @@ fn one(bins: &Binaries, dir: &std::path::Path, keys: &[Key]) -> anyhow::Result<R
         std::thread::sleep(Duration::from_millis(1));
     }
     let reload_ms = hup.elapsed().as_secs_f64() * 1e3;
+    let junk_ns = junk_ns(pid, addr)?;
     drop(server);
     Ok(Run {
         start_ms,
@@ -93,7 +150,22 @@ fn one(bins: &Binaries, dir: &std::path::Path, keys: &[Key]) -> anyhow::Result<R
         reload_ms,
         knock_ms,
         filter,
+        junk_ns,
     })
+}
+
+/// Junk's cost to the server with `kernel_filter = false` (every datagram judged in user
+/// space), over the keys of `dir`.
+fn junk_without_filter(bins: &Binaries, dir: &std::path::Path) -> anyhow::Result<f64> {
+    let config = dir.join("config-nofilter.toml");
+    let base = std::fs::read_to_string(dir.join("config.toml"))?;
+    std::fs::write(&config, format!("{base}kernel_filter = false\n"))?;
+    let _ = std::fs::remove_file(dir.join("floors.bin"));
+    let server = Daemon::try_spawn(crate::stack::server_command(bins, &config), "listening on")
+        .map_err(|(log, _)| anyhow::anyhow!("server did not start: {log}"))?;
+    let addr = server.listening_addr().context("server address")?;
+    let pid = server.pid().as_raw().unsigned_abs();
+    junk_ns(pid, addr)
 }
 
 /// Runs every key count `repeat` times and reports the medians.
@@ -123,16 +195,19 @@ pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> an
         let m = |f: fn(&Run) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
         let filter = runs.first().map(|r| r.filter.clone()).unwrap_or_default();
         let rss = m(|r| r.rss_kib);
+        let junk_off = junk_without_filter(bins, dir.path())?;
         report.add(Row {
             figure: format!(
-                "{count} key(s): start to listening ms / RSS KiB / reload ms / a knock sent right after SIGHUP handed over after ms (kernel filter: {filter})"
+                "{count} key(s): start to listening ms / RSS KiB / reload ms / a knock sent right after SIGHUP handed over after ms / server CPU per junk datagram ns, filter {filter} / the same, filter off"
             ),
             ours: format!(
-                "{} / {} / {} / {}",
+                "{} / {} / {} / {} / {} / {}",
                 fmt(m(|r| r.start_ms), 0),
                 fmt(rss, 0),
                 fmt(m(|r| r.reload_ms), 0),
-                fmt(m(|r| r.knock_ms), 1)
+                fmt(m(|r| r.knock_ms), 1),
+                fmt(m(|r| r.junk_ns), 0),
+                fmt(Some(junk_off), 0)
             ),
             floor: "–".into(),
             fwknop: "–".into(),

@@ -30,8 +30,11 @@ for page in "$here"/man/*.5; do install_file 644 "man/$(basename "$page")" /usr/
 for f in "$here"/completions/bash/*; do install_file 644 "completions/bash/$(basename "$f")" /usr/share/bash-completion/completions; done
 for f in "$here"/completions/zsh/*; do install_file 644 "completions/zsh/$(basename "$f")" /usr/share/zsh/vendor-completions; done
 for f in "$here"/completions/fish/*; do install_file 644 "completions/fish/$(basename "$f")" /usr/share/fish/vendor_completions.d; done
-for doc in README.md CHANGELOG.md LICENSE operators.md migrating.md; do
-    install_file 644 "doc/$doc" /usr/share/doc/ruroco
+for doc in "$here"/doc/*.md "$here/doc/LICENSE"; do
+    install_file 644 "doc/$(basename "$doc")" /usr/share/doc/ruroco
+done
+for doc in "$here"/doc/reference/*.md; do
+    install_file 644 "doc/reference/$(basename "$doc")" /usr/share/doc/ruroco/reference
 done
 install_file 644 fail2ban/jail.d/ruroco.conf /usr/share/doc/ruroco/examples fail2ban-jail.conf
 # The documentation site: open /usr/share/doc/ruroco/site/index.html.

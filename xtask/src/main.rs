@@ -126,8 +126,6 @@ const DIST_FILES: &[(&str, &str, u32)] = &[
     ("README.md", "doc/README.md", 0o644),
     ("CHANGELOG.md", "doc/CHANGELOG.md", 0o644),
     ("LICENSE", "doc/LICENSE", 0o644),
-    ("docs/operators.md", "doc/operators.md", 0o644),
-    ("docs/migrating.md", "doc/migrating.md", 0o644),
 ];
 
 /// The release tarball `DIR/ruroco-VERSION-TARGET.tar.gz`: the three programs built
@@ -173,6 +171,28 @@ fn dist(out: &Path) -> anyhow::Result<PathBuf> {
     }
     for (from, to, mode) in DIST_FILES {
         place(&root.join(from), to, *mode)?;
+    }
+    // The documentation's pages as Markdown (doc/operators.md and its neighbours, doc/reference/).
+    for sub in ["", "reference"] {
+        let dir = root.join("docs").join(sub);
+        let mut pages: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "md"))
+            .collect();
+        pages.sort();
+        for page in pages {
+            let name = page
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let to = if sub.is_empty() {
+                format!("doc/{name}")
+            } else {
+                format!("doc/{sub}/{name}")
+            };
+            place(&page, &to, 0o644)?;
+        }
     }
     write_assets(&stage)?;
     // The documentation site, built from docs/ by mdbook into target/book.
