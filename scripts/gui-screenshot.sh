@@ -12,7 +12,7 @@
 #
 # It also checks that the size a person gave the window is the size it opens with next
 # time (eframe's storage, $XDG_DATA_HOME/ruroco-gui/app.ron). What the window costs is
-# measured by scripts/gui-measure.sh.
+# measured by `cargo run --release -p ruroco-bench -- gui`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(realpath "${1:-target/debug/ruroco-gui}")

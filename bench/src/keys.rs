@@ -34,34 +34,11 @@ struct Run {
 /// Junk datagrams per flood: bounded, about a second of sending.
 const JUNK: usize = 200_000;
 
-/// The server process's CPU time (user + system), in clock ticks.
-fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .context("odd /proc stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11).context("no utime")?.parse()?;
-    let stime: u64 = fields.get(12).context("no stime")?.parse()?;
-    Ok(utime + stime)
-}
-
-fn clock_ticks_per_second() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
 /// Floods `addr` with [`JUNK`] 94-byte datagrams of random key ids (none loaded), then
 /// returns the CPU time the server `pid` spent per datagram, in ns.
 fn junk_ns(pid: u32, addr: std::net::SocketAddr) -> anyhow::Result<f64> {
     let sender = std::net::UdpSocket::bind("127.0.0.1:0")?;
-    let before = cpu_ticks(pid)?;
+    let before = crate::procfs::cpu_time(pid)?;
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     let mut datagram = [0u8; 94];
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -80,8 +57,8 @@ fn junk_ns(pid: u32, addr: std::net::SocketAddr) -> anyhow::Result<f64> {
     }
     // What is queued is read within this.
     std::thread::sleep(Duration::from_millis(300));
-    let ticks = cpu_ticks(pid)?.saturating_sub(before) as f64;
-    Ok(ticks / clock_ticks_per_second() * 1e9 / JUNK as f64)
+    let spent = crate::procfs::cpu_time(pid)?.saturating_sub(before);
+    Ok(spent.as_secs_f64() * 1e9 / JUNK as f64)
 }
 
 fn one(bins: &Binaries, dir: &std::path::Path, keys: &[Key]) -> anyhow::Result<Run> {

@@ -48,7 +48,8 @@ enum Section {
     Burst,
     /// Accepted datagrams per second with the file and the Redis floor store.
     Store,
-    /// The desktop app under Xvfb: time to its window, CPU while idle, binary size.
+    /// The desktop app under Xvfb: time to its window, memory, CPU while idle and with a
+    /// blinking cursor, click to command, binary size.
     Gui,
     /// 1 to 100,000 keys: start, memory, reload, a knock during the reload.
     Keys,
@@ -83,7 +84,7 @@ fn main() -> anyhow::Result<()> {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .unwrap_or(std::path::Path::new("."));
-        gui::measure(root, repeat, &mut report)?;
+        gui::measure(root, &bins, repeat, &mut report)?;
     }
     println!("\n{}", report.table());
     Ok(())

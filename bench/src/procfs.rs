@@ -1,5 +1,5 @@
-//! What the kernel says about a process and a socket: resident memory, and a UDP
-//! socket's receive queue and drop counter.
+//! What the kernel says about a process and a socket: resident memory, CPU time, and a
+//! UDP socket's receive queue and drop counter.
 
 use std::net::SocketAddr;
 
@@ -13,6 +13,39 @@ pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .context("no VmRSS")
+}
+
+/// User plus system CPU time of process `pid` (all its threads).
+pub(crate) fn cpu_time(pid: u32) -> anyhow::Result<std::time::Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("unexpected /proc/PID/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    let ticks = |i: usize| -> anyhow::Result<u64> {
+        fields
+            .get(i)
+            .context("short /proc/PID/stat")?
+            .parse::<u64>()
+            .context("bad /proc/PID/stat")
+    };
+    let total = ticks(11)? + ticks(12)?;
+    Ok(std::time::Duration::from_secs_f64(
+        total as f64 / clock_ticks_per_second(),
+    ))
+}
+
+/// The clock tick of those fields (`getconf CLK_TCK`; 100 on Linux).
+fn clock_ticks_per_second() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 /// (bytes queued, datagrams dropped) of the IPv4 UDP socket bound to `addr` in the
