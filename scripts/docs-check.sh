@@ -43,7 +43,7 @@ for page in $pages; do
     [ -s "$work/dom/$page" ] || { cat "$work/chromium.log" >&2; echo "Chromium showed nothing for $page" >&2; exit 1; }
     count=$((count + 1))
 done
-echo "opened $count pages in $(chromium --version)"
+echo "opened $count pages in $(chromium --version 2>/dev/null)"
 browser --virtual-time-budget=5000 --dump-dom "http://127.0.0.1:$port/index.html?search=replay" >"$work/search.html"
 browser --window-size=1280,900 --screenshot="$PWD/target/docs-front.png" "http://127.0.0.1:$port/index.html" >/dev/null
 [ -s target/docs-front.png ] || { echo "no screenshot of the front page" >&2; exit 1; }

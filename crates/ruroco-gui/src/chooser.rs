@@ -20,24 +20,28 @@ pub enum Field {
     ImportKey,
 }
 
-/// The dialog open, if any, and where its answer arrives.
+/// Whether a dialog is open, and where its answer (with the field it is for) arrives.
 pub struct Chooser {
     tx: Sender<(Field, Option<PathBuf>)>,
     rx: Receiver<(Field, Option<PathBuf>)>,
-    open: Option<Field>,
+    open: bool,
 }
 
 impl Default for Chooser {
     fn default() -> Self {
         let (tx, rx) = channel();
-        Self { tx, rx, open: None }
+        Self {
+            tx,
+            rx,
+            open: false,
+        }
     }
 }
 
 impl Chooser {
     /// Whether a dialog is open.
     pub fn is_open(&self) -> bool {
-        self.open.is_some()
+        self.open
     }
 
     /// Opens the desktop's chooser for `field`, titled `title`, starting in `start`; `wake`
@@ -49,10 +53,10 @@ impl Chooser {
         start: &Path,
         wake: impl FnOnce() + Send + 'static,
     ) {
-        if self.open.is_some() {
+        if self.open {
             return;
         }
-        self.open = Some(field);
+        self.open = true;
         let tx = self.tx.clone();
         let dialog = rfd::FileDialog::new().set_title(title).set_directory(start);
         std::thread::spawn(move || {
@@ -65,7 +69,7 @@ impl Chooser {
     /// dialog was cancelled or none could be shown.
     pub fn answer(&mut self) -> Option<(Field, Option<PathBuf>)> {
         let answer = self.rx.try_recv().ok()?;
-        self.open = None;
+        self.open = false;
         Some(answer)
     }
 }

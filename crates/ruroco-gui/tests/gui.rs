@@ -239,6 +239,21 @@ fn save_servers(conf: &Path, key_file: &str, key: Option<&str>, toml: &str) {
     std::fs::write(conf.join("client.toml"), toml).unwrap();
 }
 
+impl Servers {
+    /// A config directory for these servers: their key in `key_file`, and `toml` as
+    /// client.toml with `PORT` standing for their port.
+    fn saved(&self, key_file: &str, toml: &str) -> tempfile::TempDir {
+        let conf = tempfile::tempdir().unwrap();
+        save_servers(
+            conf.path(),
+            key_file,
+            Some(&self.key),
+            &toml.replace("PORT", &self.port.to_string()),
+        );
+        conf
+    }
+}
+
 #[test]
 fn adding_a_server_writes_client_toml_and_a_private_key_and_shows_how_to_install_it() {
     let conf = tempfile::tempdir().unwrap();
@@ -876,15 +891,9 @@ fn long_text_never_pushes_send_out_of_a_small_window() {
 #[test]
 fn arrows_and_enter_work_from_the_filter() {
     let servers = Servers::start();
-    let conf = tempfile::tempdir().unwrap();
-    save_servers(
-        conf.path(),
+    let conf = servers.saved(
         "k.key",
-        Some(&servers.key),
-        &format!(
-            "[servers.alpha]\naddress = \"127.0.0.1:{0}\"\nkey = \"k.key\"\ncommand = \"open_ssh\"\n\n[servers.beta]\naddress = \"127.0.0.1:{0}\"\nkey = \"k.key\"\ncommand = \"default\"\n\n[servers.zeta]\naddress = \"127.0.0.1:{0}\"\nkey = \"k.key\"\ncommand = \"open_ssh\"\n",
-            servers.port
-        ),
+        "[servers.alpha]\naddress = \"127.0.0.1:PORT\"\nkey = \"k.key\"\ncommand = \"open_ssh\"\n\n[servers.beta]\naddress = \"127.0.0.1:PORT\"\nkey = \"k.key\"\ncommand = \"default\"\n\n[servers.zeta]\naddress = \"127.0.0.1:PORT\"\nkey = \"k.key\"\ncommand = \"open_ssh\"\n",
     );
     let mut h = harness(conf.path());
     h.key_press_modifiers(eframe::egui::Modifiers::COMMAND, eframe::egui::Key::F);
@@ -951,20 +960,14 @@ fn shown_label(h: &Harness<'_, App>, part: &str) -> String {
 }
 
 /// A send's result is still there after the window is closed and opened again (eframe
-/// calls `save` on closing and hands the storage to the next start), and only for servers
-/// that are still saved.
+/// calls `save` on closing and hands the storage to the next start), the failed one too,
+/// and restoring sends nothing.
 #[test]
 fn the_last_results_outlive_a_restart() {
     let servers = Servers::start();
-    let conf = tempfile::tempdir().unwrap();
-    save_servers(
-        conf.path(),
+    let conf = servers.saved(
         "local.key",
-        Some(&servers.key),
-        &format!(
-            "[servers.local]\naddress = \"127.0.0.1:{0}\"\nkey = \"local.key\"\ncommand = \"open_ssh\"\n\n[servers.gone]\naddress = \"no-such-host.invalid:{0}\"\nkey = \"local.key\"\ncommand = \"open_ssh\"\n",
-            servers.port
-        ),
+        "[servers.local]\naddress = \"127.0.0.1:PORT\"\nkey = \"local.key\"\ncommand = \"open_ssh\"\n\n[servers.gone]\naddress = \"no-such-host.invalid:PORT\"\nkey = \"local.key\"\ncommand = \"open_ssh\"\n",
     );
     let mut h = harness(conf.path());
     click(&mut h, "Send local");
@@ -976,16 +979,15 @@ fn the_last_results_outlive_a_restart() {
     let mut storage = Storage::default();
     eframe::App::save(h.state_mut(), &mut storage);
     drop(h);
-    // `gone` is deleted before the next start: its result is not shown for a new entry
-    // of that name.
-    std::fs::write(
-        conf.path().join("client.toml"),
-        format!(
-            "[servers.local]\naddress = \"127.0.0.1:{0}\"\nkey = \"local.key\"\ncommand = \"open_ssh\"\n\n[servers.gone]\naddress = \"127.0.0.1:{0}\"\nkey = \"local.key\"\ncommand = \"open_ssh\"\n",
-            servers.port
-        ),
-    )
-    .unwrap();
+    // `gone` is fixed before the next start: the window shows what happened last time
+    // until it is sent to again.
+    save_servers(
+        conf.path(),
+        "local.key",
+        Some(&servers.key),
+        &"[servers.local]\naddress = \"127.0.0.1:PORT\"\nkey = \"local.key\"\ncommand = \"open_ssh\"\n\n[servers.gone]\naddress = \"127.0.0.1:PORT\"\nkey = \"local.key\"\ncommand = \"open_ssh\"\n"
+            .replace("PORT", &servers.port.to_string()),
+    );
     let mut h = Harness::builder()
         .with_size([1100.0, 800.0])
         .build_ui_state(
@@ -1023,15 +1025,9 @@ fn times_show_in_the_desktops_zone() {
     }
     let tz = jiff::tz::TimeZone::posix(ZONE).unwrap();
     let servers = Servers::start();
-    let conf = tempfile::tempdir().unwrap();
-    save_servers(
-        conf.path(),
+    let conf = servers.saved(
         "local.key",
-        Some(&servers.key),
-        &format!(
-            "[servers.local]\naddress = \"127.0.0.1:{}\"\nkey = \"local.key\"\ncommand = \"open_ssh\"\n",
-            servers.port
-        ),
+        "[servers.local]\naddress = \"127.0.0.1:PORT\"\nkey = \"local.key\"\ncommand = \"open_ssh\"\n",
     );
     let mut h = harness(conf.path());
     let before = jiff::Timestamp::now();
