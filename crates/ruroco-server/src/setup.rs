@@ -353,6 +353,7 @@ pub(crate) fn shared_floors(config: &Config, path: &Path) -> anyhow::Result<Opti
         config.floor_store_password_file.as_deref(),
         std::time::Duration::from_millis(config.floor_store_timeout_ms),
         config.floor_store_min_replicas,
+        std::time::Duration::from_secs(config.max_clock_skew_seconds),
     )
     .map(Some)
     .with_context(|| format!("invalid config file {}", path.display()))

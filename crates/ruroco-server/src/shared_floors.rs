@@ -9,6 +9,19 @@
 //! stored as 32-digit hex, so the script compares them as strings (Lua numbers cannot
 //! hold a u128).
 //!
+//! Fenced across failovers: Redis acknowledges a write (and `WAIT` counts replicas that
+//! have it) without making it survive every failover: Sentinel may promote a replica that
+//! never saw the last floors, and a restarted Redis may come back without them. So every
+//! new connection first asks the primary who it is — its process (`run_id`, new at every
+//! start) and its history (`master_replid`, new at every promotion) — and reads, or sets
+//! when it is the first to ask, that epoch's fence: the time the epoch was first seen plus
+//! `max_clock_skew_seconds`. Every datagram accepted before the change had a counter below
+//! its acceptance time plus that skew, so nothing at or below the fence is accepted in the
+//! new epoch: what a lost floor would have let through again is refused as a replay. The
+//! cost is availability: for that long after a failover, a restart of Redis or the first
+//! start, knocks are refused (`fence` in the log), which is why the guide asks for a small
+//! skew with a shared store.
+//!
 //! Fail closed: when Redis cannot be reached or answers too slowly (bounded by the
 //! timeout), nothing of the batch is forwarded; the error is logged at most once every
 //! [`LOG_EVERY`] and counted, and the connection is retried with backoff. Only
@@ -56,6 +69,21 @@ for i = 1, #ARGV do
   end
 end
 return out";
+/// The epoch of the primary a new connection reached, and its fence: reads the primary's
+/// `run_id` and `master_replid`, refuses a replica, sets `ruroco:epoch:<run_id>:<replid>`
+/// to ARGV[1] (hex: now plus the allowed clock skew) unless it is set, and returns it
+/// with the epoch's name.
+const EPOCH_SCRIPT: &str =
+    "local info = redis.call('INFO', 'replication') .. redis.call('INFO', 'server')
+local role = string.match(info, 'role:(%a+)')
+local replid = string.match(info, 'master_replid:(%x+)')
+local runid = string.match(info, 'run_id:(%x+)')
+if role ~= 'master' or not replid or not runid then
+  return redis.error_reply('READONLY not a primary (role ' .. tostring(role) .. ')')
+end
+local key = 'ruroco:epoch:' .. runid .. ':' .. replid
+redis.call('SET', key, ARGV[1], 'NX')
+return {redis.call('GET', key), runid .. ':' .. replid}";
 /// Prefix of the refused-counter sets: `ruroco:refused:<key id hex>`.
 pub(crate) const REFUSED_PREFIX: &str = "ruroco:refused:";
 /// Prefix of the floor keys: `ruroco:floor:<key id hex>`.
@@ -74,6 +102,13 @@ pub(crate) struct SharedFloors {
     timeout: Duration,
     /// Replicas that must hold a batch's floors (`WAIT`) before any of it runs.
     min_replicas: u32,
+    /// How far ahead of the clock a counter may be (`max_clock_skew_seconds`): an epoch's
+    /// fence is the time it was first seen plus this.
+    skew: Duration,
+    /// The fence of the epoch of the open connection: counters at or below it are refused.
+    fence: u128,
+    /// That epoch (`run_id:replid`), to say when it changes.
+    epoch: Option<String>,
     conn: Option<Connection>,
     /// [`SCRIPT`] with its bound filled in, made once (shared, so a call borrows nothing).
     script: std::sync::Arc<str>,
@@ -185,6 +220,7 @@ impl SharedFloors {
         password_file: Option<&Path>,
         timeout: Duration,
         min_replicas: u32,
+        skew: Duration,
     ) -> anyhow::Result<Self> {
         let endpoint = Self::check(url, user, password_file)?;
         let resolved = endpoint
@@ -209,6 +245,9 @@ impl SharedFloors {
             },
             timeout,
             min_replicas,
+            skew,
+            fence: 0,
+            epoch: None,
             conn: None,
             script: SCRIPT
                 .replace("ARGV_MAX", &MAX_REFUSED_PER_KEY.to_string())
@@ -278,30 +317,9 @@ impl SharedFloors {
         if updates.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = updates
-            .iter()
-            .flat_map(|spend| {
-                let (id, _) = spend.parts();
-                [format!("{PREFIX}{id}"), format!("{REFUSED_PREFIX}{id}")]
-            })
-            .collect();
-        let values: Vec<String> = updates
-            .iter()
-            .map(|spend| match spend {
-                Spend::Floor(_, c) => format!("f{c:032x}"),
-                Spend::Remember(_, c) => format!("r{c:032x}"),
-            })
-            .collect();
-        let script = std::sync::Arc::clone(&self.script);
-        let count = keys.len().to_string();
-        let mut eval: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), count.as_bytes()];
-        eval.extend(keys.iter().map(|k| k.as_bytes()));
-        eval.extend(values.iter().map(|f| f.as_bytes()));
         let reused = self.conn.is_some();
-        // One deadline for the call, the retry on a fresh connection included: a call
-        // never takes longer than floor_store_timeout_ms.
         let deadline = now + self.timeout;
-        match self.exchange(now, deadline, &eval, updates.len()) {
+        match self.exchange(now, deadline, updates) {
             Ok(verdicts) => Ok(verdicts),
             Err(Failure::Io(e)) if reused => {
                 tracing::info!(
@@ -309,11 +327,9 @@ impl SharedFloors {
                     self.endpoint()
                 );
                 self.conn = None;
-                self.exchange(Instant::now(), deadline, &eval, updates.len())
+                self.exchange(Instant::now(), deadline, updates)
                     .map_err(|f| self.failed(now, f.describe(self.endpoint(), self.timeout)))
             }
-            // Waiting out the backoff is not a new failure: it must not push the next
-            // attempt further away.
             Err(f @ Failure::Backoff(_)) => Err(f.describe(self.endpoint(), self.timeout)),
             Err(f) => {
                 let why = f.describe(self.endpoint(), self.timeout);
@@ -322,13 +338,58 @@ impl SharedFloors {
         }
     }
 
-    /// Connects if needed, then EVAL (and WAIT, pipelined), all before `deadline`.
+    /// Reads, or sets, the fence of the epoch `conn` reached.
+    fn epoch(&mut self, conn: &mut Connection, deadline: Instant) -> Result<(), Failure> {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let proposed = format!("{:032x}", (wall + self.skew).as_nanos());
+        let reply = conn
+            .pipeline(
+                &[&[b"EVAL", EPOCH_SCRIPT.as_bytes(), b"0", proposed.as_bytes()]],
+                2,
+                deadline,
+            )
+            .map_err(Failure::Io)?
+            .pop();
+        let (fence, epoch) = match reply {
+            Some(Reply::Array(Some(items))) => match (items.first(), items.get(1)) {
+                (Some(Reply::Bulk(Some(fence))), Some(Reply::Bulk(Some(epoch)))) => (
+                    std::str::from_utf8(fence)
+                        .ok()
+                        .and_then(|h| u128::from_str_radix(h, 16).ok()),
+                    String::from_utf8_lossy(epoch).into_owned(),
+                ),
+                _ => (None, String::new()),
+            },
+            Some(Reply::Error(e)) => return Err(Failure::Refused(e)),
+            other => return Err(Failure::Shape(format!("{other:?}"))),
+        };
+        let Some(fence) = fence else {
+            return Err(Failure::Shape("an epoch without a readable fence".into()));
+        };
+        if self.epoch.as_deref() != Some(epoch.as_str()) {
+            let until = u64::try_from(fence / 1_000_000).unwrap_or(u64::MAX);
+            let waited = wall.as_nanos() < fence;
+            let set_here = proposed == format!("{fence:032x}");
+            tracing::warn!(
+                "floor store {}: primary epoch {epoch}{}; datagrams with counters up to {} are refused as replays (the fence: a failover or restart may have lost floors){}",
+                self.resolved.endpoint,
+                if set_here { ", new" } else { "" },
+                ruroco_config::utc(until),
+                if waited { "" } else { " — already past" }
+            );
+            self.epoch = Some(epoch);
+        }
+        self.fence = fence;
+        Ok(())
+    }
+
     fn exchange(
         &mut self,
         now: Instant,
         deadline: Instant,
-        eval: &[&[u8]],
-        n: usize,
+        updates: &[Spend],
     ) -> Result<Vec<bool>, Failure> {
         if now >= deadline {
             return Err(Failure::Io(std::io::ErrorKind::TimedOut.into()));
@@ -356,9 +417,42 @@ impl SharedFloors {
                 None => {}
             }
             self.last_peer = Some(conn.peer.clone());
+            let mut conn = conn;
+            self.epoch(&mut conn, deadline)?;
             self.backoff = MIN_BACKOFF;
             self.conn = Some(conn);
         }
+        // At or below the epoch's fence: refused here, whatever the store holds.
+        let fence = self.fence;
+        let open: Vec<Spend> = updates
+            .iter()
+            .copied()
+            .filter(|spend| spend.parts().1 > fence)
+            .collect();
+        if open.is_empty() {
+            return Ok(vec![false; updates.len()]);
+        }
+        let n = open.len();
+        let keys: Vec<String> = open
+            .iter()
+            .flat_map(|spend| {
+                let (id, _) = spend.parts();
+                [format!("{PREFIX}{id}"), format!("{REFUSED_PREFIX}{id}")]
+            })
+            .collect();
+        let values: Vec<String> = open
+            .iter()
+            .map(|spend| match spend {
+                Spend::Floor(_, c) => format!("f{c:032x}"),
+                Spend::Remember(_, c) => format!("r{c:032x}"),
+            })
+            .collect();
+        let script = std::sync::Arc::clone(&self.script);
+        let count = keys.len().to_string();
+        let mut eval: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), count.as_bytes()];
+        eval.extend(keys.iter().map(|k| k.as_bytes()));
+        eval.extend(values.iter().map(|f| f.as_bytes()));
+        let eval = eval.as_slice();
         let Some(conn) = self.conn.as_mut() else {
             return Err(Failure::Connect(std::io::ErrorKind::NotConnected.into()));
         };
@@ -396,7 +490,11 @@ impl SharedFloors {
                 other => return Err(Failure::Shape(format!("{other:?}"))),
             }
         }
-        Ok(verdicts)
+        let mut verdicts = verdicts.into_iter();
+        Ok(updates
+            .iter()
+            .map(|spend| spend.parts().1 > fence && verdicts.next().unwrap_or(false))
+            .collect())
     }
 
     /// Drops the connection and schedules the next attempt.

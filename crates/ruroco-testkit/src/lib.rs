@@ -315,6 +315,11 @@ impl RedisServer {
         Err(format!("redis-server did not start on port {port}"))
     }
 
+    /// Its process id (to pause it with SIGSTOP, as a stalled host).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops it and hands back its port and directory, to start it again as it was.
     pub fn stop(mut self) -> (u16, tempfile::TempDir) {
         self.halt();

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use ruroco_testkit::RedisServer;
 
 use crate::compat::{key_string, now_nanos, v0_datagram};
+use crate::shared_floors::past_the_fence;
 use crate::util::{tool, Stack};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -58,10 +59,11 @@ fn a_connection_redis_killed_is_replaced_and_the_next_knock_runs() {
     let secrets = tempfile::tempdir().unwrap();
     let pass = password_file(secrets.path(), PASS);
     let a = Stack::start(&format!(
-        "floor_store = \"redis://127.0.0.1:{}/0\"\nfloor_store_password_file = \"{}\"\n",
+        "floor_store = \"redis://127.0.0.1:{}/0\"\nfloor_store_password_file = \"{}\"\nmax_clock_skew_seconds = 1\n",
         redis.port,
         pass.display()
     ));
+    past_the_fence(&a);
     a.send_datagram(&v0_datagram(&key_string(&a), "default", now_nanos()));
     a.expect_runs("default", &["127.0.0.1"]);
     // Redis (or a NAT) drops the idle connection.
@@ -107,6 +109,7 @@ fn an_acl_user_over_a_unix_socket() {
             ">acl-pass",
             "~ruroco:*",
             "+eval",
+            "+info",
             "+wait",
             "+get",
             "+set",
@@ -120,10 +123,11 @@ fn an_acl_user_over_a_unix_socket() {
     .unwrap();
     let pass = password_file(dir.path(), "acl-pass");
     let a = Stack::start(&format!(
-        "floor_store = \"redis+unix://{}\"\nfloor_store_user = \"ruroco\"\nfloor_store_password_file = \"{}\"\n",
+        "floor_store = \"redis+unix://{}\"\nfloor_store_user = \"ruroco\"\nfloor_store_password_file = \"{}\"\nmax_clock_skew_seconds = 1\n",
         sock.display(),
         pass.display()
     ));
+    past_the_fence(&a);
     assert!(
         a.server.log_text().contains("shared through redis+unix://"),
         "{}",
@@ -192,21 +196,18 @@ impl Drop for Sentinel {
     }
 }
 
-#[test]
-fn a_sentinel_failover_runs_new_knocks_and_opens_no_replay() {
-    let Some(server) = tool("redis-server") else {
-        assert!(std::env::var_os("CI").is_none(), "CI installs redis-server");
-        return;
-    };
+/// The guide's layout: a primary, two replicas in sync, three sentinels that know each
+/// other (quorum 2).
+fn sentinel_layout(server: &Path) -> (RedisServer, RedisServer, RedisServer, Vec<Sentinel>) {
     let auth = ["--requirepass", PASS, "--masterauth", PASS];
-    let primary = RedisServer::start(&server, None, None, &auth).unwrap();
+    let primary = RedisServer::start(server, None, None, &auth).unwrap();
     let replica_of = primary.port.to_string();
     let mut with = auth.to_vec();
     with.extend(["--replicaof", "127.0.0.1", &replica_of]);
-    let r1 = RedisServer::start(&server, None, None, &with).unwrap();
-    let r2 = RedisServer::start(&server, None, None, &with).unwrap();
+    let r1 = RedisServer::start(server, None, None, &with).unwrap();
+    let r2 = RedisServer::start(server, None, None, &with).unwrap();
     let sentinels: Vec<Sentinel> = (0..3)
-        .map(|_| Sentinel::start(&server, primary.port))
+        .map(|_| Sentinel::start(server, primary.port))
         .collect();
     // Both replicas in sync before the servers start.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -231,19 +232,126 @@ fn a_sentinel_failover_runs_new_knocks_and_opens_no_replay() {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-    let secrets = tempfile::tempdir().unwrap();
-    let pass = password_file(secrets.path(), PASS);
+    (primary, r1, r2, sentinels)
+}
+
+/// The `redis-sentinel://` floor store of `sentinels`, with WAIT for one replica.
+fn sentinel_store(sentinels: &[Sentinel], pass: &Path) -> String {
     let list: Vec<String> = sentinels
         .iter()
         .map(|s| format!("127.0.0.1:{}", s.port))
         .collect();
-    let extra = format!(
-        "floor_store = \"redis-sentinel://{}/floors\"\nfloor_store_password_file = \"{}\"\nfloor_store_min_replicas = 1\nfloor_store_timeout_ms = 500\nmax_requests_per_second = 100\n",
+    format!(
+        "floor_store = \"redis-sentinel://{}/floors\"\nfloor_store_password_file = \"{}\"\nfloor_store_min_replicas = 1\nfloor_store_timeout_ms = 500\nmax_requests_per_second = 100\nmax_clock_skew_seconds = 1\n",
         list.join(","),
         pass.display()
+    )
+}
+
+fn signal(pid: u32, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
+        signal,
+    )
+    .unwrap();
+}
+
+/// The failover that loses an acknowledged floor, step by step: replica B is paused while
+/// knock D runs on server H (WAIT 1 is answered by replica A); A pauses and the primary
+/// dies; the sentinels promote B, which never saw D's floor; A comes back as B's replica
+/// and resyncs, so no copy of D's floor is left. D, replayed to server G, must not run
+/// again: G's fresh connection finds a new primary epoch, whose fence refuses it.
+#[test]
+fn a_promoted_replica_that_missed_a_floor_never_lets_a_knock_run_twice() {
+    use nix::sys::signal::Signal;
+    let Some(server) = tool("redis-server") else {
+        assert!(std::env::var_os("CI").is_none(), "CI installs redis-server");
+        return;
+    };
+    let (primary, a, b, sentinels) = sentinel_layout(&server);
+    let secrets = tempfile::tempdir().unwrap();
+    let pass = password_file(secrets.path(), PASS);
+    let extra = sentinel_store(&sentinels, &pass);
+    let h = Stack::start(&extra);
+    let g = Stack::start_with_key(&extra, &key_string(&h));
+    past_the_fence(&h);
+    // G has its connection to the primary too.
+    g.send_datagram(&v0_datagram(&key_string(&h), "default", now_nanos()));
+    g.expect_runs("default", &["127.0.0.1"]);
+    // B stalls; D runs on H, acknowledged by A alone.
+    signal(b.pid(), Signal::SIGSTOP);
+    let d = v0_datagram(&key_string(&h), "default", now_nanos());
+    h.send_datagram(&d);
+    h.expect_runs("default", &["127.0.0.1"]);
+    // A stalls, the primary dies, B comes back: the sentinels can only promote B.
+    signal(a.pid(), Signal::SIGSTOP);
+    let old = primary.port;
+    drop(primary);
+    signal(b.pid(), Signal::SIGCONT);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let named = redis_cmd(
+            sentinels[0].port,
+            None,
+            &["SENTINEL", "get-master-addr-by-name", "floors"],
+        );
+        if named.contains(&b.port.to_string()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B (port {}) was not promoted (primary was {old}): {named}",
+            b.port
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A returns and becomes B's replica: it resyncs from B and loses D's floor too.
+    signal(a.pid(), Signal::SIGCONT);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !redis_cmd(b.port, Some(PASS), &["INFO", "replication"])
+        .contains(&format!("port={},state=online", a.port))
+    {
+        assert!(Instant::now() < deadline, "A did not rejoin as B's replica");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // D replayed to G, whose connection went to the dead primary: a fresh one reaches B.
+    let before = g.runs("default");
+    g.send_datagram(&d);
+    assert!(
+        g.server.wait_log("reason=replay", Duration::from_secs(10)),
+        "{}",
+        g.logs()
     );
+    std::thread::sleep(QUIET);
+    assert_eq!(
+        g.runs("default"),
+        before,
+        "D ran a second time after the failover\n{}",
+        g.logs()
+    );
+    // Knocks run again once the fence is past.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while g.runs("default") == before {
+        assert!(Instant::now() < deadline, "{}", g.logs());
+        g.send_datagram(&v0_datagram(&key_string(&h), "default", now_nanos()));
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    drop((a, b, sentinels));
+}
+
+#[test]
+fn a_sentinel_failover_runs_new_knocks_and_opens_no_replay() {
+    let Some(server) = tool("redis-server") else {
+        assert!(std::env::var_os("CI").is_none(), "CI installs redis-server");
+        return;
+    };
+    let (primary, r1, r2, sentinels) = sentinel_layout(&server);
+    let secrets = tempfile::tempdir().unwrap();
+    let pass = password_file(secrets.path(), PASS);
+    let extra = sentinel_store(&sentinels, &pass);
     let a = Stack::start(&extra);
     let b = Stack::start_with_key(&extra, &key_string(&a));
+    past_the_fence(&a);
     // One key shared by both: each knock waits for the one before, or a later counter
     // reaching the store first would (rightly) make an earlier one a replay.
     let mut accepted = Vec::new();

@@ -13,9 +13,12 @@ use nix::sys::signal::Signal;
 use crate::util::{now_nanos, Fixture};
 
 const WAIT: Duration = Duration::from_secs(5);
+/// The epoch script's answer of a primary whose fence is long past.
+const EPOCH_REPLY: &[u8] = b"*2\r\n$32\r\n00000000000000000000000000000001\r\n$9\r\nfake:fake\r\n";
 
-/// A fake Redis answering every request of each connection with `reply(n)`, written a
-/// chunk at a time with `pause` between chunks; stops when the flag is set.
+/// A fake Redis: on each connection it answers the server's first question (the primary's
+/// epoch and fence) as a fresh primary would, then the next request with `reply(n)`,
+/// written a chunk at a time with `pause` between chunks; stops when the flag is set.
 fn fake_redis(
     reply: impl Fn(usize) -> Vec<u8> + Send + 'static,
     chunk: usize,
@@ -39,7 +42,16 @@ fn fake_redis(
             conn.set_nonblocking(false).unwrap();
             conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
             let mut buf = [0u8; 65536];
-            if !matches!(conn.read(&mut buf), Ok(k) if k > 0) {
+            let Ok(k) = conn.read(&mut buf) else {
+                continue;
+            };
+            if buf[..k].windows(12).any(|w| w == b"ruroco:epoch") {
+                // An epoch first seen long ago: its fence is in the past.
+                let _ = conn.write_all(EPOCH_REPLY);
+                if !matches!(conn.read(&mut buf), Ok(k) if k > 0) {
+                    continue;
+                }
+            } else if k == 0 {
                 continue;
             }
             n += 1;
@@ -190,8 +202,11 @@ fn a_retry_on_a_fresh_connection_keeps_the_calls_deadline() {
                 conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
                 let mut buf = [0u8; 65536];
                 if n == 1 {
-                    // The first call: answered. The second: 900 ms, then the connection
-                    // goes away.
+                    // The epoch question and the first call: answered. The second: 900
+                    // ms, then the connection goes away.
+                    if matches!(conn.read(&mut buf), Ok(k) if k > 0) {
+                        let _ = conn.write_all(EPOCH_REPLY);
+                    }
                     if matches!(conn.read(&mut buf), Ok(k) if k > 0) {
                         let _ = conn.write_all(b"*1\r\n:1\r\n");
                     }
