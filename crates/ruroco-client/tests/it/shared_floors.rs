@@ -104,7 +104,11 @@ fn with_redis_down_nothing_runs_and_it_recovers_without_a_restart() {
         "{}",
         a.logs()
     );
-    assert!(!a.server.log_text().contains("floor store: "), "{}", a.logs());
+    assert!(
+        !a.server.log_text().contains("floor store: "),
+        "{}",
+        a.logs()
+    );
     let refused = v0_datagram(&key_string(&a), "default", now_nanos());
     a.send_datagram(&refused);
     assert!(
@@ -130,21 +134,20 @@ fn with_redis_down_nothing_runs_and_it_recovers_without_a_restart() {
     assert!(a.server.log_text().contains("reachable again"));
     // The datagram refused while the store was down was spent in it since: neither
     // server runs it now.
+    // (Its refusal may not be logged: the fenced datagrams before it were refused for the
+    // same reason and source, and such lines are rate-limited. A fresh datagram after it,
+    // handled in order, shows it was handled.)
     for stack in [&a, &b] {
-        let before = (
-            stack.runs("default"),
-            stack.server.count_log("reason=replay"),
-        );
+        let before = stack.runs("default");
         stack.send_datagram(&refused);
-        assert!(
-            stack
-                .server
-                .wait_log_count("reason=replay", before.1 + 1, WAIT),
-            "{}",
-            stack.logs()
-        );
         std::thread::sleep(QUIET);
-        assert_eq!(stack.runs("default"), before.0, "{}", stack.logs());
+        assert_eq!(stack.runs("default"), before, "{}", stack.logs());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while stack.runs("default") == before {
+            assert!(std::time::Instant::now() < deadline, "{}", stack.logs());
+            stack.send_datagram(&v0_datagram(&key_string(&a), "default", now_nanos()));
+            std::thread::sleep(Duration::from_millis(300));
+        }
     }
 }
 
