@@ -71,7 +71,7 @@ end
 return out";
 /// The epoch of the primary a new connection reached, and its fence: reads the primary's
 /// `run_id` and `master_replid`, refuses a replica, sets `ruroco:epoch:<run_id>:<replid>`
-/// to ARGV[1] (hex: now plus the allowed clock skew) unless it is set, and returns it
+/// to `ARGV[1]` (hex: now plus the allowed clock skew) unless it is set, and returns it
 /// with the epoch's name.
 const EPOCH_SCRIPT: &str =
     "local info = redis.call('INFO', 'replication') .. redis.call('INFO', 'server')
