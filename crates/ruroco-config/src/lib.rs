@@ -58,6 +58,9 @@ pub const DEFAULT_MAX_CLOCK_SKEW_SECONDS: u64 = 3600;
 pub const DEFAULT_SOCKET_OWNER: &str = "ruroco";
 /// Default `state_dir` of the commander (the unit's `StateDirectory=`).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/ruroco-commander";
+/// Above this `max_clock_skew_seconds`, a shared floor store's fence (knocks refused
+/// after a failover for that long) is warned about.
+pub const FENCE_WARN_SECONDS: u64 = 60;
 /// Upper bound for either rate limit: beyond it the limit is no limit.
 pub const MAX_RATE_LIMIT: u32 = 100_000;
 
@@ -297,6 +300,13 @@ impl Config {
             warnings.push(format!(
                 "config file {}: key `ntp` is ignored; the system clock is used (keep it synchronised)",
                 path.display()
+            ));
+        }
+        if config.floor_store != "file" && config.max_clock_skew_seconds > FENCE_WARN_SECONDS {
+            warnings.push(format!(
+                "config file {}: key `max_clock_skew_seconds` = {} with a shared floor_store: after a change of Redis primary or a restart of Redis, knocks are refused for that long (the fence); with synchronised clocks, a few seconds (e.g. 10) is enough",
+                path.display(),
+                config.max_clock_skew_seconds
             ));
         }
         config.warnings = warnings;

@@ -219,3 +219,20 @@ fn the_reference_states_the_rate_limits_the_parser_enforces() {
         "{ips}"
     );
 }
+
+#[test]
+fn a_shared_store_with_a_long_skew_is_warned_about() {
+    let store = "floor_store = \"redis://127.0.0.1/0\"\n";
+    let warned = |text: &str| {
+        parse(text)
+            .unwrap()
+            .warnings
+            .iter()
+            .any(|w| w.contains("`max_clock_skew_seconds` = ") && w.contains("the fence"))
+    };
+    assert!(warned(&format!("ips = [\"127.0.0.1\"]\n{store}")));
+    assert!(!warned(&format!(
+        "ips = [\"127.0.0.1\"]\n{store}max_clock_skew_seconds = {FENCE_WARN_SECONDS}\n"
+    )));
+    assert!(!warned("ips = [\"127.0.0.1\"]\n"));
+}

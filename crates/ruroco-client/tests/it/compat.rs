@@ -25,14 +25,33 @@ pub(crate) fn now_nanos() -> u128 {
 /// client: key id (8) ‖ iv (12) ‖ tag (16) ‖ AES-256-GCM ciphertext of cmd_hash u64 BE ‖
 /// counter u128 BE ‖ strict ‖ src_ip (16, zero = none) ‖ dst_ip (16, IPv4-mapped).
 pub(crate) fn v0_datagram(key_string: &str, command: &str, counter: u128) -> Vec<u8> {
+    v0_datagram_for(key_string, command, counter, None)
+}
+
+/// Like [`v0_datagram`]; with `claimed`, a permissive datagram (strict 0) whose src_ip
+/// is that address, so the command runs for it (`$RUROCO_IP`) whatever the sender.
+pub(crate) fn v0_datagram_for(
+    key_string: &str,
+    command: &str,
+    counter: u128,
+    claimed: Option<std::net::Ipv4Addr>,
+) -> Vec<u8> {
     let raw = STANDARD.decode(key_string.trim()).unwrap();
     assert_eq!(raw.len(), 40);
     let (id, secret) = raw.split_at(8);
     let mut plain = Vec::with_capacity(57);
     plain.extend_from_slice(&ruroco_ipc::command_hash(command).to_be_bytes());
     plain.extend_from_slice(&counter.to_be_bytes());
-    plain.push(1);
-    plain.extend_from_slice(&[0; 16]);
+    match claimed {
+        None => {
+            plain.push(1);
+            plain.extend_from_slice(&[0; 16]);
+        }
+        Some(ip) => {
+            plain.push(0);
+            plain.extend_from_slice(&ip.to_ipv6_mapped().octets());
+        }
+    }
     plain.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1]);
     assert_eq!(plain.len(), 57);
     let iv = [0x42u8; 12];

@@ -17,6 +17,7 @@ mod handoff;
 mod journal;
 mod laptop;
 mod migration;
+mod nemesis;
 mod monitoring;
 mod privileges;
 mod proxy;

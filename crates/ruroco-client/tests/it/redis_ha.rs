@@ -3,7 +3,7 @@
 //! failover runs new knocks through the promoted replica and opens no replay.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,10 +21,17 @@ const PASS: &str = "s3cret-pass";
 /// One command to a Redis (or sentinel) on `port`, after AUTH when `password` is given;
 /// the raw reply text.
 fn redis_cmd(port: u16, password: Option<&str>, args: &[&str]) -> String {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+    redis_at(SocketAddr::from(([127, 0, 0, 1], port)), password, args)
+}
+
+/// [`redis_cmd`] to any address; a connection that cannot be made within a second (a
+/// partition that drops packets) is an `-ERR` reply.
+pub(crate) fn redis_at(addr: SocketAddr, password: Option<&str>, args: &[&str]) -> String {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
         return "-ERR cannot connect".to_owned();
     };
     s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
     let mut out = Vec::new();
     let mut encode = |args: &[&str]| {
         out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
@@ -36,14 +43,16 @@ fn redis_cmd(port: u16, password: Option<&str>, args: &[&str]) -> String {
         encode(&["AUTH", p]);
     }
     encode(args);
-    s.write_all(&out).unwrap();
+    if s.write_all(&out).is_err() {
+        return "-ERR cannot write".to_owned();
+    }
     std::thread::sleep(Duration::from_millis(100));
     let mut buf = vec![0u8; 65536];
     let n = s.read(&mut buf).unwrap_or(0);
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
-fn password_file(dir: &Path, text: &str) -> std::path::PathBuf {
+pub(crate) fn password_file(dir: &Path, text: &str) -> std::path::PathBuf {
     let path = dir.join("redis.pass");
     std::fs::write(&path, format!("{text}\n")).unwrap();
     path
@@ -248,7 +257,7 @@ fn sentinel_store(sentinels: &[Sentinel], pass: &Path) -> String {
     )
 }
 
-fn signal(pid: u32, signal: nix::sys::signal::Signal) {
+pub(crate) fn signal(pid: u32, signal: nix::sys::signal::Signal) {
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
         signal,
