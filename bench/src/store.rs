@@ -73,11 +73,12 @@ fn rate(bins: &Binaries, store: &str, extra: &str) -> anyhow::Result<f64> {
         .map_err(|(log, _)| anyhow::anyhow!("server did not start: {log}"))?;
     let pid = server.pid().as_raw().unsigned_abs();
     let addr = server.listening_addr().context("server address")?;
-    // A shared store's first epoch is fenced for max_clock_skew_seconds: one datagram to
-    // open it, then past the fence.
+    // A shared store's first epoch is fenced for max_clock_skew_seconds (1 s), with
+    // Sentinel plus floor_store_timeout_ms (at most 1 s here): one datagram to open it,
+    // then past the fence.
     if store != "file" {
         std::net::UdpSocket::bind("127.0.0.1:0")?.send_to(&valid(&key, "noop", now_ns())?, addr)?;
-        std::thread::sleep(Duration::from_millis(1200));
+        std::thread::sleep(Duration::from_millis(2200));
     }
     let packets: Vec<Vec<u8>> = (0..DATAGRAMS)
         .map(|i| valid(&key, "noop", now_ns() + u128::from(i)))

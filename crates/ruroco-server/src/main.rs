@@ -19,6 +19,7 @@ mod keys;
 mod logbook;
 mod metrics;
 mod original_floors;
+mod quorum;
 mod redis;
 mod reload;
 mod server;

@@ -176,6 +176,16 @@ impl Endpoint {
     }
 }
 
+impl Resolved {
+    /// The sentinels' addresses and the master's name, for a Sentinel endpoint.
+    pub(crate) fn sentinels(&self) -> Option<(&[SockAddr], &str)> {
+        match &self.endpoint {
+            Endpoint::Sentinel { master, .. } => Some((&self.addrs, master)),
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let hp = |host: &str, port: u16| {
@@ -375,33 +385,76 @@ impl Connection {
 /// Asks the sentinel at `addr` for the primary of `master`: an IP address and port.
 fn primary(addr: &SockAddr, master: &str, deadline: Instant) -> std::io::Result<SocketAddr> {
     let socket = connect(addr, deadline)?;
-    let mut conn = Connection::over(socket, describe(addr), deadline);
-    let reply = conn
-        .pipeline(
-            &[&[b"SENTINEL", b"get-master-addr-by-name", master.as_bytes()]],
-            2,
-            deadline,
-        )?
-        .pop();
-    let Some(Reply::Array(Some(items))) = reply else {
-        return Err(other(format!(
-            "sentinel {} knows no primary `{master}`: {reply:?}",
-            conn.peer
-        )));
-    };
-    let text = |r: Option<&Reply>| match r {
-        Some(Reply::Bulk(Some(b))) => String::from_utf8(b.clone()).ok(),
-        _ => None,
-    };
-    let (host, port) = (text(items.first()), text(items.get(1)));
-    let ip = host.as_deref().and_then(|h| h.parse::<IpAddr>().ok());
-    let port = port.as_deref().and_then(|p| p.parse::<u16>().ok());
-    match (ip, port) {
-        (Some(ip), Some(port)) => Ok(SocketAddr::new(ip, port)),
-        _ => Err(other(format!(
-            "sentinel {} named the primary as {host:?}:{port:?}; it must be an IP address (resolve-hostnames no)",
-            conn.peer
-        ))),
+    Connection::over(socket, describe(addr), deadline).primary_of(master, deadline)
+}
+
+/// A connection to one sentinel, kept open between questions.
+pub(crate) struct SentinelLink {
+    addr: SockAddr,
+    conn: Option<Connection>,
+}
+
+impl SentinelLink {
+    pub(crate) fn new(addr: SockAddr) -> Self {
+        Self { addr, conn: None }
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        describe(&self.addr)
+    }
+
+    /// The primary this sentinel names for `master` now (connecting first if need be;
+    /// a kept connection that fails is replaced once, within the same deadline); the
+    /// connection is dropped on any failure.
+    pub(crate) fn primary_of(
+        &mut self,
+        master: &str,
+        deadline: Instant,
+    ) -> std::io::Result<SocketAddr> {
+        if let Some(mut conn) = self.conn.take() {
+            if let Ok(answer) = conn.primary_of(master, deadline) {
+                self.conn = Some(conn);
+                return Ok(answer);
+            }
+        }
+        let socket = connect(&self.addr, deadline)?;
+        let mut conn = Connection::over(socket, describe(&self.addr), deadline);
+        let answer = conn.primary_of(master, deadline)?;
+        self.conn = Some(conn);
+        Ok(answer)
+    }
+}
+
+impl Connection {
+    /// Asks the sentinel at the other end for the primary of `master`.
+    fn primary_of(&mut self, master: &str, deadline: Instant) -> std::io::Result<SocketAddr> {
+        let reply = self
+            .pipeline(
+                &[&[b"SENTINEL", b"get-master-addr-by-name", master.as_bytes()]],
+                2,
+                deadline,
+            )?
+            .pop();
+        let Some(Reply::Array(Some(items))) = reply else {
+            return Err(other(format!(
+                "sentinel {} knows no primary `{master}`: {reply:?}",
+                self.peer
+            )));
+        };
+        let text = |r: Option<&Reply>| match r {
+            Some(Reply::Bulk(Some(b))) => String::from_utf8(b.clone()).ok(),
+            _ => None,
+        };
+        let (host, port) = (text(items.first()), text(items.get(1)));
+        let ip = host.as_deref().and_then(|h| h.parse::<IpAddr>().ok());
+        let port = port.as_deref().and_then(|p| p.parse::<u16>().ok());
+        match (ip, port) {
+            (Some(ip), Some(port)) => Ok(SocketAddr::new(ip, port)),
+            _ => Err(other(format!(
+                "sentinel {} named the primary as {host:?}:{port:?}; it must be an IP address (resolve-hostnames no)",
+                self.peer
+            ))),
+        }
     }
 }
 

@@ -37,6 +37,7 @@ use anyhow::Context;
 use ruroco_proto::{KeyId, Spend, MAX_REFUSED_PER_KEY};
 use zeroize::Zeroizing;
 
+use crate::quorum::Quorum;
 use crate::redis::{Auth, Connection, Endpoint, Reply, Resolved};
 
 /// The compare-and-set of a batch. KEYS: per update, the floor key and the refused-set
@@ -110,6 +111,8 @@ pub(crate) struct SharedFloors {
     /// That epoch (`run_id:replid`), to say when it changes.
     epoch: Option<String>,
     conn: Option<Connection>,
+    /// With Sentinel: the sentinels, asked in every call (see [`crate::quorum`]).
+    quorum: Option<Quorum>,
     /// [`SCRIPT`] with its bound filled in, made once (shared, so a call borrows nothing).
     script: std::sync::Arc<str>,
     /// The Redis the last connection reached (with Sentinel: the primary of the time).
@@ -138,6 +141,8 @@ enum Failure {
     Shape(String),
     /// Fewer replicas than `floor_store_min_replicas` acknowledged in time.
     Replicas(i64, u32),
+    /// No majority of the sentinels named the primary during the call.
+    Quorum(String),
 }
 
 impl Failure {
@@ -148,6 +153,7 @@ impl Failure {
                 left.as_millis()
             ),
             Failure::Connect(e) => format!("cannot connect to {endpoint}: {e}"),
+            Failure::Quorum(why) => format!("{endpoint}: {why}"),
             Failure::Io(e)
                 if matches!(
                     e.kind(),
@@ -226,6 +232,11 @@ impl SharedFloors {
         let resolved = endpoint
             .resolve()
             .map_err(|e| anyhow::anyhow!("key `floor_store`: cannot resolve {endpoint}: {e}"))?;
+        let quorum = resolved
+            .sentinels()
+            .map(|(addrs, master)| Quorum::new(addrs, master))
+            .transpose()
+            .context("cannot start the threads that ask the sentinels")?;
         let password = match password_file {
             Some(path) => {
                 let text = Zeroizing::new(std::fs::read_to_string(path).with_context(|| {
@@ -249,6 +260,7 @@ impl SharedFloors {
             fence: 0,
             epoch: None,
             conn: None,
+            quorum,
             script: SCRIPT
                 .replace("ARGV_MAX", &MAX_REFUSED_PER_KEY.to_string())
                 .into(),
@@ -338,12 +350,21 @@ impl SharedFloors {
         }
     }
 
-    /// Reads, or sets, the fence of the epoch `conn` reached.
-    fn epoch(&mut self, conn: &mut Connection, deadline: Instant) -> Result<(), Failure> {
-        let wall = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        let proposed = format!("{:032x}", (wall + self.skew).as_nanos());
+    /// Reads, or sets, the fence of the epoch `conn` reached: `wall` (the call's start)
+    /// plus the skew — and, with Sentinel, plus the call's timeout, since the sentinels'
+    /// answers that confirmed the epoch came at most that late (see [`crate::quorum`]).
+    fn epoch(
+        &mut self,
+        conn: &mut Connection,
+        wall: Duration,
+        deadline: Instant,
+    ) -> Result<(), Failure> {
+        let margin = if self.quorum.is_some() {
+            self.timeout
+        } else {
+            Duration::ZERO
+        };
+        let proposed = format!("{:032x}", (wall + self.skew + margin).as_nanos());
         let reply = conn
             .pipeline(
                 &[&[b"EVAL", EPOCH_SCRIPT.as_bytes(), b"0", proposed.as_bytes()]],
@@ -394,6 +415,10 @@ impl SharedFloors {
         if now >= deadline {
             return Err(Failure::Io(std::io::ErrorKind::TimedOut.into()));
         }
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut ticket = None;
         if self.conn.is_none() {
             if let Some(at) = self.retry_at {
                 if now < at {
@@ -418,7 +443,13 @@ impl SharedFloors {
             }
             self.last_peer = Some(conn.peer.clone());
             let mut conn = conn;
-            self.epoch(&mut conn, deadline)?;
+            // A new epoch's fence is set only by a call the sentinels confirmed.
+            if let Some(q) = self.quorum.as_mut() {
+                let t = q.ask(deadline);
+                q.confirm(t, peer_address(&conn)?, deadline)
+                    .map_err(Failure::Quorum)?;
+            }
+            self.epoch(&mut conn, wall, deadline)?;
             self.backoff = MIN_BACKOFF;
             self.conn = Some(conn);
         }
@@ -456,6 +487,10 @@ impl SharedFloors {
         let Some(conn) = self.conn.as_mut() else {
             return Err(Failure::Connect(std::io::ErrorKind::NotConnected.into()));
         };
+        // The sentinels are asked while the script and WAIT run.
+        if let Some(q) = self.quorum.as_mut() {
+            ticket = Some((q.ask(deadline), peer_address(conn)?));
+        }
         let replicas = self.min_replicas.to_string();
         // WAIT's timeout is what is left of the deadline (never 0: that would wait forever).
         let wait_ms = deadline
@@ -489,6 +524,9 @@ impl SharedFloors {
                 Some(Reply::Error(e)) => return Err(Failure::Refused(e)),
                 other => return Err(Failure::Shape(format!("{other:?}"))),
             }
+        }
+        if let (Some(q), Some((t, primary))) = (self.quorum.as_mut(), ticket) {
+            q.confirm(t, primary, deadline).map_err(Failure::Quorum)?;
         }
         let mut verdicts = verdicts.into_iter();
         Ok(updates
@@ -525,4 +563,11 @@ impl SharedFloors {
             }
         );
     }
+}
+
+/// The primary's address a Sentinel connection reached.
+fn peer_address(conn: &Connection) -> Result<std::net::SocketAddr, Failure> {
+    conn.peer
+        .parse()
+        .map_err(|_| Failure::Shape(format!("a primary at {}", conn.peer)))
 }

@@ -395,7 +395,11 @@ impl World {
             let ran = world.knock_until(Duration::from_secs(20), Some(to), |w| {
                 !w.ran_on(to).is_empty()
             });
-            assert!(ran, "server {to} never ran a knock\n{}", world.stacks[to].logs());
+            assert!(
+                ran,
+                "server {to} never ran a knock\n{}",
+                world.stacks[to].logs()
+            );
         }
         world
     }
@@ -818,7 +822,11 @@ impl World {
             }
             for p in self.nodes.iter().chain(&self.sentinels) {
                 let log = p.conf.with_file_name("log");
-                eprintln!("--- {}\n{}", p.name, std::fs::read_to_string(log).unwrap_or_default());
+                eprintln!(
+                    "--- {}\n{}",
+                    p.name,
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
             }
         }
         let runs = self.runs();
@@ -863,7 +871,10 @@ impl World {
                 logs.join("\n")
             );
         }
-        self.log(format!("replayed {} datagrams to every server", self.knocks.len()));
+        self.log(format!(
+            "replayed {} datagrams to every server",
+            self.knocks.len()
+        ));
     }
 
     /// Knocks of the round that ran when sent, and its longest stretch of refusals: from

@@ -35,8 +35,9 @@ fn pair(redis: &RedisServer) -> (Stack, Stack, tempfile::TempDir) {
 }
 
 /// A store's first primary epoch is fenced like any other: the first datagram after a
-/// start meets the fence (`max_clock_skew_seconds` past the moment the epoch was first
-/// seen) and is refused as a replay; this sends one and waits the fence out.
+/// start meets the fence (`max_clock_skew_seconds`, here 1 s, past the moment the epoch
+/// was first seen; with Sentinel plus the call timeout, here 500 ms) and is refused as a
+/// replay; this sends one and waits the fence out.
 pub(crate) fn past_the_fence(stack: &Stack) {
     let before = stack.server.count_log("primary epoch");
     stack.send_datagram(&v0_datagram(&key_string(stack), "default", now_nanos()));
@@ -47,7 +48,7 @@ pub(crate) fn past_the_fence(stack: &Stack) {
         "{}",
         stack.logs()
     );
-    std::thread::sleep(Duration::from_millis(1100));
+    std::thread::sleep(Duration::from_millis(1600));
 }
 
 #[test]
