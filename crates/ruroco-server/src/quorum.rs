@@ -16,7 +16,7 @@
 //! tally is a pure function, tested below.
 
 use std::net::SocketAddr;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::time::{Duration, Instant};
 
 use socket2::SockAddr;
@@ -114,12 +114,10 @@ impl Quorum {
         for ask in &self.asks {
             // A sentinel still busy with an earlier question (its connect hanging) simply
             // does not answer this one.
-            match ask.try_send(Question {
+            let _ = ask.try_send(Question {
                 id: self.next,
                 deadline,
-            }) {
-                Ok(()) | Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {}
-            }
+            });
         }
         Ticket(self.next)
     }
@@ -136,6 +134,7 @@ impl Quorum {
             asked: self.asks.len(),
             ..Tally::default()
         };
+        let mut answered = vec![false; self.asks.len()];
         loop {
             match tally.verdict() {
                 Some(true) => return Ok(()),
@@ -145,6 +144,9 @@ impl Quorum {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.answers.recv_timeout(left) {
                 Ok(a) if a.id == ticket.0 => {
+                    if let Some(seen) = answered.get_mut(a.sentinel) {
+                        *seen = true;
+                    }
                     let name = self.names.get(a.sentinel).map_or("?", String::as_str);
                     match a.primary {
                         Ok(p) if p == primary => tally.named += 1,
@@ -154,7 +156,16 @@ impl Quorum {
                 }
                 Ok(_) => {}
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
-                    tally.other.push("no answer in time".into());
+                    let silent: Vec<&str> = self
+                        .names
+                        .iter()
+                        .zip(&answered)
+                        .filter(|(_, seen)| !**seen)
+                        .map(|(n, _)| n.as_str())
+                        .collect();
+                    tally
+                        .other
+                        .push(format!("no answer in time from {}", silent.join(", ")));
                     break;
                 }
             }
@@ -261,5 +272,9 @@ mod tests {
         let took = start.elapsed();
         assert!(took < Duration::from_millis(400), "{took:?}");
         assert!(err.contains("0 of 3 sentinels"), "{err}");
+        for l in &listeners {
+            let name = l.local_addr().unwrap().to_string();
+            assert!(err.contains(&name), "{err} does not name {name}");
+        }
     }
 }

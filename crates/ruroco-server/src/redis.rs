@@ -265,6 +265,8 @@ pub(crate) struct Connection {
     reader: BufReader<Timed>,
     /// The address of the Redis this connection reached (the primary, with Sentinel).
     pub(crate) peer: String,
+    /// With Sentinel: the primary the sentinel named, which this connection reached.
+    pub(crate) primary: Option<SocketAddr>,
 }
 
 fn connect(addr: &SockAddr, deadline: Instant) -> std::io::Result<Socket> {
@@ -301,6 +303,7 @@ impl Connection {
         Self {
             reader: BufReader::with_capacity(4096, Timed { socket, deadline }),
             peer,
+            primary: None,
         }
     }
 
@@ -318,7 +321,10 @@ impl Connection {
                 Endpoint::Sentinel { master, .. } => {
                     primary(addr, master, deadline).and_then(|p| {
                         let a = SockAddr::from(p);
-                        connect(&a, deadline).map(|s| Self::over(s, p.to_string(), deadline))
+                        connect(&a, deadline).map(|s| Self {
+                            primary: Some(p),
+                            ..Self::over(s, p.to_string(), deadline)
+                        })
                     })
                 }
                 _ => connect(addr, deadline).map(|s| Self::over(s, describe(addr), deadline)),

@@ -415,11 +415,11 @@ impl SharedFloors {
         if now >= deadline {
             return Err(Failure::Io(std::io::ErrorKind::TimedOut.into()));
         }
-        let wall = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        let mut ticket = None;
         if self.conn.is_none() {
+            // The call's start, for a new epoch's fence.
+            let wall = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
             if let Some(at) = self.retry_at {
                 if now < at {
                     return Err(Failure::Backoff(at.saturating_duration_since(now)));
@@ -446,7 +446,7 @@ impl SharedFloors {
             // A new epoch's fence is set only by a call the sentinels confirmed.
             if let Some(q) = self.quorum.as_mut() {
                 let t = q.ask(deadline);
-                q.confirm(t, peer_address(&conn)?, deadline)
+                q.confirm(t, primary_of(&conn)?, deadline)
                     .map_err(Failure::Quorum)?;
             }
             self.epoch(&mut conn, wall, deadline)?;
@@ -488,9 +488,10 @@ impl SharedFloors {
             return Err(Failure::Connect(std::io::ErrorKind::NotConnected.into()));
         };
         // The sentinels are asked while the script and WAIT run.
-        if let Some(q) = self.quorum.as_mut() {
-            ticket = Some((q.ask(deadline), peer_address(conn)?));
-        }
+        let ticket = match self.quorum.as_mut() {
+            Some(q) => Some((q.ask(deadline), primary_of(conn)?)),
+            None => None,
+        };
         let replicas = self.min_replicas.to_string();
         // WAIT's timeout is what is left of the deadline (never 0: that would wait forever).
         let wait_ms = deadline
@@ -565,9 +566,8 @@ impl SharedFloors {
     }
 }
 
-/// The primary's address a Sentinel connection reached.
-fn peer_address(conn: &Connection) -> Result<std::net::SocketAddr, Failure> {
-    conn.peer
-        .parse()
-        .map_err(|_| Failure::Shape(format!("a primary at {}", conn.peer)))
+/// The primary a Sentinel connection reached.
+fn primary_of(conn: &Connection) -> Result<std::net::SocketAddr, Failure> {
+    conn.primary
+        .ok_or_else(|| Failure::Shape(format!("no primary named for {}", conn.peer)))
 }

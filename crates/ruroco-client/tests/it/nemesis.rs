@@ -227,17 +227,15 @@ struct World {
     knocks: Vec<Knock>,
     events: Vec<String>,
     started: Instant,
-    /// Per server, its cgroup's path as `nft` names it (for cuts of one server alone).
-    groups: Vec<String>,
-    /// Removed once the servers are gone (declared after `stacks`).
-    _cgroups: Cgroups,
+    /// Per server, its cgroup (removed once the servers are gone: declared after `stacks`).
+    cgroups: Cgroups,
     _secrets: tempfile::TempDir,
 }
 
 /// cgroups (v2) of the test's own, one per server, so that an `nft` rule can cut one
 /// server from a party while the others still reach it (all servers connect from the
 /// same loopback address).
-struct Cgroups(Vec<PathBuf>);
+struct Cgroups(Vec<(PathBuf, String)>);
 
 impl Cgroups {
     /// Where cgroup v2 is mounted, and its path below `/sys/fs/cgroup` (where `nft`
@@ -260,25 +258,30 @@ impl Cgroups {
         (at, below)
     }
 
-    /// A fresh cgroup holding `pid`; its name for `nft`.
-    fn hold(&mut self, tag: &str, pid: u32) -> String {
+    /// A fresh cgroup holding `pid`, kept with its name for `nft`.
+    fn hold(&mut self, tag: &str, pid: u32) {
         let (root, below) = Cgroups::root();
         let name = format!("ruroco-nemesis-{}-{tag}", std::process::id());
         let dir = root.join(&name);
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(dir.join("cgroup.procs"), pid.to_string()).unwrap();
-        self.0.push(dir);
-        if below.is_empty() {
+        let nft = if below.is_empty() {
             name
         } else {
             format!("{}/{name}", below.trim_start_matches('/'))
-        }
+        };
+        self.0.push((dir, nft));
+    }
+
+    /// The `i`th cgroup's path as `nft` names it.
+    fn nft_name(&self, i: usize) -> &str {
+        &self.0[i].1
     }
 }
 
 impl Drop for Cgroups {
     fn drop(&mut self) {
-        for dir in &self.0 {
+        for (dir, _) in &self.0 {
             let _ = std::fs::remove_dir(dir);
         }
     }
@@ -362,8 +365,7 @@ impl World {
             knocks: Vec::new(),
             events: Vec::new(),
             started: Instant::now(),
-            groups: Vec::new(),
-            _cgroups: Cgroups(Vec::new()),
+            cgroups: Cgroups(Vec::new()),
             _secrets: secrets,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -387,8 +389,7 @@ impl World {
         }
         for s in 0..world.stacks.len() {
             let pid = world.stacks[s].server.pid().as_raw().unsigned_abs();
-            let group = world._cgroups.hold(&format!("server{s}"), pid);
-            world.groups.push(group);
+            world.cgroups.hold(&format!("server{s}"), pid);
         }
         // Each server knocks through once (its first epoch's fence is waited out here).
         for to in 0..world.stacks.len() {
@@ -452,11 +453,11 @@ impl World {
         }
     }
 
-    /// Knocks for `time`.
-    fn knock_for(&mut self, time: Duration) {
+    /// Knocks (to `to`, or to random servers) for `time`.
+    fn knock_for(&mut self, time: Duration, to: Option<usize>) {
         let until = Instant::now() + time;
         while Instant::now() < until {
-            self.knock_to(None);
+            self.knock_to(to);
             std::thread::sleep(PACE);
         }
     }
@@ -571,7 +572,7 @@ impl World {
     /// Server `s` cut from the process at `to` (its packets dropped, so no connection
     /// between them makes progress).
     fn cut_server(&mut self, s: usize, to: Ipv4Addr) {
-        let group = &self.groups[s];
+        let group = self.cgroups.nft_name(s);
         sh(
             "nft",
             &[&format!(
@@ -632,7 +633,7 @@ impl World {
                     b = self.party();
                 }
                 self.cut(a, b);
-                self.knock_for(Duration::from_secs(4));
+                self.knock_for(Duration::from_secs(4), None);
             }
             // Any process paused.
             1 => {
@@ -648,7 +649,7 @@ impl World {
                     self.stacks[s].server.signal(Signal::SIGSTOP);
                     self.log(format!("SIGSTOP ruroco-server {s}"));
                 }
-                self.knock_for(Duration::from_secs(4));
+                self.knock_for(Duration::from_secs(4), None);
             }
             // A node killed: the primary half the time.
             2 => {
@@ -668,25 +669,26 @@ impl World {
                             .iter()
                             .any(|k| runs.contains_key(&k.ip.to_string()))
                     });
+                    let runs = self.runs();
                     let first = self.knocks[killed..]
                         .iter()
-                        .find(|k| self.runs().contains_key(&k.ip.to_string()))
+                        .find(|k| runs.contains_key(&k.ip.to_string()))
                         .map(|k| k.at - at);
                     self.log(format!(
                         "failover: served again {served}, the first knock that ran was sent {:.1} s after the kill",
                         first.unwrap_or_default().as_secs_f64()
                     ));
                 }
-                self.knock_for(Duration::from_secs(2));
+                self.knock_for(Duration::from_secs(2), None);
             }
             // The primary killed and back before the sentinels notice, empty of what
             // it had not yet written to its append-only file.
             3 => {
-                self.knock_for(Duration::from_millis(500));
+                self.knock_for(Duration::from_millis(500), None);
                 self.kill_node(primary);
                 self.nodes[primary].spawn();
                 self.log(format!("restart {}", self.nodes[primary].name));
-                self.knock_for(Duration::from_secs(3));
+                self.knock_for(Duration::from_secs(3), None);
             }
             // The primary cut from the sentinels and the servers keep writing to it.
             4 => {
@@ -700,7 +702,7 @@ impl World {
                     );
                 }
                 self.log(format!("sentinels cut from {}", NODES[primary]));
-                self.knock_for(Duration::from_secs(6));
+                self.knock_for(Duration::from_secs(6), None);
             }
             // Split brain: the primary, replica y and server h on one side; the
             // sentinels, replica x and the other servers on the other. The sentinels
@@ -729,13 +731,9 @@ impl World {
                     "split: {} {} and server {h} | sentinels, {} and the other servers",
                     NODES[primary], NODES[y], NODES[x]
                 ));
-                self.knock_for(Duration::from_secs(7));
+                self.knock_for(Duration::from_secs(7), None);
                 // The newest knocks on h's side: the others' own floors are older.
-                let until = Instant::now() + Duration::from_millis(1500);
-                while Instant::now() < until {
-                    self.knock_to(Some(h));
-                    std::thread::sleep(PACE);
-                }
+                self.knock_for(Duration::from_millis(1500), Some(h));
             }
             // The failover that loses an acknowledged floor: replica x cut from the
             // primary, knocks acknowledged by y alone, y paused, the primary killed;
@@ -744,7 +742,7 @@ impl World {
                 let pick = self.rng.below(2);
                 let (x, y) = (replicas[pick], replicas[1 - pick]);
                 self.cut(NODES[x], NODES[primary]);
-                self.knock_for(Duration::from_millis(1500));
+                self.knock_for(Duration::from_millis(1500), None);
                 self.pause_node(y);
                 self.kill_node(primary);
                 sh("nft", &["flush", "chain", "inet", "nemesis", "out"]);
