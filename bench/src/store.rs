@@ -122,7 +122,7 @@ struct Sentinel {
 }
 
 impl Sentinel {
-    fn start(primary: u16) -> anyhow::Result<Option<Sentinel>> {
+    fn start(primary: u16, quorum: usize) -> anyhow::Result<Option<Sentinel>> {
         let Some(redis) = tool("redis-server") else {
             return Ok(None);
         };
@@ -134,7 +134,7 @@ impl Sentinel {
         std::fs::write(
             &conf,
             format!(
-                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor floors 127.0.0.1 {primary} 1\n",
+                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor floors 127.0.0.1 {primary} {quorum}\n",
                 dir.path().display()
             ),
         )?;
@@ -168,7 +168,8 @@ impl Drop for Sentinel {
 
 pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> anyhow::Result<()> {
     let redis = start_redis()?;
-    // Sentinel in front of a primary with one replica; each batch waits for the replica.
+    // Three sentinels, as in the operator guide, in front of a primary with one replica;
+    // each batch waits for the replica and asks every sentinel who the primary is.
     let ha = match (&redis, tool("redis-server")) {
         (Some(_), Some(server)) => {
             let primary = RedisServer::start(&server, None, None, &["--appendfsync", "always"])
@@ -181,10 +182,13 @@ pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> an
                 &["--appendfsync", "always", "--replicaof", "127.0.0.1", &of],
             )
             .map_err(|e| anyhow::anyhow!(e))?;
-            let sentinel = Sentinel::start(primary.port)?;
-            // Let the replica finish its first sync.
+            let mut sentinels = Vec::new();
+            for _ in 0..3 {
+                sentinels.extend(Sentinel::start(primary.port, 2)?);
+            }
+            // Let the replica finish its first sync and the sentinels find each other.
             std::thread::sleep(Duration::from_secs(2));
-            sentinel.map(|s| (primary, replica, s))
+            Some((primary, replica, sentinels))
         }
         _ => None,
     };
@@ -195,8 +199,9 @@ pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> an
             let url = format!("redis://127.0.0.1:{}/0", redis.port);
             shared.push(rate(bins, &url, "")?);
         }
-        if let Some((_, _, s)) = &ha {
-            let url = format!("redis-sentinel://127.0.0.1:{}/floors", s.port);
+        if let Some((_, _, s)) = ha.as_ref().filter(|(_, _, s)| !s.is_empty()) {
+            let hosts: Vec<String> = s.iter().map(|s| format!("127.0.0.1:{}", s.port)).collect();
+            let url = format!("redis-sentinel://{}/floors", hosts.join(","));
             sentinel.push(rate(
                 bins,
                 &url,
@@ -208,7 +213,7 @@ pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> an
     drop(ha);
     report.add(Row {
         figure: format!(
-            "accepted datagrams per second, {DATAGRAMS} valid in chunks of {CHUNK}: file store | Redis store (AOF, fsync always) | Sentinel, primary + 1 replica, WAIT 1"
+            "accepted datagrams per second, {DATAGRAMS} valid in chunks of {CHUNK}: file store | Redis store (AOF, fsync always) | 3 sentinels, primary + 1 replica, WAIT 1"
         ),
         ours: format!(
             "{} | {} | {}",
