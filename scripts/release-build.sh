@@ -13,11 +13,25 @@
 # exist for it; the distributions' own packages are dynamically linked, and so are ours.
 # The tarball's programs need glibc 2.34 or later (packaging/dist-check.sh prints the
 # newest symbol version they use).
+#
+# The client is built with its own profile (`client` in Cargo.toml: whole-program LTO, no
+# unwinding), since it starts once per knock; the daemons with `release`. The directory
+# printed, target/ship, holds the programs asked for, side by side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=("$@")
 [ ${#packages[@]} -gt 0 ] || packages=(ruroco-server ruroco-commander ruroco-client)
-args=()
-for p in "${packages[@]}"; do args+=(-p "$p"); done
-cargo build --release --locked --quiet "${args[@]}"
-echo "target/release"
+daemons=()
+client=no
+for p in "${packages[@]}"; do
+    if [ "$p" = ruroco-client ]; then client=yes; else daemons+=(-p "$p"); fi
+done
+[ ${#daemons[@]} -eq 0 ] || cargo build --release --locked --quiet "${daemons[@]}"
+[ $client = no ] || cargo build --profile client --locked --quiet -p ruroco-client
+rm -rf target/ship
+mkdir -p target/ship
+for p in "${packages[@]}"; do
+    if [ "$p" = ruroco-client ]; then from=target/client; else from=target/release; fi
+    cp "$from/$p" target/ship/
+done
+echo "target/ship"

@@ -14,7 +14,8 @@ pub(crate) struct Binaries {
     pub(crate) commander: PathBuf,
     /// The bare `recvmmsg` loop.
     pub(crate) udp_floor: PathBuf,
-    /// `ruroco-client` as the packages ship it (scripts/release-build.sh, stripped).
+    /// `ruroco-client` as the packages ship it (its `client` profile, stripped; see
+    /// scripts/release-build.sh).
     pub(crate) client: PathBuf,
 }
 
@@ -36,15 +37,23 @@ impl Binaries {
             "-p",
             "ruroco-commander",
             "-p",
-            "ruroco-client",
-            "-p",
             "ruroco-bench",
             "--bins",
+        ]))?;
+        // The client with the profile it ships with (scripts/release-build.sh).
+        run(Command::new(env!("CARGO")).current_dir(&root).args([
+            "build",
+            "--profile",
+            "client",
+            "--locked",
+            "--quiet",
+            "-p",
+            "ruroco-client",
         ]))?;
         let release = root.join("target/release");
         // Stripped, as the packages ship it (packaging/assets.sh).
         let client = root.join("target/bench-client");
-        std::fs::copy(release.join("ruroco-client"), &client)
+        std::fs::copy(root.join("target/client/ruroco-client"), &client)
             .with_context(|| format!("cannot copy the client to {}", client.display()))?;
         run(Command::new("strip").arg("--strip-all").arg(&client))?;
         Ok(Binaries {

@@ -1,6 +1,7 @@
 //! `client send` wall time: one process start, key read, counter update, seal and send,
 //! timed by hyperfine for ruroco's client (as packaged and as `cargo install` builds it),
-//! fwknop's client when installed, and `/bin/true` (the cost of starting any process here).
+//! fwknop's client when installed, and `/bin/true` (the cost of starting any process here);
+//! then `--version` of both, start-up alone.
 
 use std::net::UdpSocket;
 use std::path::Path;
@@ -32,6 +33,8 @@ pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> an
     let key = dir.path().join("bench.key");
     let key_string = run(Command::new(&bins.client).arg("gen"))?;
     std::fs::write(&key, key_string)?;
+    // Private, as the guide says (a readable key costs a warning on every send).
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     let send =
         |client: &Path| format!("{} send -a {target} -k {}", client.display(), key.display());
     let mut commands = vec![send(&bins.client)];
@@ -56,6 +59,12 @@ pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> an
         commands.push(f.clone());
     }
     commands.push("/bin/true".to_owned());
+    // Start-up alone: `--version`, the least any invocation does.
+    let version_at = commands.len();
+    commands.push(format!("{} --version", bins.client.display()));
+    if let Some(f) = tool("fwknop") {
+        commands.push(format!("{} --version", f.display()));
+    }
 
     let mut medians = vec![Vec::new(); commands.len()];
     for _ in 0..repeat {
@@ -82,12 +91,19 @@ pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> an
     }
     let ms = |i: usize| medians.get(i).and_then(|m| median(m));
     let fwknop_ms = fwknop.as_ref().and_then(|_| ms(1));
-    let true_ms = ms(commands.len() - 1);
+    let true_ms = ms(version_at - 1);
     report.add(Row {
         figure: "client send wall time, ms (packaged build)".into(),
         ours: fmt(ms(0), 3),
         floor: format!("{} (/bin/true)", fmt(true_ms, 3)),
         fwknop: fmt(fwknop_ms, 3),
+        goal: "≤ fwknop".into(),
+    });
+    report.add(Row {
+        figure: "client --version wall time, ms (start-up alone)".into(),
+        ours: fmt(ms(version_at), 3),
+        floor: format!("{} (/bin/true)", fmt(true_ms, 3)),
+        fwknop: fmt(fwknop.as_ref().and_then(|_| ms(version_at + 1)), 3),
         goal: "≤ fwknop".into(),
     });
     Ok(())

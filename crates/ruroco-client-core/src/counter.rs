@@ -38,7 +38,8 @@ pub fn decode(bytes: &[u8]) -> Option<u128> {
 /// the datagram was made. The stored value still matters within one nanosecond-clock tick
 /// and when the clock steps back, so values never repeat. And because a crash can only
 /// lose a write whose value the clock has passed by the time the client runs again, the
-/// file needs no fsync: atomic replacement (never half-written) is enough.
+/// file needs no fsync: a write that lands whole or not at all is enough (16 bytes over
+/// the old 16, or atomic replacement when the file is new or damaged).
 pub fn first_value(stored: Option<u128>, now: u128) -> Option<u128> {
     let next = match stored {
         Some(value) => value.checked_add(1)?.max(now),
@@ -119,10 +120,15 @@ impl Counter {
         Ok(first)
     }
 
-    /// Stores `value` atomically (see [`first_value`] for why no fsync is needed).
+    /// Stores `value`, whole or not at all (see [`first_value`] for why no fsync is
+    /// needed): over the old value when the file holds one, else by atomic replacement.
     pub fn write(&self, value: u128) -> anyhow::Result<()> {
-        ruroco_fs::write_atomically(&self.path, &value.to_be_bytes())
-            .with_context(|| format!("cannot write counter file {}", self.path.display()))
+        let bytes = value.to_be_bytes();
+        let context = || format!("cannot write counter file {}", self.path.display());
+        if ruroco_fs::overwrite_in_place(&self.path, &bytes).with_context(context)? {
+            return Ok(());
+        }
+        ruroco_fs::write_atomically(&self.path, &bytes).with_context(context)
     }
 }
 
@@ -152,6 +158,21 @@ mod tests {
         let next = counter.reserve(1).unwrap();
         assert!(next > first + 2);
         assert_eq!(counter.read().unwrap(), Some(next));
+    }
+
+    #[test]
+    fn a_stored_counter_is_overwritten_in_place() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("counter");
+        let counter = Counter::lock(dir.path()).unwrap();
+        let first = counter.reserve(1).unwrap();
+        let inode = std::fs::metadata(&path).unwrap().ino();
+        let next = counter.reserve(1).unwrap();
+        assert!(next > first);
+        assert_eq!(std::fs::read(&path).unwrap(), next.to_be_bytes());
+        assert_eq!(std::fs::metadata(&path).unwrap().ino(), inode);
+        assert!(!dir.path().join(".counter.tmp").exists());
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub(crate) fn add(args: &AddArgs, dir: &Path) -> anyhow::Result<ExitCode> {
         added.admin_line
     );
     if !added.same_host.is_empty() {
-        eprintln!(
+        say!(
             "warning: {} already saved with host {}: this is a second key for that server, to be installed as {}.key beside the other",
             added.same_host.join(", "),
             added.host,
@@ -112,4 +112,13 @@ pub(crate) fn import(args: &ImportArgs, dir: &Path) -> anyhow::Result<ExitCode> 
         }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The line for [`say!`]: formatted first, then written at once (a failed write to
+/// standard error has nowhere to be reported).
+pub(crate) fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut text = line.to_string();
+    text.push('\n');
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }

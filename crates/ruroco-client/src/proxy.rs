@@ -30,7 +30,7 @@ pub(crate) fn proxy(args: &ProxyArgs, dir: &Path) -> anyhow::Result<ExitCode> {
     )?;
     let prepared = send::prepare(plan)?;
     for warning in &prepared.warnings {
-        eprintln!("ruroco-client: warning: {warning}");
+        say!("ruroco-client: warning: {warning}");
     }
     for result in send::transmit(&[prepared], dir)? {
         result?;

@@ -11,6 +11,8 @@
 //! - Both create the new file with mode 0600 from the start (never created wider and
 //!   narrowed later); [`write_atomically_mode`] names another mode for files other
 //!   programs read. [`create_private_dir`] makes a missing directory 0700.
+//! - [`overwrite_in_place`]: for a value of a fixed size that is safe to lose, one write
+//!   over the old one, where the file already has that size.
 //! - [`LockFile`]: an exclusive `flock` on a side file, released when dropped or when the
 //!   process dies, so a crashed holder never leaves a stale lock behind.
 //!
@@ -44,6 +46,40 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// file others must read, such as a metrics file, stays readable under `UMask=0077`).
 pub fn write_atomically_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     replace(path, bytes, false, mode)
+}
+
+/// Writes `bytes` over the start of `path` with one `pwrite` when `path` is already a
+/// regular file of exactly that length: no new inode and no rename. `Ok(false)`, nothing
+/// written, when it is missing, of another length, not a regular file (a symbolic link
+/// is never followed), or `bytes` is longer than one disk sector (512 bytes).
+///
+/// For small values that are safe to lose, like [`write_atomically`]: a write within one
+/// sector of a file whose size does not change lands whole or not at all, and readers
+/// that hold the caller's lock never see it half done. It costs what a rename over an
+/// existing file does not: ext4 starts writing the replacement's data out at the rename
+/// (`auto_da_alloc`), measured at 0.15 to 0.3 ms, a third of a client's whole run.
+pub fn overwrite_in_place(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    if bytes.len() > 512 {
+        return Ok(false);
+    }
+    let file = match OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        // A symbolic link (ELOOP) is replaced, not followed.
+        Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() != bytes.len() as u64 {
+        return Ok(false);
+    }
+    file.write_all_at(bytes, 0)?;
+    Ok(true)
 }
 
 /// Creates `dir` and any missing parents with mode 0700; existing ones are left alone.
@@ -186,6 +222,37 @@ mod tests {
         std::fs::create_dir(dir.path().join(".value.tmp")).unwrap();
         assert!(write_atomically(&path, b"3").is_err());
         assert_eq!(std::fs::read(&path).unwrap(), b"2");
+    }
+
+    #[test]
+    fn overwrite_in_place_only_over_a_file_of_the_same_size() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("value");
+        // Missing: nothing written, nothing created.
+        assert!(!overwrite_in_place(&path, b"abcd").unwrap());
+        assert!(!path.exists());
+        std::fs::write(&path, b"abcd").unwrap();
+        let inode = std::fs::metadata(&path).unwrap().ino();
+        assert!(overwrite_in_place(&path, b"wxyz").unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), b"wxyz");
+        assert_eq!(std::fs::metadata(&path).unwrap().ino(), inode);
+        // Another length: left for a replacement.
+        assert!(!overwrite_in_place(&path, b"12345").unwrap());
+        assert!(!overwrite_in_place(&path, b"123").unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), b"wxyz");
+        // More than a sector: never in place.
+        std::fs::write(&path, [0u8; 600]).unwrap();
+        assert!(!overwrite_in_place(&path, &[1u8; 600]).unwrap());
+        // A symbolic link is not followed, its target untouched.
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"abcd").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(!overwrite_in_place(&link, b"wxyz").unwrap());
+        assert_eq!(std::fs::read(&target).unwrap(), b"abcd");
+        // A directory cannot be opened for writing: an error, nothing done.
+        assert!(overwrite_in_place(dir.path(), b"abcd").is_err());
     }
 
     #[test]
