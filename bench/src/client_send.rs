@@ -71,6 +71,8 @@ pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> an
         let json = dir.path().join("hyperfine.json");
         run(Command::new(&hyperfine)
             .env("RUROCO_CONF_DIR", dir.path())
+            // `fwknop --version` creates ~/.fwknoprc: let it, in the scratch directory.
+            .env("HOME", dir.path())
             .args(["-N", "--warmup", "20", "--runs", RUNS, "--style", "none"])
             .arg("--export-json")
             .arg(&json)

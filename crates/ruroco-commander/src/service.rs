@@ -343,12 +343,18 @@ impl Service {
     /// Starts queued commands and undos while there are free slots, in order, except that
     /// a command and the undo of the same (command, IP) never run at once: one waits for
     /// the other (else a re-knock as its undo comes due could run `add` before `delete`).
+    /// Runs of the same command for the same IP do not wait for each other: a burst of
+    /// knocks runs side by side, as it would from different addresses.
     pub(crate) fn start_queued(&mut self) {
         while self.runner.count(|t| !matches!(t, Tag::Hook { .. })) < MAX_RUNNING {
             let runner = &self.runner;
             let free = |q: &Queued| {
                 let (name, ip) = q.subject();
-                runner.count(|t| t.subject() == Some((name, ip))) == 0
+                let is_undo = matches!(q, Queued::Undo(_));
+                let blocks = |t: &Tag| {
+                    t.subject() == Some((name, ip)) && (is_undo || matches!(t, Tag::Undo(_)))
+                };
+                runner.count(blocks) == 0
             };
             let Some(next) = self
                 .queue

@@ -114,6 +114,32 @@ fn two_slow_commands_run_side_by_side() {
 }
 
 #[test]
+fn knocks_for_the_same_command_and_address_run_side_by_side() {
+    // Only a command and its undo exclude each other (tests/it/undo.rs); a burst of
+    // knocks from one address is not queued behind its first run.
+    let fx = Fixture::new(
+        r#"a = "echo start >> {dir}/events; sleep 1; echo end >> {dir}/events""#,
+        "",
+    );
+    let cmd = fx.start();
+    for _ in 0..3 {
+        fx.send("a", "8.8.8.8");
+    }
+    assert!(
+        cmd.wait_log_count("succeeded", 3, Duration::from_secs(10)),
+        "{}",
+        cmd.log_text()
+    );
+    let events = std::fs::read_to_string(fx.path().join("events")).unwrap();
+    let order: Vec<&str> = events.lines().collect();
+    assert_eq!(
+        order,
+        ["start", "start", "start", "end", "end", "end"],
+        "{events}"
+    );
+}
+
+#[test]
 fn unknown_hash_runs_nothing() {
     let fx = Fixture::new(WRITE_IP, "");
     let cmd = fx.start();
