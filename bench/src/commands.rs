@@ -52,11 +52,38 @@ fn burst(bins: &Binaries) -> anyhow::Result<Option<f64>> {
     Ok(Some(BURST as f64 / seconds))
 }
 
-/// (p50, p99) latency in ms over `LATENCY` datagrams 100 ms apart.
-fn latency(bins: &Binaries) -> anyhow::Result<(Option<f64>, Option<f64>)> {
+/// Latency in ms over `LATENCY` datagrams 100 ms apart, and where it went.
+struct Latency {
+    p50: Option<f64>,
+    p99: Option<f64>,
+    /// Medians, ms: send → the commander's `running command` line (the floor stored,
+    /// the message handed on, the command started), → the command's first line.
+    stages: [Option<f64>; 2],
+}
+
+/// Nanoseconds into the UTC day of each log line holding `needle` (the daemons' lines
+/// start with `YYYY-MM-DDTHH:MM:SS.ffffffZ`).
+fn log_times(log: &str, needle: &str) -> Vec<u128> {
+    let of_day = |line: &str| -> Option<u128> {
+        let hms = line.get(11..26)?;
+        let h: u128 = hms.get(0..2)?.parse().ok()?;
+        let m: u128 = hms.get(3..5)?.parse().ok()?;
+        let s: u128 = hms.get(6..8)?.parse().ok()?;
+        let us: u128 = hms.get(9..15)?.parse().ok()?;
+        Some(((h * 60 + m) * 60 + s) * 1_000_000_000 + us * 1_000)
+    };
+    log.lines()
+        .filter(|l| l.contains(needle))
+        .filter_map(of_day)
+        .collect()
+}
+
+fn latency(bins: &Binaries) -> anyhow::Result<Latency> {
+    const DAY: u128 = 86_400 * 1_000_000_000;
     let stack = Stack::start(bins)?;
     let sender = Sender::new()?;
     let mut samples = Vec::with_capacity(LATENCY);
+    let mut sent_at = Vec::with_capacity(LATENCY);
     for i in 0..LATENCY {
         let packet = valid(&stack.key, "stamp", now_ns())?;
         let sent = now_ns();
@@ -65,9 +92,29 @@ fn latency(bins: &Binaries) -> anyhow::Result<(Option<f64>, Option<f64>)> {
         if let Some(ran) = stamps.get(i) {
             samples.push(ran.saturating_sub(sent) as f64 / 1e6);
         }
+        sent_at.push((sent, stamps.get(i).copied()));
         std::thread::sleep(Duration::from_millis(100));
     }
-    Ok((quantile(&samples, 0.5), quantile(&samples, 0.99)))
+    // The commander logs `running command` right after the command was handed its
+    // address; the server's own line comes after the hand-off and is no mark.
+    std::thread::sleep(Duration::from_millis(200));
+    let running = log_times(&stack._commander.log_text(), "running command stamp");
+    let (mut to_commander, mut to_command) = (Vec::new(), Vec::new());
+    for (i, (sent, stamp)) in sent_at.iter().enumerate() {
+        let (Some(r), Some(stamp)) = (running.get(i), stamp) else {
+            continue;
+        };
+        let (sent, stamp) = (sent % DAY, stamp % DAY);
+        if sent <= *r && *r <= stamp {
+            to_commander.push((r - sent) as f64 / 1e6);
+            to_command.push((stamp - r) as f64 / 1e6);
+        }
+    }
+    Ok(Latency {
+        p50: quantile(&samples, 0.5),
+        p99: quantile(&samples, 0.99),
+        stages: [median(&to_commander), median(&to_command)],
+    })
 }
 
 /// Commands per second of a burst, and latency (p50, p99) in ms; `None` where not measured.
@@ -157,6 +204,7 @@ pub(crate) fn measure(
     with_latency: bool,
 ) -> anyhow::Result<()> {
     let (mut rates, mut p50s, mut p99s) = (Vec::new(), Vec::new(), Vec::new());
+    let mut stages: [Vec<f64>; 2] = Default::default();
     let (mut fw_rates, mut fw_p50s, mut fw_p99s) = (Vec::new(), Vec::new(), Vec::new());
     let mut fw_seen = false;
     // Interleaved, so both see the same machine state.
@@ -166,9 +214,12 @@ pub(crate) fn measure(
             rates.extend(burst(bins)?);
         }
         if with_latency {
-            let (p50, p99) = latency(bins)?;
-            p50s.extend(p50);
-            p99s.extend(p99);
+            let l = latency(bins)?;
+            p50s.extend(l.p50);
+            p99s.extend(l.p99);
+            for (all, one) in stages.iter_mut().zip(l.stages) {
+                all.extend(one);
+            }
         }
         if let Some(f) = fwknopd_runs(with_latency)? {
             fw_seen = true;
@@ -198,6 +249,14 @@ pub(crate) fn measure(
             fmt(median(&fw_p99s), 2)
         )),
         goal: "≤ fwknopd".into(),
+    });
+    let [a, b] = &stages;
+    report.add(Row {
+        figure: "  where it goes, ms, p50: to the commander's `running` (floor stored, handed on, started) | to the first line".into(),
+        ours: format!("{} | {}", fmt(median(a), 2), fmt(median(b), 2)),
+        floor: "–".into(),
+        fwknop: "–".into(),
+        goal: "–".into(),
     });
     Ok(())
 }

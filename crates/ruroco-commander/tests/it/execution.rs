@@ -1,6 +1,6 @@
 //! What runs, for whom, and for how long.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::util::Fixture;
 
@@ -137,6 +137,46 @@ fn knocks_for_the_same_command_and_address_run_side_by_side() {
         ["start", "start", "start", "end", "end", "end"],
         "{events}"
     );
+}
+
+/// The commander's children waiting as warm shells (blocked reading an address).
+fn warm_shells(commander: i32) -> Vec<i32> {
+    let children = std::fs::read_to_string(format!("/proc/{commander}/task/{commander}/children"))
+        .unwrap_or_default();
+    children
+        .split_whitespace()
+        .filter_map(|pid| pid.parse().ok())
+        .filter(|pid: &i32| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains("read -r RUROCO_IP"))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[test]
+fn a_command_run_before_starts_in_a_shell_made_ready_once_the_loop_was_quiet() {
+    let fx = Fixture::new(r#"a = "echo $$ >> {dir}/shells""#, "");
+    let cmd = fx.start();
+    let commander = cmd.pid().as_raw();
+    assert!(
+        warm_shells(commander).is_empty(),
+        "no shell before a first run"
+    );
+    fx.send("a", "8.8.8.8");
+    assert_eq!(fx.wait_lines("shells", 1, Duration::from_secs(5)).len(), 1);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let warm = loop {
+        let warm = warm_shells(commander);
+        if !warm.is_empty() || Instant::now() > deadline {
+            break warm;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(warm.len(), 1, "one warm shell for `a`: {warm:?}");
+    fx.send("a", "8.8.4.4");
+    let shells = fx.wait_lines("shells", 2, Duration::from_secs(5));
+    assert_eq!(shells.get(1), Some(&warm[0].to_string()), "{shells:?}");
 }
 
 #[test]
