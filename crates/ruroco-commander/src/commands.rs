@@ -231,6 +231,13 @@ impl Commands {
         self.by_hash.len()
     }
 
+    /// Up to `n` commands, by name: the ones that get a warm shell before their first run.
+    pub(crate) fn first_by_name(&self, n: usize) -> Vec<Arc<CommandSpec>> {
+        let mut all: Vec<&Arc<CommandSpec>> = self.by_hash.values().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all.into_iter().take(n).cloned().collect()
+    }
+
     /// Whether any command schedules an undo (then the state directory must be usable).
     pub(crate) fn any_undo(&self) -> bool {
         self.by_hash.values().any(|c| c.undo.is_some())

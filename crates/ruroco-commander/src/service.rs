@@ -31,7 +31,7 @@ use crate::setup::Origin;
 use crate::socket::CommanderSocket;
 use crate::undo::{PendingUndo, Schedule, Ticket};
 use crate::undo_store::UndoStore;
-use crate::warm::WarmPool;
+use crate::warm::{WarmPool, MAX_WARM};
 
 /// Commands and undos running at once.
 pub(crate) const MAX_RUNNING: usize = 16;
@@ -210,6 +210,7 @@ impl Service {
         }
         // The socket is bound and the handlers installed: messages are taken now.
         self.service.ready(&self.status_line());
+        self.prewarm();
         let mut status_at = Instant::now();
         loop {
             let now = Instant::now();
@@ -353,6 +354,13 @@ impl Service {
             pipes: ready_in(first_pipe, fds.len()),
             nothing: n <= 0,
         }
+    }
+
+    /// Asks for warm shells for the first [`MAX_WARM`] commands by name, so that even a
+    /// command's first knock starts with one write; they are started once the loop is
+    /// quiet, like any refill.
+    pub(crate) fn prewarm(&mut self) {
+        self.refill.extend(self.commands.first_by_name(MAX_WARM));
     }
 
     fn drain_wake(&mut self) {

@@ -45,6 +45,7 @@ impl Service {
                 self.commands = settings.commands;
                 // Warm shells hold the old command lines.
                 self.warm.clear();
+                self.prewarm();
                 self.metrics.reload(true);
             }
             Err(e) => {

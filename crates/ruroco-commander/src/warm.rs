@@ -1,4 +1,5 @@
-//! Warm shells: for a command that has run before, a `/bin/sh` is started ahead of time
+//! Warm shells: for a command that has run before (and, from the start and after each
+//! reload, for the first [`MAX_WARM`] commands by name), a `/bin/sh` is started ahead of time
 //! and waits, blocked reading one line (the client's address) on its stdin. Starting the
 //! command is then one `write`: the fork and exec of the shell (about half a millisecond
 //! here) are off the path from message to command.
