@@ -3,7 +3,7 @@
 //! It owns the UDP socket (see `socket`), the keys, the replay floors and the rate limits,
 //! and does only I/O around `ruroco_proto::decide`. It never sends a byte back to the
 //! network, never runs a command itself, and only talks to the commander through its Unix
-//! socket. `unsafe` is confined to `signal` and `activation`.
+//! socket. `unsafe` is confined to `signal`, `activation`, `socket_drops` and `heap`.
 #![deny(unsafe_code)]
 
 mod activation;
@@ -14,6 +14,7 @@ mod floor_format;
 mod floors;
 mod forward;
 mod handoff;
+mod heap;
 mod kernel_filter;
 mod keys;
 mod logbook;
@@ -44,6 +45,7 @@ use crate::metrics::ServerMetrics;
 use crate::server::{now_nanos, Server};
 
 fn main() -> ExitCode {
+    heap::fix_large_blocks();
     let cli = Cli::parse();
     ruroco_config::init_logging(ruroco_config::log_format(cli.log_format, &cli.config));
     if let Some(cli::Action::WriteOriginalFloors { to, layout }) = &cli.action {
@@ -222,6 +224,8 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
         config.accept_v0,
     );
     signal::install_signal_handlers().context("cannot install signal handlers")?;
+    // What reading the keys and seeding their floors freed goes back to the kernel.
+    heap::give_back();
     let local = socket
         .local_addr()
         .map(|a| a.to_string())

@@ -106,7 +106,10 @@ impl Server {
             config.max_requests_per_second,
             config.max_requests_per_second_global,
         );
+        // The previous keys go here: what they and the reading held goes back to the
+        // kernel.
         self.keys = settings.keys;
+        crate::heap::give_back();
         self.allow = settings.allow;
         self.policy = settings.policy;
         // Replaced atomically: a new key's datagrams pass from now on, a removed key's
