@@ -1,5 +1,6 @@
-//! The replay floors on disk: one u128 per key id, in the two-slot file of
-//! [`crate::floor_format`], committed with one `pwrite` + `fdatasync` per batch.
+//! The replay floors on disk: one u128 per key id, in the file of
+//! [`crate::floor_format`] (two slots and a log), committed with one `pwrite` +
+//! `fdatasync` per batch: a log page of what the batch spent, whatever the number of keys.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -7,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use ruroco_proto::{FloorTable, KeyId};
+use ruroco_proto::{FloorTable, KeyId, Spend};
 use serde::Deserialize;
 
 use crate::floor_format;
@@ -35,6 +36,15 @@ pub(crate) struct FloorStore {
     seq: u64,
     /// Size of each slot of the file on disk (0: no file yet).
     slot_size: usize,
+    /// Where slots and log lie in the open file (`None` until a write made it).
+    layout: Option<floor_format::Layout>,
+    /// Log pages written since the newest slot.
+    log_used: usize,
+    /// Spent since the last commit, not yet on disk.
+    pending: Vec<Spend>,
+    /// The next commit writes the whole table (a write failed: what it held must not be
+    /// left to a log with a hole in it).
+    snapshot_due: bool,
 }
 
 impl FloorStore {
@@ -48,15 +58,21 @@ impl FloorStore {
             file: None,
             seq: 0,
             slot_size: 0,
+            layout: None,
+            log_used: 0,
+            pending: Vec::new(),
+            snapshot_due: false,
         };
         match std::fs::read(&store.path) {
             Ok(bytes) => {
-                let (seq, slot_size, table) = floor_format::decode_file(&bytes).map_err(|e| {
+                let decoded = floor_format::decode_file(&bytes).map_err(|e| {
                     anyhow::anyhow!("invalid replay floor file {}: {e}", store.path.display())
                 })?;
-                store.seq = seq;
-                store.slot_size = slot_size;
-                store.table = table;
+                store.seq = decoded.seq;
+                store.slot_size = decoded
+                    .layout
+                    .map_or(bytes.len() / 2, |layout| layout.slot_size);
+                store.table = decoded.table;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 store.table = load_legacy(&dir.join(LEGACY_FILE))?;
@@ -81,16 +97,15 @@ impl FloorStore {
     /// Raises floors to `carried` where they are higher (and sets them where we have none)
     /// and writes the file if anything changed; returns how many changed.
     pub(crate) fn carry_over(&mut self, carried: &[(KeyId, u128)]) -> anyhow::Result<usize> {
-        let mut next = self.table.clone();
         let mut changed = 0;
         for (id, floor) in carried {
-            if next.get(id).is_none_or(|ours| *floor > ours) {
-                next.set(*id, *floor);
+            if self.table.get(id).is_none_or(|ours| *floor > ours) {
+                self.table.set(*id, *floor);
                 changed += 1;
             }
         }
         if changed > 0 {
-            self.commit(next)?;
+            self.snapshot()?;
         }
         Ok(changed)
     }
@@ -109,56 +124,108 @@ impl FloorStore {
         if ids.is_empty() && self.seq > 0 {
             return Ok(());
         }
-        let mut next = self.table.clone();
-        next.seed(ids, now);
-        self.commit(next)
+        self.table.seed(ids, now);
+        self.snapshot()
+    }
+
+    /// Applies what a datagram spent to the floors in memory (so that the next datagram
+    /// of the batch is judged against it) and keeps it for [`Self::commit`].
+    pub(crate) fn spend(&mut self, spend: Spend) {
+        self.table.spend(spend);
+        self.pending.push(spend);
     }
 
     /// Durably stores `floor` for `id` (see [`Self::commit`]).
     #[cfg(test)]
     pub(crate) fn advance(&mut self, id: KeyId, floor: u128) -> anyhow::Result<()> {
-        let mut next = self.table.clone();
-        next.set(id, floor);
-        self.commit(next)
+        self.spend(Spend::Floor(id, floor));
+        self.commit()
     }
 
-    /// Group commit: durably stores `next` (the floors after a whole batch) in one write.
-    /// `next` becomes the in-memory table even when the write fails: the caller forwards
-    /// nothing then, and what the batch spent must stay spent (a datagram refused because
-    /// its floor could not be stored must not pass once the disk works again). The next
-    /// commit that succeeds writes it, since every commit writes the whole table.
-    pub(crate) fn commit(&mut self, next: FloorTable) -> anyhow::Result<()> {
+    /// Group commit: durably stores what the batch spent, in one write (a log page, or
+    /// when the log is full the whole table into the other slot). What was spent stays
+    /// spent in memory even when the write fails: the caller forwards nothing then, and a
+    /// datagram refused because its floor could not be stored must not pass once the disk
+    /// works again; the next commit that succeeds writes the whole table.
+    pub(crate) fn commit(&mut self) -> anyhow::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let (Some(file), Some(layout), false) =
+            (self.file.as_ref(), self.layout, self.snapshot_due)
+        else {
+            return self.snapshot();
+        };
+        let pages = self.pending.len().div_ceil(floor_format::PER_LOG_PAGE);
+        if self.log_used + pages > layout.log_pages {
+            return self.snapshot();
+        }
+        let mut bytes = Vec::with_capacity(pages * floor_format::PAGE);
+        for (i, chunk) in self.pending.chunks(floor_format::PER_LOG_PAGE).enumerate() {
+            let number = (self.log_used + i) as u64 + 1;
+            bytes.extend(floor_format::encode_log_page(self.seq, number, chunk));
+        }
+        let written = file
+            .write_all_at(&bytes, layout.log_offset(self.log_used))
+            .and_then(|()| file.sync_data());
+        self.pending.clear();
+        match written {
+            Ok(()) => {
+                self.log_used += pages;
+                Ok(())
+            }
+            Err(e) => {
+                self.snapshot_due = true;
+                Err(e).with_context(|| {
+                    format!("cannot write replay floor file {}", self.path.display())
+                })
+            }
+        }
+    }
+
+    /// Writes the whole table into the slot not holding the newest copy (or a new file, at
+    /// the first write or when the table outgrew its slots); the log starts again behind it.
+    fn snapshot(&mut self) -> anyhow::Result<()> {
+        self.pending.clear();
         let seq = self.seq + 1;
-        let needed = floor_format::slot_size_for(&next);
-        let written = match self.file.as_ref() {
-            Some(file) if needed <= self.slot_size => {
-                let slot = floor_format::encode_slot(seq, &next, self.slot_size);
-                let offset = (seq % 2) * self.slot_size as u64;
-                file.write_all_at(&slot, offset)
+        let needed = floor_format::slot_size_for(&self.table);
+        let written = match (self.file.as_ref(), self.layout) {
+            (Some(file), Some(layout)) if needed <= layout.slot_size => {
+                let slot = floor_format::encode_slot(seq, &self.table, layout.slot_size);
+                file.write_all_at(&slot, layout.slot_offset(seq))
                     .and_then(|()| file.sync_data())
             }
-            _ => self.create(seq, &next, needed),
+            _ => self.create(seq, needed),
         };
-        self.table = next;
-        written
-            .with_context(|| format!("cannot write replay floor file {}", self.path.display()))?;
+        if let Err(e) = written {
+            self.snapshot_due = true;
+            return Err(e).with_context(|| {
+                format!("cannot write replay floor file {}", self.path.display())
+            });
+        }
         self.seq = seq;
+        self.log_used = 0;
+        self.snapshot_due = false;
         Ok(())
     }
 
     /// Writes a new file (first write, or the table outgrew its slots) the slow, atomic
-    /// way: temp, fsync, rename, fsync the directory; then keeps it open for commits.
-    fn create(&mut self, seq: u64, table: &FloorTable, needed: usize) -> std::io::Result<()> {
-        let slot_size = needed.max(self.slot_size);
-        let mut bytes = vec![0u8; 2 * slot_size];
-        let slot = floor_format::encode_slot(seq, table, slot_size);
-        let offset = (seq % 2) as usize * slot_size;
-        if let Some(target) = bytes.get_mut(offset..offset + slot_size) {
-            target.copy_from_slice(&slot);
+    /// way: temp, fsync, rename, fsync the directory; then keeps it open for commits. Its
+    /// log pages are written (zeros) here, so that appending to them changes no size.
+    fn create(&mut self, seq: u64, needed: usize) -> std::io::Result<()> {
+        let layout = floor_format::Layout::for_slot(needed.max(self.slot_size));
+        let mut bytes = vec![0u8; layout.file_len()];
+        let header = layout.encode_header();
+        let slot = floor_format::encode_slot(seq, &self.table, layout.slot_size);
+        for (at, part) in [(0, &header), (layout.slot_offset(seq) as usize, &slot)] {
+            if let Some(target) = bytes.get_mut(at..at + part.len()) {
+                target.copy_from_slice(part);
+            }
         }
         ruroco_fs::write_durably(&self.path, &bytes)?;
         self.file = Some(OpenOptions::new().read(true).write(true).open(&self.path)?);
-        self.slot_size = slot_size;
+        self.slot_size = layout.slot_size;
+        self.layout = Some(layout);
         Ok(())
     }
 }
@@ -245,7 +312,146 @@ mod tests {
         let len = std::fs::metadata(dir.path().join(FLOOR_FILE))
             .unwrap()
             .len();
-        assert_eq!(len as usize, 2 * floor_format::slot_size_for_entries(500));
+        let layout = floor_format::Layout::for_slot(floor_format::slot_size_for_entries(500));
+        assert_eq!(len as usize, layout.file_len());
+    }
+
+    fn ids(n: u32) -> Vec<KeyId> {
+        (0..n).map(|i| KeyId(u64::from(i).to_be_bytes())).collect()
+    }
+
+    /// A batch's commit appends a log page: the slots are not rewritten, so its cost does
+    /// not grow with the number of keys; a restart reads slot and log back.
+    #[test]
+    fn a_commit_appends_to_the_log_and_leaves_the_slots_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = ids(10_000);
+        let mut store = FloorStore::load(dir.path()).unwrap();
+        store.seed(ids.iter().copied(), 1).unwrap();
+        let path = dir.path().join(FLOOR_FILE);
+        let layout = floor_format::Layout::for_slot(floor_format::slot_size_for_entries(10_000));
+        let slots = |bytes: &[u8]| bytes[..layout.log_offset(0) as usize].to_vec();
+        let before = slots(&std::fs::read(&path).unwrap());
+        store.spend(Spend::Floor(ids[7], 50));
+        store.spend(Spend::Remember(ids[8], u128::MAX - 1));
+        store.commit().unwrap();
+        store.advance(ids[9], 60).unwrap();
+        assert_eq!(slots(&std::fs::read(&path).unwrap()), before);
+        let again = FloorStore::load(dir.path()).unwrap();
+        assert_eq!(again.table(), store.table());
+        assert_eq!(again.table().get(&ids[7]), Some(50));
+        assert!(again.table().is_spent(&ids[8], u128::MAX - 1));
+        assert_eq!(again.table().get(&ids[9]), Some(60));
+        assert_eq!(again.table().get(&ids[0]), Some(1));
+    }
+
+    /// More batches than the log holds: each time it is full a snapshot goes into the
+    /// other slot and the log starts again; every floor survives every restart.
+    #[test]
+    fn a_full_log_turns_into_a_snapshot_and_starts_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = ids(3);
+        let mut store = FloorStore::load(dir.path()).unwrap();
+        store.seed(ids.iter().copied(), 1).unwrap();
+        let seq = store.seq;
+        let rounds = floor_format::MIN_LOG_PAGES as u128 * 2 + 5;
+        for floor in 2..2 + rounds {
+            store.advance(ids[(floor % 3) as usize], floor).unwrap();
+            if floor % 17 == 0 {
+                assert_eq!(FloorStore::load(dir.path()).unwrap().table(), store.table());
+            }
+        }
+        assert_eq!(store.seq, seq + 2, "two snapshots");
+        // A batch larger than one page takes several.
+        for (i, floor) in (1_000..1_000 + 3 * floor_format::PER_LOG_PAGE as u128).enumerate() {
+            store.spend(Spend::Floor(ids[i % 3], floor));
+        }
+        store.commit().unwrap();
+        let again = FloorStore::load(dir.path()).unwrap();
+        assert_eq!(again.table(), store.table());
+    }
+
+    /// A torn append loses only itself; a torn snapshot falls back to the older slot and
+    /// the log that follows it: in both cases the file reads as the last commit that
+    /// returned.
+    #[test]
+    fn torn_writes_read_as_the_last_commit_that_returned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FLOOR_FILE);
+        let ids = ids(2);
+        let mut store = FloorStore::load(dir.path()).unwrap();
+        store.seed(ids.iter().copied(), 1).unwrap();
+        store.advance(ids[0], 10).unwrap();
+        let layout = store.layout.unwrap();
+        let returned = store.table().clone();
+        let good = std::fs::read(&path).unwrap();
+        store.advance(ids[0], 11).unwrap();
+        // The second log page half written.
+        let mut torn = std::fs::read(&path).unwrap();
+        let page = layout.log_offset(1) as usize;
+        for b in &mut torn[page + 30..page + floor_format::PAGE] {
+            *b = 0;
+        }
+        std::fs::write(&path, &torn).unwrap();
+        assert_eq!(FloorStore::load(dir.path()).unwrap().table(), &returned);
+        // A snapshot of everything that was torn: the older slot and its log stand.
+        std::fs::write(&path, &good).unwrap();
+        let mut store = FloorStore::load(dir.path()).unwrap();
+        assert_eq!(store.table(), &returned);
+        store.advance(ids[1], 20).unwrap(); // the first write after a start: a new file
+        let new_file = std::fs::read(&path).unwrap();
+        let layout = store.layout.unwrap();
+        store.advance(ids[1], 21).unwrap();
+        let after_one = store.table().clone();
+        store.table.set(ids[1], 22);
+        store.snapshot().unwrap();
+        let mut torn = std::fs::read(&path).unwrap();
+        let slot = layout.slot_offset(store.seq) as usize;
+        torn[slot + floor_format::HEADER + 3] ^= 1;
+        std::fs::write(&path, &torn).unwrap();
+        assert_eq!(FloorStore::load(dir.path()).unwrap().table(), &after_one);
+        assert_ne!(new_file, torn);
+    }
+
+    /// A file of the earlier layout (two slots, no header, no log) is read, and the first
+    /// write makes a file with a log.
+    #[test]
+    fn a_file_without_a_log_is_read_and_rewritten_with_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FLOOR_FILE);
+        let mut table = FloorTable::new();
+        table.set(KeyId([5; 8]), 500);
+        let slot = floor_format::encode_slot(3, &table, floor_format::PAGE);
+        std::fs::write(&path, [slot, vec![0; floor_format::PAGE]].concat()).unwrap();
+        let mut store = FloorStore::load(dir.path()).unwrap();
+        assert_eq!(store.table().get(&KeyId([5; 8])), Some(500));
+        store.advance(KeyId([5; 8]), 501).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(&bytes[..8], &floor_format::FILE_MAGIC);
+        let again = FloorStore::load(dir.path()).unwrap();
+        assert_eq!(again.table().get(&KeyId([5; 8])), Some(501));
+        assert!(again.seq > 3);
+    }
+
+    /// A failed append leaves the spend in memory, and the next commit that succeeds
+    /// writes the whole table, so it is on disk even though its own write failed.
+    #[test]
+    fn after_a_failed_write_the_next_commit_writes_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = ids(2);
+        let mut store = FloorStore::load(dir.path()).unwrap();
+        store.seed(ids.iter().copied(), 1).unwrap();
+        let good = store.file.take().unwrap();
+        // A descriptor that cannot be written: the append fails.
+        store.file = Some(File::open(dir.path().join(FLOOR_FILE)).unwrap());
+        store.spend(Spend::Floor(ids[0], 40));
+        assert!(store.commit().is_err());
+        assert_eq!(store.table().get(&ids[0]), Some(40));
+        store.file = Some(good);
+        store.advance(ids[1], 41).unwrap();
+        let again = FloorStore::load(dir.path()).unwrap();
+        assert_eq!(again.table().get(&ids[0]), Some(40));
+        assert_eq!(again.table().get(&ids[1]), Some(41));
     }
 
     #[test]

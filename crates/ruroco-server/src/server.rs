@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ruroco_config::{Config, ServiceManager};
 use ruroco_ipc::normalize_ip;
 use ruroco_metrics::MetricsFile;
-use ruroco_proto::{judge, Accepted, FloorTable, Keyring, Policy, RateLimiter, Reason, Spend};
+use ruroco_proto::{judge, Accepted, Keyring, Policy, RateLimiter, Reason, Spend};
 
 use crate::allow::AllowList;
 use crate::batch::Batch;
@@ -224,14 +224,13 @@ impl Server {
     /// clock, the configuration or the disk do later.
     pub(crate) fn handle_batch(&mut self, batch: &Batch, n: usize) {
         let now = now_nanos();
-        let mut next: Option<FloorTable> = None;
         let mut items: Vec<Item> = Vec::new();
         for i in 0..n {
             let Some((data, Some(source))) = batch.get(i) else {
                 continue;
             };
             let source_ip: IpAddr = normalize_ip(source.ip());
-            let floors = next.as_ref().unwrap_or(self.floors.table());
+            let floors = self.floors.table();
             let accepted = match judge(&self.keys, floors, &self.policy, now, source_ip, data) {
                 Ok(accepted) => accepted,
                 Err(refusal) => {
@@ -248,8 +247,7 @@ impl Server {
                         detail,
                     );
                     if let Some(spend) = refusal.spend {
-                        next.get_or_insert_with(|| self.floors.table().clone())
-                            .spend(spend);
+                        self.floors.spend(spend);
                         items.push(Item {
                             spend,
                             forward: None,
@@ -259,8 +257,7 @@ impl Server {
                 }
             };
             let spend = Spend::Floor(accepted.key_id, accepted.counter);
-            next.get_or_insert_with(|| self.floors.table().clone())
-                .spend(spend);
+            self.floors.spend(spend);
             let forward = if self.limiter.admit(now, source_ip) {
                 Some((accepted, source_ip))
             } else {
@@ -271,12 +268,12 @@ impl Server {
             };
             items.push(Item { spend, forward });
         }
-        let Some(next) = next else {
+        if items.is_empty() {
             return;
-        };
+        }
         let mut forward = self.ask_shared_store(items);
         let write_started = Instant::now();
-        let stored = self.floors.commit(next);
+        let stored = self.floors.commit();
         self.metrics
             .floor_write
             .observe(write_started.elapsed().as_secs_f64());

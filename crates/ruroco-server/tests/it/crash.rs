@@ -75,7 +75,7 @@ fn kill_9_at_any_point_never_runs_a_datagram_twice() {
         // The floor file is whole: never empty, never a torn single copy.
         let floors = std::fs::read(fx.path().join("floors.bin")).unwrap();
         assert!(
-            !floors.is_empty() && floors.len().is_multiple_of(8192),
+            !floors.is_empty() && floors.len().is_multiple_of(4096),
             "seed {seed}: floor file of {} bytes",
             floors.len()
         );
