@@ -4,7 +4,9 @@
 //! commander (it must not wait for the reload, which reads the keys off the loop), what
 //! the kernel filter checks at that size, and what junk costs the server process: its CPU
 //! time per datagram for a flood of 94-byte datagrams with unknown key ids, with the filter
-//! as it is at that size and with `kernel_filter = false`.
+//! as it is at that size and with `kernel_filter = false`; and what a valid knock costs it
+//! (CPU time per knock, its floor committed and handed over), which must not grow with the
+//! number of keys.
 
 use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
@@ -29,6 +31,45 @@ struct Run {
     knock_ms: f64,
     filter: String,
     junk_ns: f64,
+    valid_us: f64,
+}
+
+/// Valid knocks per run, each its own batch.
+const VALID: usize = 200;
+
+/// Sends [`VALID`] valid knocks, 2 ms apart, each with the next of `keys` (round the
+/// first 200), takes every hand-over from `inbox`, and returns the CPU time the server
+/// `pid` spent per knock, in µs.
+fn valid_us(
+    pid: u32,
+    addr: std::net::SocketAddr,
+    keys: &[Key],
+    inbox: &UnixListener,
+) -> anyhow::Result<f64> {
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    let some = keys.get(..keys.len().min(VALID)).unwrap_or(keys);
+    let before = crate::procfs::cpu_time_ns(pid)?;
+    for (i, key) in some.iter().cycle().take(VALID).enumerate() {
+        let datagram = seal(
+            key,
+            Wire::V1,
+            &Plaintext {
+                version: 1,
+                cmd_hash: ruroco_proto::command_hash("noop"),
+                counter: crate::stack::now_ns() + i as u128,
+                strict: true,
+                src_ip: None,
+                dst_ip: "127.0.0.1".parse()?,
+            },
+        )?;
+        sender.send_to(&datagram, addr)?;
+        std::thread::sleep(Duration::from_millis(2));
+        while inbox.accept().is_ok() {}
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    while inbox.accept().is_ok() {}
+    let spent = crate::procfs::cpu_time_ns(pid)?.saturating_sub(before);
+    Ok(spent.as_secs_f64() * 1e6 / VALID as f64)
 }
 
 /// Junk datagrams per flood: bounded, about a second of sending.
@@ -38,7 +79,7 @@ const JUNK: usize = 200_000;
 /// returns the CPU time the server `pid` spent per datagram, in ns.
 fn junk_ns(pid: u32, addr: std::net::SocketAddr) -> anyhow::Result<f64> {
     let sender = std::net::UdpSocket::bind("127.0.0.1:0")?;
-    let before = crate::procfs::cpu_time(pid)?;
+    let before = crate::procfs::cpu_time_ns(pid)?;
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     let mut datagram = [0u8; 94];
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -57,7 +98,7 @@ fn junk_ns(pid: u32, addr: std::net::SocketAddr) -> anyhow::Result<f64> {
     }
     // What is queued is read within this.
     std::thread::sleep(Duration::from_millis(300));
-    let spent = crate::procfs::cpu_time(pid)?.saturating_sub(before);
+    let spent = crate::procfs::cpu_time_ns(pid)?.saturating_sub(before);
     Ok(spent.as_secs_f64() * 1e9 / JUNK as f64)
 }
 
@@ -119,6 +160,7 @@ fn one(bins: &Binaries, dir: &std::path::Path, keys: &[Key]) -> anyhow::Result<R
         std::thread::sleep(Duration::from_millis(1));
     }
     let reload_ms = hup.elapsed().as_secs_f64() * 1e3;
+    let valid_us = valid_us(pid, addr, keys, &inbox)?;
     let junk_ns = junk_ns(pid, addr)?;
     drop(server);
     Ok(Run {
@@ -128,6 +170,7 @@ fn one(bins: &Binaries, dir: &std::path::Path, keys: &[Key]) -> anyhow::Result<R
         knock_ms,
         filter,
         junk_ns,
+        valid_us,
     })
 }
 
@@ -162,7 +205,9 @@ pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> an
         std::fs::write(
             dir.path().join("config.toml"),
             format!(
-                "ips = [\"127.0.0.1\"]\nconfig_dir = \"{d}\"\nsocket_user = \"\"\nsocket_group = \"\"\n"
+                "ips = [\"127.0.0.1\"]\nconfig_dir = \"{d}\"\nsocket_user = \"\"\nsocket_group = \"\"\n\
+                 allow_non_routable_ips = true\nmax_requests_per_second = 100000\n\
+                 max_requests_per_second_global = 100000\n"
             ),
         )?;
         let mut runs = Vec::new();
@@ -175,14 +220,15 @@ pub(crate) fn measure(bins: &Binaries, repeat: usize, report: &mut Report) -> an
         let junk_off = junk_without_filter(bins, dir.path())?;
         report.add(Row {
             figure: format!(
-                "{count} key(s): start to listening ms / RSS KiB / reload ms / a knock sent right after SIGHUP handed over after ms / server CPU per junk datagram ns, filter {filter} / the same, filter off"
+                "{count} key(s): start to listening ms / RSS KiB / reload ms / a knock sent right after SIGHUP handed over after ms / server CPU per valid knock µs / server CPU per junk datagram ns, filter {filter} / the same, filter off"
             ),
             ours: format!(
-                "{} / {} / {} / {} / {} / {}",
+                "{} / {} / {} / {} / {} / {} / {}",
                 fmt(m(|r| r.start_ms), 0),
                 fmt(rss, 0),
                 fmt(m(|r| r.reload_ms), 0),
                 fmt(m(|r| r.knock_ms), 1),
+                fmt(m(|r| r.valid_us), 0),
                 fmt(m(|r| r.junk_ns), 0),
                 fmt(Some(junk_off), 0)
             ),

@@ -38,6 +38,27 @@ pub(crate) fn cpu_time(pid: u32) -> anyhow::Result<std::time::Duration> {
     ))
 }
 
+/// CPU time of the live threads of process `pid`, to the nanosecond: the first field of
+/// each `/proc/PID/task/TID/schedstat` (`/proc/PID/stat` counts in ticks of 10 ms, too
+/// coarse for 200 knocks of 0.1 ms). Threads that ended are not in it.
+pub(crate) fn cpu_time_ns(pid: u32) -> anyhow::Result<std::time::Duration> {
+    let mut total: u64 = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let path = task?.path().join("schedstat");
+        // A thread that ended meanwhile has nothing to add.
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let ns: u64 = text
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("unexpected {}", path.display()))?;
+        total += ns;
+    }
+    Ok(std::time::Duration::from_nanos(total))
+}
+
 /// The clock tick of those fields (`getconf CLK_TCK`; 100 on Linux).
 fn clock_ticks_per_second() -> f64 {
     std::process::Command::new("getconf")
