@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use nix::sys::signal::Signal;
-use ruroco_proto::{seal, Key, Plaintext, Wire};
+use ruroco_proto::Key;
 use ruroco_testkit::Daemon;
 
 use crate::binaries::Binaries;
@@ -50,18 +50,7 @@ fn valid_us(
     let some = keys.get(..keys.len().min(VALID)).unwrap_or(keys);
     let before = crate::procfs::cpu_time_ns(pid)?;
     for (i, key) in some.iter().cycle().take(VALID).enumerate() {
-        let datagram = seal(
-            key,
-            Wire::V1,
-            &Plaintext {
-                version: 1,
-                cmd_hash: ruroco_proto::command_hash("noop"),
-                counter: crate::stack::now_ns() + i as u128,
-                strict: true,
-                src_ip: None,
-                dst_ip: "127.0.0.1".parse()?,
-            },
-        )?;
+        let datagram = crate::traffic::valid(key, "noop", crate::stack::now_ns() + i as u128)?;
         sender.send_to(&datagram, addr)?;
         std::thread::sleep(Duration::from_millis(2));
         while inbox.accept().is_ok() {}
@@ -131,18 +120,7 @@ fn one(bins: &Binaries, dir: &std::path::Path, keys: &[Key]) -> anyhow::Result<R
     let hup = Instant::now();
     server.signal(Signal::SIGHUP);
     // The knock right after the SIGHUP.
-    let datagram = seal(
-        key,
-        Wire::V1,
-        &Plaintext {
-            version: 1,
-            cmd_hash: ruroco_proto::command_hash("noop"),
-            counter: crate::stack::now_ns(),
-            strict: true,
-            src_ip: None,
-            dst_ip: "127.0.0.1".parse()?,
-        },
-    )?;
+    let datagram = crate::traffic::valid(key, "noop", crate::stack::now_ns())?;
     let sent = Instant::now();
     sender.send_to(&datagram, addr)?;
     let mut knock_ms = f64::NAN;
