@@ -567,14 +567,7 @@ fn a_knock_during_a_long_reload_is_not_held_up() {
     let fx = Fixture::new();
     let inbox = fx.inbox();
     let server = fx.start();
-    for i in 0..30_000 {
-        let key = ruroco_proto::Key::generate().unwrap();
-        std::fs::write(
-            fx.path().join(format!("k{i:05}.key")),
-            key.to_key_string().as_bytes(),
-        )
-        .unwrap();
-    }
+    write_keys(fx.path(), 30_000);
     server.signal(Signal::SIGHUP);
     assert!(server.wait_log("reload requested", std::time::Duration::from_secs(3)));
     server.send(&fx.packet("default", crate::util::now_nanos()));
@@ -612,14 +605,7 @@ fn rss_kib(pid: nix::unistd::Pid) -> u64 {
 fn reloads_of_many_keys_do_not_pile_up_memory() {
     use nix::sys::signal::Signal;
     let fx = Fixture::new();
-    for i in 0..30_000 {
-        let key = ruroco_proto::Key::generate().unwrap();
-        std::fs::write(
-            fx.path().join(format!("k{i:05}.key")),
-            key.to_key_string().as_bytes(),
-        )
-        .unwrap();
-    }
+    write_keys(fx.path(), 30_000);
     let server = fx.start();
     let wait = std::time::Duration::from_secs(60);
     let mut sizes = Vec::new();
@@ -639,4 +625,16 @@ fn reloads_of_many_keys_do_not_pile_up_memory() {
         most <= first + first / 8,
         "resident KiB after each reload: {sizes:?}"
     );
+}
+
+/// `n` new key files `k00000.key`, … in `dir`.
+fn write_keys(dir: &std::path::Path, n: usize) {
+    for i in 0..n {
+        let key = ruroco_proto::Key::generate().unwrap();
+        std::fs::write(
+            dir.join(format!("k{i:05}.key")),
+            key.to_key_string().as_bytes(),
+        )
+        .unwrap();
+    }
 }
