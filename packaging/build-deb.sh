@@ -88,7 +88,10 @@ if [ "$install_check" = 1 ]; then
     fi
     /usr/bin/ruroco-client --version >&2
     for program in ruroco-server ruroco-commander ruroco-client; do
-        ldd "/usr/bin/$program" | grep -q "libc.so.6" \
+        # (Read whole first: `| grep -q` stops at the first match, and under pipefail the
+        # SIGPIPE of ldd, still writing its last line, would count as a failure.)
+        libraries=$(ldd "/usr/bin/$program")
+        grep -q "libc.so.6" <<<"$libraries" \
             || { echo "/usr/bin/$program is not linked against the system's libc" >&2; exit 1; }
     done
     scratch=$(mktemp -d)
