@@ -279,7 +279,7 @@ guide=$(grep -ho 'systemctl stop ruroco-commander.socket ruroco-commander && rur
 [ -n "$guide" ] || fail "the guide does not say how to run pending undos"
 eval "$guide" || fail "'$guide' failed"
 grep -q "^closed 127.0.0.1" /srv/check/undo || fail "run-pending did not run the undo"
-set_after=$(nft list set inet filter ruroco_ssh)
+set_after=$(nft list set inet filter ruroco_ssh 2>&1) || fail "ruroco_ssh cannot be listed after run-pending: $set_after"
 ! grep -q 127.0.0.1 <<<"$set_after" || fail "run-pending left 127.0.0.1 in ruroco_ssh"
 knock 127.0.0.1:80 knock
 sleep 1

@@ -206,9 +206,7 @@ impl Drop for Sentinel {
 }
 
 /// The guide's layout: a primary, two replicas in sync, three sentinels that know each
-/// other (quorum 2).
-/// A primary, two replicas and three sentinels; `r1_extra` is added to the first
-/// replica's arguments.
+/// other (quorum 2). `r1_extra` is added to the first replica's arguments.
 fn sentinel_layout(
     server: &Path,
     r1_extra: &[&str],
