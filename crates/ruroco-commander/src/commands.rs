@@ -124,6 +124,20 @@ pub(crate) fn locate(
     }
 }
 
+/// Warns when others than the owner may read the commands file (what runs as root, and
+/// where, is nobody else's business).
+pub(crate) fn warn_if_readable(path: &Path) {
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                "commands file {} has mode {mode:o}: readable by others than its owner; chmod 600 it",
+                path.display()
+            );
+        }
+    }
+}
+
 /// The commands, by the hash of their name, and the hooks.
 #[derive(Debug, Default)]
 pub(crate) struct Commands {
@@ -147,15 +161,7 @@ impl Commands {
             path: path.to_owned(),
             source,
         })?;
-        if let Ok(meta) = std::fs::metadata(path) {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                tracing::warn!(
-                    "commands file {} has mode {mode:o}: readable by others than its owner; chmod 600 it",
-                    path.display()
-                );
-            }
-        }
+        warn_if_readable(path);
         Self::parse(&text, path)
     }
 

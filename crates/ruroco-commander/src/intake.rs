@@ -200,6 +200,14 @@ impl Service {
         let ip = message.ip;
         let Some(spec) = self.commands.get(message.cmd_hash) else {
             self.metrics.unknown_command();
+            if let Some(problem) = &self.commands_refused {
+                tracing::error!(
+                    client_ip = %ip, outcome = "refused", reason = "commands_file_refused", cmd_hash = %format_args!("{:016x}", message.cmd_hash),
+                    "command hash {:016x} for {ip}: nothing run, the commands file is refused: {problem}",
+                    message.cmd_hash
+                );
+                return;
+            }
             tracing::warn!(
                 client_ip = %ip, outcome = "unknown_command", cmd_hash = %format_args!("{:016x}", message.cmd_hash),
                 "unknown command hash {:016x} for {ip}: nothing run",

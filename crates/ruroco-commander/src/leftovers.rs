@@ -34,7 +34,9 @@ pub(crate) fn token_path(state_dir: &Path) -> PathBuf {
 
 /// The previous start's token, if it left one that looks like ours.
 pub(crate) fn previous_token(state_dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(token_path(state_dir)).ok()?;
+    let text = crate::trust::read(&token_path(state_dir), "", crate::trust::Role::StateFile)
+        .ok()
+        .flatten()?;
     let token = text.trim();
     (token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit())).then(|| token.to_owned())
 }

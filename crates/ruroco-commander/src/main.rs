@@ -30,7 +30,6 @@ mod warm;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ruroco_config::Config;
 
 use crate::cli::{Action, Cli};
 use crate::service::{Parts, Service};
@@ -55,8 +54,11 @@ fn main() -> ExitCode {
     }
     let result = match cli.action {
         Some(Action::Pending) => pending(&cli),
-        Some(Action::RunPending) => Config::load(&cli.config)
-            .map_err(anyhow::Error::from)
+        Some(Action::RunPending) => setup::load_config(&cli.config)
+            .and_then(|config| match setup::state_problem(&config) {
+                Some(problem) => Err(anyhow::anyhow!("{problem}")),
+                None => Ok(config),
+            })
             .and_then(|config| drain::run_pending(&config))
             .and_then(|all| {
                 if all {
@@ -114,6 +116,12 @@ fn serve(origin: setup::Origin) -> anyhow::Result<()> {
     }
     let allow_non_routable = settings.allow_non_routable();
     let (config, commands, source) = (settings.config, settings.commands, settings.source);
+    let commands_refused = settings.commands_refused;
+    if let Some(problem) = &commands_refused {
+        tracing::error!(
+            "{problem}; no command runs until it is fixed (then SIGHUP or restart); pending undos still run"
+        );
+    }
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
@@ -168,6 +176,8 @@ fn serve(origin: setup::Origin) -> anyhow::Result<()> {
     let mut service = Service::new(Parts {
         socket,
         commands,
+        commands_refused,
+        commands_source: source.path().to_owned(),
         allow_non_routable,
         store,
         pending,
@@ -194,7 +204,7 @@ fn serve(origin: setup::Origin) -> anyhow::Result<()> {
 
 /// `ruroco-commander pending`: one line per pending undo, earliest first.
 fn pending(cli: &Cli) -> anyhow::Result<()> {
-    let config = Config::load(&cli.config)?;
+    let config = setup::load_config(&cli.config)?;
     let store = UndoStore::new(config.state_dir());
     let mut undos = store.read()?;
     undos.sort_by_key(|u| u.due_unix_ms);

@@ -20,6 +20,8 @@ pub(crate) struct CommanderMetrics {
     unknown_commands: u64,
     reloads: BTreeMap<&'static str, u64>,
     start_time: f64,
+    /// Whether the commands file is refused now (anyone but root could change it).
+    pub(crate) commands_refused: bool,
 }
 
 impl CommanderMetrics {
@@ -116,8 +118,12 @@ impl CommanderMetrics {
         );
         e.sample(name, &[], self.unknown_commands as f64);
         let name = "ruroco_commander_undos_total";
-        e.family(name, Kind::Counter, "Undos run, by outcome.");
-        for outcome in ["success", "failure", "timeout"] {
+        e.family(
+            name,
+            Kind::Counter,
+            "Undos, by outcome (success, failure, timeout; refused: the stored line is not the one commands.toml holds now).",
+        );
+        for outcome in ["success", "failure", "timeout", "refused"] {
             let n = self.undos.get(outcome).copied().unwrap_or(0);
             e.sample(name, &[("outcome", outcome)], n as f64);
         }
@@ -146,6 +152,13 @@ impl CommanderMetrics {
             let n = self.reloads.get(result).copied().unwrap_or(0);
             e.sample(name, &[("result", result)], n as f64);
         }
+        let name = "ruroco_commander_commands_file_refused";
+        e.family(
+            name,
+            Kind::Gauge,
+            "1 while the commands file is refused because someone other than root could change it: no command runs, pending undos do.",
+        );
+        e.sample(name, &[], f64::from(u8::from(self.commands_refused)));
         let name = "ruroco_commander_start_time_seconds";
         e.family(
             name,

@@ -87,6 +87,10 @@ impl Tag {
 pub(crate) struct Service {
     pub(crate) socket: Option<CommanderSocket>,
     pub(crate) commands: Commands,
+    /// Why the commands file is refused, while it is: no command runs, undos do.
+    pub(crate) commands_refused: Option<String>,
+    /// Where the commands come from, for messages.
+    pub(crate) commands_source: std::path::PathBuf,
     pub(crate) allow_non_routable: bool,
     pub(crate) gate: Gate,
     pub(crate) undos: Schedule,
@@ -128,6 +132,8 @@ struct Ready {
 pub(crate) struct Parts {
     pub(crate) socket: CommanderSocket,
     pub(crate) commands: Commands,
+    pub(crate) commands_refused: Option<String>,
+    pub(crate) commands_source: std::path::PathBuf,
     pub(crate) allow_non_routable: bool,
     pub(crate) store: UndoStore,
     pub(crate) pending: Vec<PendingUndo>,
@@ -142,6 +148,8 @@ impl Service {
         let Parts {
             socket,
             commands,
+            commands_refused,
+            commands_source,
             allow_non_routable,
             store,
             pending,
@@ -174,9 +182,13 @@ impl Service {
         if commands.any_undo() || undos.len() > 0 {
             store.prepare(&undos)?;
         }
+        let mut metrics = CommanderMetrics::new(start_time);
+        metrics.commands_refused = commands_refused.is_some();
         Ok(Self {
             socket: Some(socket),
             commands,
+            commands_refused,
+            commands_source,
             allow_non_routable,
             gate: Gate::default(),
             undos,
@@ -192,7 +204,7 @@ impl Service {
             refill: Vec::new(),
             busy_at: Instant::now(),
             origin,
-            metrics: CommanderMetrics::new(start_time),
+            metrics,
             metrics_file,
             service: ServiceManager::new(),
         })
@@ -356,6 +368,33 @@ impl Service {
         }
     }
 
+    /// Why a pending undo's stored line must not run: it is not the undo line that
+    /// `commands.toml` holds now for its command. `None` when they agree, and while the
+    /// commands file is refused (the stored line then comes from root's own state file,
+    /// which is checked like it, and a port opened before must still be closed).
+    fn undo_line_problem(&self, undo: &PendingUndo) -> Option<String> {
+        if self.commands_refused.is_some() {
+            return None;
+        }
+        let now = self
+            .commands
+            .get(ruroco_ipc::command_hash(&undo.command))
+            .and_then(|spec| spec.undo.as_ref().map(|u| u.cmd.as_str()));
+        match now {
+            Some(line) if line == undo.undo => None,
+            Some(line) => Some(format!(
+                "its stored line differs from the undo of `{}` in {} now ({line:?})",
+                undo.command,
+                self.commands_source.display()
+            )),
+            None => Some(format!(
+                "`{}` has no undo in {} now",
+                undo.command,
+                self.commands_source.display()
+            )),
+        }
+    }
+
     /// Asks for warm shells for the first [`MAX_WARM`] commands by name, so that even a
     /// command's first knock starts with one write; they are started once the loop is
     /// quiet, like any refill.
@@ -432,6 +471,21 @@ impl Service {
                                 .due(&u.command, u.ip)
                                 .map_or_else(|| "never".to_owned(), utc)
                         );
+                        continue;
+                    }
+                    if let Some(problem) = self.undo_line_problem(u) {
+                        tracing::error!(
+                            kind = "undo", command = %u.command, client_ip = %u.ip, outcome = "refused",
+                            "undo of {} for {} NOT run: {problem}; it is dropped from {}: check what it would have undone and undo that by hand (stored line: {:?})",
+                            u.command,
+                            u.ip,
+                            self.store.path().display(),
+                            u.undo
+                        );
+                        self.metrics.undo("refused");
+                        if self.undos.finished(&ticket) {
+                            self.save_undos();
+                        }
                         continue;
                     }
                     tracing::info!(

@@ -35,15 +35,18 @@ impl UndoStore {
         &self.path
     }
 
+    /// The file's text, read as root reads what it runs: refused where anyone but root
+    /// could change it, never through a link or from a FIFO, bounded; `None` if missing.
+    fn text(&self) -> anyhow::Result<Option<String>> {
+        crate::trust::read(&self.path, "", crate::trust::Role::StateFile)
+    }
+
     /// Reads the file for listing: missing is empty, anything wrong is an error naming it.
     pub(crate) fn read(&self) -> anyhow::Result<Vec<PendingUndo>> {
-        match std::fs::read_to_string(&self.path) {
-            Ok(text) => undo::decode(&text)
+        match self.text()? {
+            Some(text) => undo::decode(&text)
                 .map_err(|e| anyhow::anyhow!("invalid state file {}: {e}", self.path.display())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => {
-                Err(e).with_context(|| format!("cannot read state file {}", self.path.display()))
-            }
+            None => Ok(Vec::new()),
         }
     }
 
@@ -51,13 +54,8 @@ impl UndoStore {
     /// `<name>.bad-<unix ms>` with an error line naming both (its undos are then not
     /// run: a human must look at them); one that cannot be read stops the start.
     pub(crate) fn load(&self, now_ms: u64) -> anyhow::Result<Vec<PendingUndo>> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("cannot read state file {}", self.path.display()))
-            }
+        let Some(text) = self.text()? else {
+            return Ok(Vec::new());
         };
         match undo::decode(&text) {
             Ok(undos) => Ok(undos),

@@ -14,6 +14,9 @@ impl Service {
             self.origin.config.display()
         );
         let loaded = setup::load(&self.origin).and_then(|s| {
+            if let Some(problem) = &s.commands_refused {
+                anyhow::bail!("{problem}");
+            }
             if s.commands.any_undo() {
                 self.store.prepare(&self.undos)?;
             }
@@ -43,6 +46,9 @@ impl Service {
                 );
                 self.allow_non_routable = settings.allow_non_routable();
                 self.commands = settings.commands;
+                self.commands_refused = None;
+                self.commands_source = settings.source.path().to_owned();
+                self.metrics.commands_refused = false;
                 // Warm shells hold the old command lines.
                 self.warm.clear();
                 self.prewarm();

@@ -17,11 +17,14 @@
 //!   process dies, so a crashed holder never leaves a stale lock behind.
 //!
 //! - [`access`]: what another user may do with a file, from its mode bits and owners.
+//! - [`trust`]: whether anyone but root could change a file root acts on, and how root
+//!   opens another user's file (no link, no FIFO, bounded).
 //!
 //! No cryptography and no network: every program may use it.
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod trust;
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Write};

@@ -605,8 +605,16 @@ fn commands_the_servers_user_could_change_are_refused() {
     std::os::unix::fs::chown(&fx.config, Some(nobody.uid.as_raw()), None).unwrap();
     let (ok, out) = check();
     assert!(!ok, "{out}");
+    // config.toml is read by the server too: the fix keeps its group reading it.
+    let group = nix::unistd::Group::from_gid(nobody.gid)
+        .unwrap()
+        .unwrap()
+        .name;
     assert!(
-        out.contains("the file") && out.contains("chmod 0600"),
+        out.contains("config file")
+            && out.contains("the file")
+            && out.contains(&format!("chown root:{group} "))
+            && out.contains("chmod 0640"),
         "{out}"
     );
 }

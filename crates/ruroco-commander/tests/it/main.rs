@@ -14,5 +14,6 @@ mod hooks;
 mod lifecycle;
 mod policy;
 mod reload;
+mod trust;
 mod undo;
 mod util;
