@@ -38,6 +38,8 @@ cat > "$work/etc/config.toml" <<TOML
 ips = ["127.0.0.1"]
 address = "127.0.0.1:$port"
 config_dir = "$work/etc"
+# Its own state (pending undos, the commander's lock): never another commander's.
+state_dir = "$work/state"
 # Unprivileged demo: leave the socket's owner alone and allow loopback clients.
 socket_user = ""
 socket_group = ""

@@ -35,6 +35,7 @@ pub(crate) fn run_pending(config: &Config) -> anyhow::Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).with_context(|| format!("cannot open {}", lock_path.display())),
     };
+    let _state_lock = crate::leftovers::hold_state_dir(config.state_dir())?;
     let store = UndoStore::new(config.state_dir());
     let mut undos = store.read()?;
     undos.sort_by_key(|u| u.due_unix_ms);

@@ -27,6 +27,39 @@ pub(crate) const TOKEN_VAR: &str = "RUROCO_COMMANDER_RUN";
 /// The token's file in the state directory.
 pub(crate) const TOKEN_FILE: &str = "commander.run";
 
+/// The lock a running commander holds on its state directory.
+pub(crate) const LOCK_FILE: &str = "commander.lock";
+
+/// Takes the state directory's lock (creating the directory, 0700, if missing) and writes
+/// our pid into it. One commander per state directory: the token and the undos there are
+/// that commander's, and holding the lock is what proves the previous holder gone, so
+/// only then are its leftovers ours to end. A lock held by another process is an error
+/// naming its pid.
+pub(crate) fn hold_state_dir(state_dir: &Path) -> anyhow::Result<ruroco_fs::LockFile> {
+    use anyhow::Context;
+    let path = state_dir.join(LOCK_FILE);
+    ruroco_fs::create_private_dir(state_dir)
+        .with_context(|| format!("cannot create state_dir {}", state_dir.display()))?;
+    let lock = ruroco_fs::LockFile::try_acquire(&path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    let Some(lock) = lock else {
+        let holder = ruroco_fs::trust::read_bounded(&path, 64)
+            .ok()
+            .flatten()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|t| t.trim().parse::<u32>().ok())
+            .map_or_else(|| "another process".to_owned(), |pid| format!("pid {pid}"));
+        anyhow::bail!(
+            "another ruroco-commander ({holder}) is already running with state_dir {} (lock {} is held); not starting: give each commander a state_dir of its own (config key state_dir)",
+            state_dir.display(),
+            path.display()
+        );
+    };
+    lock.set_contents(format!("{}\n", std::process::id()).as_bytes())
+        .with_context(|| format!("cannot write lock file {}", path.display()))?;
+    Ok(lock)
+}
+
 /// The token file of `state_dir`.
 pub(crate) fn token_path(state_dir: &Path) -> PathBuf {
     state_dir.join(TOKEN_FILE)

@@ -125,6 +125,8 @@ fn serve(origin: setup::Origin) -> anyhow::Result<()> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    // Before anything of the state directory is read: it is ours alone from here on.
+    let _state_lock = leftovers::hold_state_dir(config.state_dir())?;
     let store = UndoStore::new(config.state_dir());
     let pending = store.load(clock::now_unix_ms())?;
     let socket = CommanderSocket::open(
@@ -132,8 +134,9 @@ fn serve(origin: setup::Origin) -> anyhow::Result<()> {
         &config.socket_user,
         &config.socket_group,
     )?;
-    // The socket's lock is ours: whatever still carries the previous start's token is a
-    // leftover of a commander that died without stopping its commands.
+    // The state directory's lock is ours: whatever still carries the previous start's
+    // token (kept there) is a leftover of a commander that died without stopping its
+    // commands.
     let state_dir = config.state_dir();
     if let Some(previous) = leftovers::previous_token(state_dir) {
         let killed = leftovers::kill_leftovers(&previous, &socket.path);

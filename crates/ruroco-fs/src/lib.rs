@@ -194,6 +194,13 @@ impl LockFile {
         }
     }
 
+    /// Replaces what the lock file says (the holder's pid, say) while holding it.
+    pub fn set_contents(&self, bytes: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self._file.set_len(0)?;
+        self._file.write_all_at(bytes, 0)
+    }
+
     /// The lock file's path.
     pub fn path(&self) -> &Path {
         &self.path

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::util::{tool, Daemon, Fixture};
+use crate::util::{tool, Daemon, Fixture, ALLOW};
 
 fn stat(path: &std::path::Path) -> String {
     let out = Command::new("stat")
@@ -616,5 +616,47 @@ fn commands_the_servers_user_could_change_are_refused() {
             && out.contains(&format!("chown root:{group} "))
             && out.contains("chmod 0640"),
         "{out}"
+    );
+}
+
+/// A second commander on the state directory of a running one (another socket, the way
+/// a second config would be started) is refused, naming the first one's pid, and the
+/// first one's running command is left alone.
+#[test]
+fn a_second_commander_on_a_state_dir_in_use_is_refused_and_kills_nothing() {
+    let fx = Fixture::new(r#"slow = "sleep 3; echo done >> {dir}/slow""#, ALLOW);
+    let first = fx.start();
+    fx.send("slow", "192.0.2.1");
+    assert!(first.wait_log("running command slow", Duration::from_secs(5)));
+    // Same state_dir, its own socket directory.
+    let other = fx.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let config = other.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "config_dir = \"{}\"\nsocket_user = \"\"\nsocket_group = \"\"\nstate_dir = \"{}/state\"\n",
+            other.display(),
+            fx.path().display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(crate::util::BIN);
+    cmd.arg("--config")
+        .arg(&config)
+        .arg("--commands")
+        .arg(&fx.commands);
+    let log = refuses(cmd);
+    assert!(
+        log.contains(&format!("another ruroco-commander (pid {})", first.pid()))
+            && log.contains("state_dir"),
+        "{log}"
+    );
+    assert!(!log.contains("left running"), "{log}");
+    assert_eq!(
+        fx.wait_lines("slow", 1, Duration::from_secs(6)),
+        ["done"],
+        "the first commander's command was killed\n{}",
+        first.log_text()
     );
 }
