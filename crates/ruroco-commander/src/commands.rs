@@ -126,7 +126,7 @@ pub(crate) fn locate(
 
 /// Warns when others than the owner may read the commands file (what runs as root, and
 /// where, is nobody else's business).
-pub(crate) fn warn_if_readable(path: &Path) {
+fn warn_if_readable(path: &Path) {
     if let Ok(meta) = std::fs::metadata(path) {
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
@@ -157,10 +157,18 @@ impl Commands {
     }
 
     pub(crate) fn load(path: &Path) -> Result<Self, CommandsError> {
-        let text = std::fs::read_to_string(path).map_err(|source| CommandsError::Read {
+        // Read as root reads what it runs: where the path leads, no link swapped in at
+        // its end, never a FIFO, bounded (who may change it is `trust::problem`'s job).
+        let read_error = |source| CommandsError::Read {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        let bytes = ruroco_fs::trust::read_bounded(&real, crate::trust::MAX_FILE)
+            .map_err(|e| read_error(std::io::Error::other(e.to_string())))?
+            .ok_or_else(|| read_error(std::io::ErrorKind::NotFound.into()))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
         warn_if_readable(path);
         Self::parse(&text, path)
     }

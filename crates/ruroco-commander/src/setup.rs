@@ -100,18 +100,7 @@ pub(crate) fn load(origin: &Origin) -> anyhow::Result<Settings> {
             commands_refused: Some(problem),
         });
     }
-    let commands = match &source {
-        Source::File(path) => {
-            match crate::trust::read(path, &config.socket_user, Role::Commands)? {
-                Some(text) => {
-                    commands::warn_if_readable(path);
-                    Commands::parse(&text, path)?
-                }
-                None => Commands::load(path)?,
-            }
-        }
-        Source::Config(_) => Commands::load_from(&source, &config)?,
-    };
+    let commands = Commands::load_from(&source, &config)?;
     Ok(Settings {
         config,
         commands,
