@@ -164,7 +164,7 @@ impl Commands {
             source,
         };
         let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
-        let bytes = ruroco_fs::trust::read_bounded(&real, crate::trust::MAX_FILE)
+        let bytes = ruroco_fs::trust::read_bounded(&real, ruroco_fs::trust::MAX_TEXT_FILE)
             .map_err(|e| read_error(std::io::Error::other(e.to_string())))?
             .ok_or_else(|| read_error(std::io::ErrorKind::NotFound.into()))?;
         let text = String::from_utf8(bytes)

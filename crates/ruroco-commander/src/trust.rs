@@ -15,9 +15,8 @@ use anyhow::Context;
 use ruroco_fs::access::Who;
 use ruroco_fs::trust::{self, Readers};
 
-/// Largest `config.toml`, `commands.toml` or state file read (the state file holds at
-/// most 10,000 undos of a few hundred bytes each).
-pub(crate) const MAX_FILE: u64 = 8 << 20;
+/// Largest `config.toml`, `commands.toml` or state file read.
+pub(crate) const MAX_FILE: u64 = trust::MAX_TEXT_FILE;
 
 /// What root does with a file, for the message and the fix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -35,6 +35,11 @@ pub struct Stat {
     pub mode: u32,
 }
 
+/// Largest configuration or state file root reads (`config.toml`, `commands.toml`, a
+/// state file of at most 10,000 undos of a few hundred bytes each): a file over it is
+/// refused, never read into memory.
+pub const MAX_TEXT_FILE: u64 = 8 << 20;
+
 /// Whether someone besides root and `own` (the caller's user) could change an entry with
 /// `stat`: another owner, or group or other write permission.
 pub fn writable_by_others(stat: Stat, own: u32) -> bool {
