@@ -36,19 +36,33 @@ use std::time::{Duration, Instant};
 ///
 /// The temporary file is `.<name>.tmp` next to `path`; on error `path` is untouched.
 pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    replace(path, bytes, true, PRIVATE)
+    replace(path, bytes, true, PRIVATE, None)
+}
+
+/// [`write_durably`] for a file another user owns, written by root into a directory that
+/// user may change: the new file gets `mode` and the owner `uid:gid` through its own
+/// descriptor before the rename puts it in place, so nothing is ever changed by path (a
+/// link swapped in at `path` is replaced, never followed).
+pub fn write_durably_owned(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    uid: u32,
+    gid: u32,
+) -> io::Result<()> {
+    replace(path, bytes, true, mode, Some((uid, gid)))
 }
 
 /// Replaces `path` with `bytes` atomically (never half-written), without waiting for the
 /// disk: after a crash either the old or the new contents may be there.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    replace(path, bytes, false, PRIVATE)
+    replace(path, bytes, false, PRIVATE, None)
 }
 
 /// [`write_atomically`] with the new file given exactly `mode`, whatever the umask (a
 /// file others must read, such as a metrics file, stays readable under `UMask=0077`).
 pub fn write_atomically_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    replace(path, bytes, false, mode)
+    replace(path, bytes, false, mode, None)
 }
 
 /// Writes `bytes` over the start of `path` with one `pwrite` when `path` is already a
@@ -96,7 +110,13 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 /// Mode of the files [`write_durably`] and [`write_atomically`] create.
 const PRIVATE: u32 = 0o600;
 
-fn replace(path: &Path, bytes: &[u8], durable: bool, mode: u32) -> io::Result<()> {
+fn replace(
+    path: &Path,
+    bytes: &[u8],
+    durable: bool,
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> io::Result<()> {
     let dir = parent_dir(path);
     let name = path
         .file_name()
@@ -116,7 +136,11 @@ fn replace(path: &Path, bytes: &[u8], durable: bool, mode: u32) -> io::Result<()
         .create_new(true)
         .mode(mode)
         .open(&tmp)?;
-    // The umask may have taken bits away at creation; the mode asked for is the mode meant.
+    // The owner first (a chown clears set-id bits), then the mode: the umask may have
+    // taken bits away at creation, and the mode asked for is the mode meant.
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
+    }
     file.set_permissions(std::fs::Permissions::from_mode(mode))?;
     file.write_all(bytes)?;
     if durable {

@@ -63,8 +63,8 @@ impl FloorStore {
             pending: Vec::new(),
             snapshot_due: false,
         };
-        match std::fs::read(&store.path) {
-            Ok(bytes) => {
+        match ruroco_fs::trust::read_bounded(&store.path, MAX_FLOOR_FILE) {
+            Ok(Some(bytes)) => {
                 let decoded = floor_format::decode_file(&bytes).map_err(|e| {
                     anyhow::anyhow!("invalid replay floor file {}: {e}", store.path.display())
                 })?;
@@ -74,14 +74,10 @@ impl FloorStore {
                     .map_or(bytes.len() / 2, |layout| layout.slot_size);
                 store.table = decoded.table;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(None) => {
                 store.table = load_legacy(&dir.join(LEGACY_FILE))?;
             }
-            Err(e) => {
-                return Err(e).with_context(|| {
-                    format!("cannot read replay floor file {}", store.path.display())
-                })
-            }
+            Err(e) => return Err(unreadable(e)),
         }
         Ok(store)
     }
@@ -230,17 +226,36 @@ impl FloorStore {
     }
 }
 
+/// Largest floor file read: 24 bytes a key in each of two slots plus the log, so a
+/// few million keys; anything larger is not a floor file and is not read into memory.
+const MAX_FLOOR_FILE: u64 = 256 << 20;
+
+/// The error for a floor file that cannot be read: opened as root opens another user's
+/// file (`--check` as root reads the server's), so never through a link, never a FIFO.
+fn unreadable(e: ruroco_fs::trust::OpenError) -> anyhow::Error {
+    use ruroco_fs::trust::OpenError;
+    match e {
+        OpenError::Io { path, source } => {
+            anyhow::anyhow!("cannot read replay floor file {}: {source}", path.display())
+        }
+        other => anyhow::anyhow!("replay floor file {other}"),
+    }
+}
+
 /// The floors of an earlier version's text file (absent: none).
 fn load_legacy(path: &Path) -> anyhow::Result<FloorTable> {
     let mut table = FloorTable::new();
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(table),
-        Err(e) => {
-            return Err(e)
-                .with_context(|| format!("cannot read replay floor file {}", path.display()))
-        }
+    let bytes = match ruroco_fs::trust::read_bounded(path, MAX_FLOOR_FILE) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Ok(table),
+        Err(e) => return Err(unreadable(e)),
     };
+    let text = String::from_utf8(bytes).map_err(|_| {
+        anyhow::anyhow!(
+            "invalid replay floor file {}: not UTF-8 text",
+            path.display()
+        )
+    })?;
     let file: LegacyFile = toml::from_str(&text).map_err(|e| {
         anyhow::anyhow!(
             "invalid replay floor file {}: {}",

@@ -111,7 +111,7 @@ fn write_original_floors(
     };
     let done = original_floors::write_back(floors.table(), &to, layout)?;
     // Ours are in the original's file now: a later switch carries them back (the record
-    // is older than the file).
+    // names the file before this write, by size and hash).
     println!(
         "wrote the replay floors of {} key(s) to {} ({:?} layout; {} raised from ours): the original ruroco refuses everything this server accepted",
         done.keys,
@@ -192,7 +192,7 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
     // Before seeding: a key the original server knew keeps its floor, not "now".
     let dirs = original_floors::dirs(config.blocklist_dir(), &config.config_dir);
     if let Some(carried) = original_floors::find(&dirs)? {
-        if original_floors::due(&carried.path, config.blocklist_dir()) {
+        if original_floors::due(&carried, config.blocklist_dir()) {
             let changed = floors.carry_over(&carried.floors)?;
             original_floors::record(config.blocklist_dir(), &carried)?;
             tracing::info!(

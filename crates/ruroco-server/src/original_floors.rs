@@ -9,14 +9,19 @@
 //!
 //! Read with `rmp-serde`, the library that wrote it. The carry-over raises our floors to
 //! the file's where they are higher, and happens once: the record
-//! `original-floors.carried` beside `floors.bin` says it did, and a later start leaves
-//! the file alone — unless the original wrote it again after the record (it ran again
-//! since, and its floors can only be higher). Without the record, a start after
+//! `original-floors.carried` beside `floors.bin` says it did (the file's size, inode and
+//! hash), and a later start leaves that file alone — unless another file is there (the
+//! original ran again since, or a backup was put back, whatever its times: carrying
+//! only ever raises floors). Without the record, a start after
 //! `floors.bin` was lost would take the original's old floors and let everything
 //! accepted since be replayed; so while the original's file stays, every start and
 //! `--check` say to move it aside. Going back, [`write_back`] puts our floors (the larger
 //! of both per key) into the original's file in the layout it has, so the original
 //! refuses everything ours accepted.
+//!
+//! Root reads and writes this file (`--check`, `write-original-floors`) in a directory
+//! the original's user owns: never through a link, never a FIFO, bounded, and the file
+//! written back gets its owner and mode on its descriptor before the rename.
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -47,6 +52,8 @@ struct Blocklist {
 pub(crate) struct Carried {
     pub(crate) path: PathBuf,
     pub(crate) floors: Vec<(KeyId, u128)>,
+    /// Which file it was, for the record.
+    pub(crate) seen: Seen,
 }
 
 /// The floors of `bytes`, or what is wrong with them.
@@ -64,36 +71,87 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Vec<(KeyId, u128)>, String> {
 /// Where the original's file is, for writing it back: in the first of `dirs` that has
 /// one (as [`find`] looks).
 pub(crate) fn located(dirs: &[&Path]) -> Option<PathBuf> {
-    dirs.iter().map(|d| d.join(FILE)).find(|p| p.exists())
+    dirs.iter()
+        .map(|d| d.join(FILE))
+        .find(|p| std::fs::symlink_metadata(p).is_ok())
 }
 
 /// The original's file in the first of `dirs` that has one; `None` when none does. A
-/// file that cannot be read is an error naming it and the way out.
+/// file that cannot be read is an error naming it and the way out. Read as root reads a
+/// file in a directory another user owns (`--check`, `write-original-floors`): never
+/// through a link, never a FIFO (whose open would wait for a writer), at most
+/// [`MAX_BYTES`].
 pub(crate) fn find(dirs: &[&Path]) -> anyhow::Result<Option<Carried>> {
     for dir in dirs {
         let path = dir.join(FILE);
-        let file = match std::fs::File::open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                return Err(anyhow::anyhow!(
-                    "cannot read the original ruroco's replay floors {}: {e}; let the server's user read them: chgrp ruroco {0} && chmod 0640 {0} (the server's group; moving the file aside instead makes every client of the original a `replay` until it is reseeded)",
-                    path.display()
-                ))
-            }
-            Err(e) => return Err(refuse(&path, &e.to_string())),
+        let Some((bytes, meta)) = read(&path)? else {
+            continue;
         };
-        let mut bytes = Vec::new();
-        file.take(MAX_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| refuse(&path, &e.to_string()))?;
-        if bytes.len() as u64 > MAX_BYTES {
-            return Err(refuse(&path, &format!("larger than {MAX_BYTES} bytes")));
-        }
         let floors = decode(&bytes).map_err(|e| refuse(&path, &e))?;
-        return Ok(Some(Carried { path, floors }));
+        return Ok(Some(Carried {
+            path,
+            floors,
+            seen: Seen::of(&bytes, &meta),
+        }));
     }
     Ok(None)
+}
+
+/// The original's file at `path` and what `fstat` says of it, or `None` when there is
+/// none; errors name the file and the way out.
+fn read(path: &Path) -> anyhow::Result<Option<(Vec<u8>, std::fs::Metadata)>> {
+    use ruroco_fs::trust::OpenError;
+    let (file, meta) = match ruroco_fs::trust::open_regular(path, MAX_BYTES) {
+        Ok(Some(found)) => found,
+        Ok(None) => return Ok(None),
+        Err(OpenError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            return Err(anyhow::anyhow!(
+                "cannot read the original ruroco's replay floors {}: {source}; let the server's user read them: chgrp ruroco {0} && chmod 0640 {0} (the server's group; moving the file aside instead makes every client of the original a `replay` until it is reseeded)",
+                path.display()
+            ))
+        }
+        Err(OpenError::Io { source, .. }) => return Err(refuse(path, &source.to_string())),
+        Err(e) => return Err(refuse(path, &e.to_string())),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| refuse(path, &e.to_string()))?;
+    if bytes.len() as u64 > MAX_BYTES {
+        return Err(refuse(path, &format!("larger than {MAX_BYTES} bytes")));
+    }
+    Ok(Some((bytes, meta)))
+}
+
+/// Which file was carried: its size, inode and a BLAKE2b hash of its bytes. The record
+/// holds it, and a later start carries over again only when the file is another one
+/// (the original wrote it since, or a backup was put back): timestamps decide nothing,
+/// so a backup restored with its old times is carried like any other file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Seen {
+    pub(crate) size: u64,
+    pub(crate) inode: u64,
+    pub(crate) blake2b: String,
+}
+
+impl Seen {
+    fn of(bytes: &[u8], meta: &std::fs::Metadata) -> Self {
+        use blake2::Digest;
+        use std::fmt::Write;
+        use std::os::unix::fs::MetadataExt;
+        let digest = blake2::Blake2b512::digest(bytes);
+        let mut hex = String::with_capacity(digest.len() * 2);
+        for byte in digest {
+            let _ = write!(hex, "{byte:02x}");
+        }
+        Self {
+            size: bytes.len() as u64,
+            inode: meta.ino(),
+            blake2b: hex,
+        }
+    }
 }
 
 fn refuse(path: &Path, why: &str) -> anyhow::Error {
@@ -110,13 +168,36 @@ pub(crate) fn record_path(blocklist_dir: &Path) -> PathBuf {
     blocklist_dir.join(RECORD)
 }
 
-/// Whether the carry-over of `original` is still to be done: no record, or the original
-/// wrote its file after the record was made.
-pub(crate) fn due(original: &Path, blocklist_dir: &Path) -> bool {
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    match (modified(&record_path(blocklist_dir)), modified(original)) {
-        (Some(recorded), Some(written)) => written > recorded,
-        _ => true,
+/// The record of an earlier carry-over, as [`record`] writes it.
+#[derive(Deserialize)]
+struct Record {
+    #[serde(flatten)]
+    seen: Option<Seen>,
+}
+
+/// Whether the carry-over of `carried` is still to be done: no record, or the record
+/// names another file (size or hash differ: the original wrote it again, or a backup was
+/// put back; carrying again only ever raises floors). A record of an earlier version,
+/// without size and hash, is judged by the times it has: the original's file written
+/// after the record.
+pub(crate) fn due(carried: &Carried, blocklist_dir: &Path) -> bool {
+    let path = record_path(blocklist_dir);
+    let Ok(Some(bytes)) = ruroco_fs::trust::read_bounded(&path, 64 << 10) else {
+        return true;
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    match toml::from_str::<Record>(&text) {
+        Ok(Record { seen: Some(seen) }) => {
+            seen.size != carried.seen.size || seen.blake2b != carried.seen.blake2b
+        }
+        Ok(Record { seen: None }) => {
+            let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+            match (modified(&path), modified(&carried.path)) {
+                (Some(recorded), Some(written)) => written > recorded,
+                _ => true,
+            }
+        }
+        Err(_) => true,
     }
 }
 
@@ -128,11 +209,14 @@ pub(crate) fn record(blocklist_dir: &Path, carried: &Carried) -> anyhow::Result<
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let text = format!(
-        "# ruroco-server carried over the original ruroco's replay floors once; it does not\n\
-         # again unless the original writes that file after this one. Delete to carry over again.\n\
-         from = {:?}\nkeys = {}\nat_unix = {when}\n",
+        "# ruroco-server carried over the original ruroco's replay floors once; it does so\n\
+         # again only for another file there (another size or hash). Delete to carry over again.\n\
+         from = {:?}\nkeys = {}\nat_unix = {when}\nsize = {}\ninode = {}\nblake2b = {:?}\n",
         carried.path.display().to_string(),
-        carried.floors.len()
+        carried.floors.len(),
+        carried.seen.size,
+        carried.seen.inode,
+        carried.seen.blake2b,
     );
     ruroco_fs::write_durably(&path, text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))
@@ -214,8 +298,8 @@ pub(crate) struct WrittenBack {
     pub(crate) layout: Layout,
 }
 
-/// Writes `ours` into the original's file `to` (atomically; owner and mode kept where it
-/// exists): per key the larger of ours and what the file holds, in the file's layout, or
+/// Writes `ours` into the original's file `to` (atomically and durably; owner and
+/// permission bits kept where it exists, set-id bits never): per key the larger of ours and what the file holds, in the file's layout, or
 /// `layout` (released 0.14.x when neither says).
 pub(crate) fn write_back(
     ours: &ruroco_proto::FloorTable,
@@ -223,18 +307,17 @@ pub(crate) fn write_back(
     layout: Option<Layout>,
 ) -> anyhow::Result<WrittenBack> {
     use std::os::unix::fs::MetadataExt;
-    let (existing, meta, found) = match std::fs::read(to) {
-        Ok(bytes) => {
+    let (existing, meta, found) = match read(to)? {
+        Some((bytes, meta)) => {
             let floors = decode(&bytes).map_err(|e| {
                 anyhow::anyhow!(
                     "{} is not the original's floor file ({e}); not replacing it",
                     to.display()
                 )
             })?;
-            (floors, std::fs::metadata(to).ok(), layout_of(&bytes))
+            (floors, Some(meta), layout_of(&bytes))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), None, None),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", to.display())),
+        None => (Vec::new(), None, None),
     };
     let mut merged: HashMap<KeyId, u128> = existing.into_iter().collect();
     let mut raised = 0;
@@ -253,13 +336,15 @@ pub(crate) fn write_back(
         (None, None) => (Layout::Released, false),
     };
     let bytes = encode(&floors, layout, named, to)?;
-    let mode = meta.as_ref().map_or(0o600, |m| m.mode() & 0o7777);
-    ruroco_fs::write_atomically_mode(to, &bytes, mode)
-        .with_context(|| format!("cannot write {}", to.display()))?;
-    if let Some(meta) = meta {
-        std::os::unix::fs::chown(to, Some(meta.uid()), Some(meta.gid()))
-            .with_context(|| format!("cannot give {} back its owner", to.display()))?;
-    }
+    // Owner and mode go on the new file's descriptor before the rename: the directory may
+    // be the original's user's, and nothing there is changed by path.
+    let written = match meta {
+        Some(meta) => {
+            ruroco_fs::write_durably_owned(to, &bytes, meta.mode() & 0o777, meta.uid(), meta.gid())
+        }
+        None => ruroco_fs::write_durably(to, &bytes),
+    };
+    written.with_context(|| format!("cannot write {}", to.display()))?;
     Ok(WrittenBack {
         path: to.to_owned(),
         keys: floors.len(),
@@ -347,6 +432,36 @@ mod tests {
         ] {
             assert_eq!(decode(&bytes).unwrap(), want);
         }
+    }
+
+    /// A record of an earlier version (no size or hash) is judged by times; one with them
+    /// by size and hash alone.
+    #[test]
+    fn due_follows_the_records_hash_and_an_old_record_its_times() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(FILE),
+            rmp_serde::to_vec(&original()).unwrap(),
+        )
+        .unwrap();
+        let carried = find(&[dir.path()]).unwrap().unwrap();
+        assert!(due(&carried, dir.path()), "no record yet");
+        std::fs::write(
+            record_path(dir.path()),
+            "from = \"x\"\nkeys = 2\nat_unix = 1\n",
+        )
+        .unwrap();
+        assert!(
+            !due(&carried, dir.path()),
+            "an old record newer than the file"
+        );
+        record(dir.path(), &carried).unwrap();
+        assert!(!due(&carried, dir.path()));
+        let mut other = original();
+        other.map.insert(*b"laptop01", u128::MAX);
+        std::fs::write(dir.path().join(FILE), rmp_serde::to_vec(&other).unwrap()).unwrap();
+        let changed = find(&[dir.path()]).unwrap().unwrap();
+        assert!(due(&changed, dir.path()), "another file after the record");
     }
 
     #[test]

@@ -332,7 +332,7 @@ pub(crate) fn check_notes(config: &Config) -> Vec<String> {
     ) else {
         return Vec::new();
     };
-    if original_floors::due(&carried.path, config.blocklist_dir()) {
+    if original_floors::due(&carried, config.blocklist_dir()) {
         vec![original_floors::describe(&carried, ours.table())]
     } else {
         vec![format!(

@@ -361,3 +361,190 @@ fn check_as_root_names_an_original_floor_file_the_server_cannot_read() {
     let (ok, said) = fx.check();
     assert!(ok, "{said}");
 }
+
+/// Runs `cmd`, killing it after `limit`: `None` when it had not finished by then.
+fn output_within(mut cmd: Command, limit: Duration) -> Option<std::process::Output> {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return Some(child.wait_with_output().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    None
+}
+
+/// Root going back into a directory another user owns: the original's file there is
+/// replaced with owner and mode set on the new file's descriptor (strace shows no chown
+/// or chmod by path), a link there is refused and what it points to is untouched, and a
+/// FIFO there (root's read would wait for a writer) is refused at once — for
+/// `write-original-floors` and for `--check`, and a FIFO at `floors.bin` too.
+#[test]
+fn going_back_as_root_changes_nothing_by_path_and_follows_no_link_or_fifo() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("not root: skipped (needs a second user)");
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Some(strace) = ruroco_testkit::tool("strace") else {
+        return;
+    };
+    let fx = Fixture::new();
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    std::os::unix::fs::chown(fx.path(), Some(nobody.uid.as_raw()), None).unwrap();
+    std::fs::set_permissions(fx.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let original = fx.path().join("blocklist.msgpck");
+    write_original(&fx, 1_650_000_000_000_000_000);
+    std::os::unix::fs::chown(
+        &original,
+        Some(nobody.uid.as_raw()),
+        Some(nobody.gid.as_raw()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&original, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let server = fx.start();
+    server.stop();
+
+    let trace = fx.path().join("trace.txt");
+    let mut cmd = Command::new(strace);
+    cmd.args(["-f", "-qq", "-e", "trace=%file,fchown,fchmod", "-o"])
+        .arg(&trace)
+        .arg(BIN)
+        .arg("--config")
+        .arg(&fx.config)
+        .arg("write-original-floors");
+    let out = output_within(cmd, Duration::from_secs(20)).expect("write-original-floors hung");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta = std::fs::symlink_metadata(&original).unwrap();
+    assert!(meta.is_file());
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (nobody.uid.as_raw(), nobody.gid.as_raw(), 0o640),
+        "owner or mode not kept"
+    );
+    let calls = std::fs::read_to_string(&trace).unwrap();
+    let by_path: Vec<&str> = calls
+        .lines()
+        .filter(|l| {
+            (l.contains("chown") || l.contains("chmod"))
+                && !l.contains("fchown(")
+                && !l.contains("fchmod(")
+        })
+        .collect();
+    assert!(by_path.is_empty(), "changed by path: {by_path:?}");
+    assert!(
+        calls.contains("fchown(") && calls.contains("fchmod("),
+        "no fchown/fchmod seen:\n{calls}"
+    );
+
+    // A link made by the directory's owner: refused, its target untouched.
+    let victim = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(victim.path(), b"root's file\n").unwrap();
+    std::fs::remove_file(&original).unwrap();
+    std::os::unix::fs::symlink(victim.path(), &original).unwrap();
+    let mut cmd = fx.command();
+    cmd.arg("write-original-floors");
+    let out = output_within(cmd, Duration::from_secs(20)).expect("write-original-floors hung");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("symbolic link"), "{said}");
+    assert_eq!(std::fs::read(victim.path()).unwrap(), b"root's file\n");
+    assert!(std::fs::symlink_metadata(&original)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+
+    // A FIFO: refused at once by both, never waited on.
+    std::fs::remove_file(&original).unwrap();
+    nix::unistd::mkfifo(&original, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    for args in [&["write-original-floors"][..], &["--check"][..]] {
+        let mut cmd = fx.command();
+        cmd.args(args);
+        let out = output_within(cmd, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("{args:?} waited on a FIFO"));
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "{args:?}: {said}");
+        assert!(said.contains("not a regular file"), "{args:?}: {said}");
+    }
+    std::fs::remove_file(&original).unwrap();
+    let floors = fx.path().join("floors.bin");
+    std::fs::remove_file(&floors).unwrap();
+    nix::unistd::mkfifo(&floors, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let mut cmd = fx.command();
+    cmd.arg("--check");
+    let out = output_within(cmd, Duration::from_secs(10)).expect("--check waited on a FIFO");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("floors.bin") && said.contains("not a regular file"),
+        "{said}"
+    );
+}
+
+/// A backup of the original's file put back with its old times (older than the record of
+/// the first carry-over) is another file: it is carried over, so what the original
+/// accepted after the first carry-over stays a replay. The same file again is not.
+#[test]
+fn a_restored_backup_with_old_times_is_carried_over() {
+    let fx = Fixture::new();
+    let first: u128 = 1_650_000_000_000_000_000;
+    write_original(&fx, first);
+    let server = fx.start();
+    server.stop();
+    // The original ran on and accepted up to `later`; its file comes back from a backup
+    // whose times are a year old.
+    let later = first + 1_000;
+    write_original(&fx, later);
+    let year_ago = nix::sys::time::TimeSpec::new(
+        i64::try_from(crate::util::now_nanos() / 1_000_000_000).unwrap() - 365 * 86_400,
+        0,
+    );
+    nix::sys::stat::utimensat(
+        None,
+        &fx.path().join("blocklist.msgpck"),
+        &year_ago,
+        &year_ago,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .unwrap();
+    let inbox = fx.inbox();
+    let server = fx.start();
+    let log = server.log_text();
+    assert!(log.contains("carried over the replay floors"), "{log}");
+    server.send(&fx.packet("default", later));
+    assert!(
+        server.wait_log("reason=replay", WAIT),
+        "{}",
+        server.log_text()
+    );
+    inbox.assert_empty(Duration::from_millis(300), "a replay of the original's ran");
+    server.send(&fx.packet("default", later + 1));
+    assert!(inbox.recv(WAIT).is_some(), "{}", server.log_text());
+    server.stop();
+    let record = std::fs::read_to_string(fx.path().join("original-floors.carried")).unwrap();
+    assert!(
+        record.contains("size = ") && record.contains("inode = ") && record.contains("blake2b = "),
+        "{record}"
+    );
+    // The same file again: not carried, only the warning to move it aside.
+    let server = fx.start();
+    let log = server.log_text();
+    assert!(!log.contains("carried over the replay floors"), "{log}");
+    assert!(log.contains("was carried over once"), "{log}");
+}
