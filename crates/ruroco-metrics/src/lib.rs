@@ -169,7 +169,8 @@ fn number(v: f64) -> String {
 #[derive(Debug)]
 pub struct MetricsFile {
     path: PathBuf,
-    through_link: bool,
+    /// Where a link at `path` may lead (see [`MetricsFile::through_link_into`]).
+    link_into: Option<PathBuf>,
     written: Option<Instant>,
 }
 
@@ -178,18 +179,20 @@ impl MetricsFile {
     pub fn new(dir: &Path, name: &str) -> Self {
         Self {
             path: dir.join(format!("{name}.prom")),
-            through_link: false,
+            link_into: None,
             written: None,
         }
     }
 
-    /// Where `<dir>/<name>.prom` is a symbolic link, writes the file it points to (made
-    /// atomically in that file's directory) and leaves the link alone: the server's user
-    /// may not write node_exporter's directory, where root's link names a file of its own.
-    /// Only for a daemon that runs unprivileged; root's never follows a link (one planted
-    /// by another user would aim root's writes).
-    pub fn through_link(mut self) -> Self {
-        self.through_link = true;
+    /// Where `<dir>/<name>.prom` is a symbolic link that root made and that points to a
+    /// file directly in `into`, writes that file (made atomically there) and leaves the
+    /// link alone: the server's user may not write node_exporter's directory, where
+    /// root's link names a file of the server's own. Any other link is refused, never
+    /// followed: whoever can write node_exporter's directory could otherwise aim the
+    /// server's writes at a file of the server's (its replay floors). Only for a daemon
+    /// that runs unprivileged; root's never follows a link at all.
+    pub fn through_link_into(mut self, into: &Path) -> Self {
+        self.link_into = Some(into.to_owned());
         self
     }
 
@@ -199,17 +202,59 @@ impl MetricsFile {
     }
 
     /// The file actually written: the path, or where its link points when writing
-    /// through a link (a relative target is taken from the link's directory).
-    pub fn destination(&self) -> PathBuf {
-        if self.through_link {
-            if let Ok(target) = std::fs::read_link(&self.path) {
-                return match self.path.parent() {
-                    Some(dir) => dir.join(target),
-                    None => target,
-                };
-            }
+    /// through a link (a relative target is taken from the link's directory); an error
+    /// for a link that is not followed, saying why and how to make the right one.
+    pub fn destination(&self) -> std::io::Result<PathBuf> {
+        let Some(into) = &self.link_into else {
+            return Ok(self.path.clone());
+        };
+        let meta = match std::fs::symlink_metadata(&self.path) {
+            Ok(meta) if meta.file_type().is_symlink() => meta,
+            _ => return Ok(self.path.clone()),
+        };
+        let target = std::fs::read_link(&self.path)?;
+        let target = match self.path.parent() {
+            Some(dir) => dir.join(target),
+            None => target,
+        };
+        let fix = || {
+            format!(
+                "as root: ln -sfn {}/{} {}",
+                into.display(),
+                self.path
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                self.path.display()
+            )
+        };
+        let refuse = |why: String| {
+            std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("{} {why}; not followed ({})", self.path.display(), fix()),
+            )
+        };
+        use std::os::unix::fs::MetadataExt;
+        if meta.uid() != 0 {
+            return Err(refuse(format!(
+                "is a link made by uid {}, not by root",
+                meta.uid()
+            )));
         }
-        self.path.clone()
+        let same_dir = match (
+            target.parent().map(std::fs::canonicalize),
+            std::fs::canonicalize(into),
+        ) {
+            (Some(Ok(parent)), Ok(into)) => parent == into,
+            _ => false,
+        };
+        if !same_dir || target.file_name().is_none() {
+            return Err(refuse(format!(
+                "links to {}, which is not directly in {}",
+                target.display(),
+                into.display()
+            )));
+        }
+        Ok(target)
     }
 
     /// Whether [`WRITE_EVERY`] has passed since the last write (or there was none).
@@ -230,24 +275,22 @@ impl MetricsFile {
             return Ok(());
         }
         let text = render();
-        self.write(&text, now).map_err(|e| {
-            let destination = self.destination();
-            if destination == self.path {
-                format!("cannot write metrics file {}: {e}", self.path.display())
-            } else {
-                format!(
+        self.write(&text, now)
+            .map_err(|e| match self.destination() {
+                Ok(destination) if destination != self.path => format!(
                     "cannot write metrics file {} (linked from {}): {e}",
                     destination.display(),
                     self.path.display()
-                )
-            }
-        })
+                ),
+                Ok(_) => format!("cannot write metrics file {}: {e}", self.path.display()),
+                Err(_) => format!("cannot write metrics file: {e}"),
+            })
     }
 
     /// Replaces the file with `text` (world-readable, for node_exporter).
     pub fn write(&mut self, text: &str, now: Instant) -> std::io::Result<()> {
         self.written = Some(now);
-        ruroco_fs::write_atomically_mode(&self.destination(), text.as_bytes(), 0o644)
+        ruroco_fs::write_atomically_mode(&self.destination()?, text.as_bytes(), 0o644)
     }
 }
 
@@ -302,8 +345,60 @@ mod tests {
         assert_eq!(std::fs::read_to_string(f.path()).unwrap(), "b 2\n");
     }
 
+    /// A link into another directory than the one named is refused and nothing is
+    /// written where it points; so is one root did not make (where tests run as root).
+    #[test]
+    fn a_link_elsewhere_or_not_roots_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let collector = dir.path().join("collector");
+        let own = dir.path().join("own");
+        let elsewhere = dir.path().join("floors");
+        for d in [&collector, &own, &elsewhere] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let victim = elsewhere.join("floors.bin");
+        std::fs::write(&victim, b"floors").unwrap();
+        let link = collector.join("ruroco-server.prom");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let mut f = MetricsFile::new(&collector, "ruroco-server").through_link_into(&own);
+        let err = f
+            .write_if_due(Instant::now(), true, || "a 1\n".into())
+            .unwrap_err();
+        assert!(
+            err.contains("not directly in") && err.contains("ln -sfn"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&victim).unwrap(), b"floors");
+        // Relative `..` tricks resolve to the same refusal.
+        std::fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink("../own/../floors/floors.bin", &link).unwrap();
+        assert!(f.write("a 1\n", Instant::now()).is_err());
+        assert_eq!(std::fs::read(&victim).unwrap(), b"floors");
+        if nix_is_root() {
+            // Into the right directory, but made by another user.
+            std::fs::remove_file(&link).unwrap();
+            std::os::unix::fs::symlink(own.join("ruroco-server.prom"), &link).unwrap();
+            std::os::unix::fs::lchown(&link, Some(65534), None).unwrap();
+            let err = f
+                .write_if_due(Instant::now(), true, || "a 1\n".into())
+                .unwrap_err();
+            assert!(err.contains("made by uid 65534, not by root"), "{err}");
+            assert!(!own.join("ruroco-server.prom").exists());
+        }
+    }
+
+    fn nix_is_root() -> bool {
+        std::fs::metadata("/proc/self")
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+            .unwrap_or(false)
+    }
+
     #[test]
     fn through_a_link_the_target_is_replaced_and_the_link_kept() {
+        if !nix_is_root() {
+            eprintln!("not root: skipped (only root's links are followed)");
+            return;
+        }
         let dir = tempfile::tempdir().unwrap();
         let collector = dir.path().join("collector");
         let own = dir.path().join("own");
@@ -314,8 +409,8 @@ mod tests {
             collector.join("ruroco-server.prom"),
         )
         .unwrap();
-        let mut f = MetricsFile::new(&collector, "ruroco-server").through_link();
-        assert_eq!(f.destination(), own.join("ruroco-server.prom"));
+        let mut f = MetricsFile::new(&collector, "ruroco-server").through_link_into(&own);
+        assert_eq!(f.destination().unwrap(), own.join("ruroco-server.prom"));
         f.write("a 1\n", Instant::now()).unwrap();
         assert_eq!(
             std::fs::read_to_string(own.join("ruroco-server.prom")).unwrap(),
@@ -332,7 +427,7 @@ mod tests {
             std::fs::read_to_string(collector.join("ruroco-server.prom")).unwrap(),
             "a 1\n"
         );
-        // Without through_link, the link itself is replaced by a file: root never writes
+        // Without through_link_into, the link itself is replaced by a file: root never writes
         // where a link points.
         let mut plain = MetricsFile::new(&collector, "ruroco-server");
         plain.write("b 2\n", Instant::now()).unwrap();

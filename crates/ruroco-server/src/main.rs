@@ -252,10 +252,7 @@ fn start(cli: Cli) -> anyhow::Result<Server> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
-    let metrics_file = config
-        .metrics_dir
-        .as_deref()
-        .map(|dir| ruroco_metrics::MetricsFile::new(dir, "ruroco-server").through_link());
+    let metrics_file = config.metrics_dir.as_deref().map(setup::metrics_file);
     let drop_counter = socket_drops::DropCounter::new(&socket);
     Ok(Server {
         socket,

@@ -112,14 +112,24 @@ pub(crate) fn check(path: &Path, address: Option<String>) -> Vec<String> {
 /// where the server keeps its metrics file when node_exporter's directory is root's.
 pub(crate) const OWN_METRICS_DIR: &str = "/var/lib/ruroco-metrics";
 
+/// The server's metrics file in `dir`: a link there is followed only where root made it
+/// and it points into [`OWN_METRICS_DIR`].
+pub(crate) fn metrics_file(dir: &Path) -> ruroco_metrics::MetricsFile {
+    ruroco_metrics::MetricsFile::new(dir, "ruroco-server")
+        .through_link_into(Path::new(OWN_METRICS_DIR))
+}
+
 /// A metrics file the server could not write: `metrics_dir` (or the directory its
 /// `ruroco-server.prom` link points into) must be writable by the server's user — asked of
 /// that user when `--check` runs as root for it, of this process otherwise (under the
 /// shipped unit, with its read-only file system).
 pub(crate) fn metrics_problem(config: &Config) -> Option<String> {
     let dir = config.metrics_dir.as_deref().filter(|d| d.is_dir())?;
-    let file = ruroco_metrics::MetricsFile::new(dir, "ruroco-server").through_link();
-    let destination = file.destination();
+    let file = metrics_file(dir);
+    let destination = match file.destination() {
+        Ok(destination) => destination,
+        Err(e) => return Some(format!("metrics_dir {}: {e}", dir.display())),
+    };
     let target_dir = destination.parent()?;
     let own = nix::unistd::geteuid();
     let who = (own.is_root() && !config.socket_user.is_empty())

@@ -391,8 +391,10 @@ fn json_lines_carry_the_fields() {
 }
 
 /// node_exporter's directory as Debian makes it (root's, 0755): `--check` as root fails for
-/// the server's user with the link that fixes it; with root's link to a file in a directory
-/// of the user's own, it passes and the server writes there (the link stays).
+/// the server's user with the link that fixes it; a link elsewhere than the package's
+/// `/var/lib/ruroco-metrics`, or one root did not make, is refused and never written
+/// through. (Root's link into `/var/lib/ruroco-metrics`, written through, is exercised by
+/// the package under systemd, `packaging/systemd-check.sh`.)
 #[test]
 fn check_fails_where_the_server_cannot_write_its_metrics_and_the_link_fixes_it() {
     if !nix::unistd::geteuid().is_root() {
@@ -437,47 +439,64 @@ fn check_fails_where_the_server_cannot_write_its_metrics_and_the_link_fixes_it()
         )),
         "{out}"
     );
-    // A link into a directory the user cannot write either: named, with the fix.
+    // Root's link into a directory of the test's: not the package's own metrics
+    // directory, so not followed, with the link that is.
     let link = collector.join("ruroco-server.prom");
     std::os::unix::fs::symlink(own.join("ruroco-server.prom"), &link).unwrap();
     let (ok, out) = check();
     assert!(!ok, "{out}");
     assert!(
+        out.contains("which is not directly in /var/lib/ruroco-metrics")
+            && out.contains(&format!(
+                "ln -sfn /var/lib/ruroco-metrics/ruroco-server.prom {}",
+                link.display()
+            )),
+        "{out}"
+    );
+    // A link another user made (whoever can write node_exporter's directory), aimed at
+    // the server's replay floors: refused by `--check`, and the running server writes
+    // nothing through it — its floors stay floors and the next start reads them.
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::chown(&collector, Some(nobody.uid.as_raw()), None).unwrap();
+    let target = floors.join("floors.bin");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(nobody.uid.as_raw()), None).unwrap();
+    let (ok, out) = check();
+    assert!(!ok, "{out}");
+    assert!(
         out.contains(&format!(
-            "install -d -o nobody -g nobody -m 0755 {}",
-            own.display()
+            "is a link made by uid {}, not by root",
+            nobody.uid
         )),
         "{out}"
     );
-    std::os::unix::fs::chown(&own, Some(nobody.uid.as_raw()), None).unwrap();
-    let (ok, out) = check();
-    assert!(ok, "{out}");
-    // The server, as that user, writes through the link at its stop.
-    let mut server = crate::util::Daemon::spawn(
-        {
-            let mut cmd = std::process::Command::new("setpriv");
-            cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-                .arg(fx.command().get_program())
-                .args(fx.command().get_args())
-                .args(["--address", "127.0.0.1:0"]);
-            cmd
-        },
-        "listening on",
-    );
-    server.signal(nix::sys::signal::Signal::SIGTERM);
-    assert!(
-        server
-            .wait_exit(std::time::Duration::from_secs(10))
-            .unwrap()
-            .success(),
-        "{}",
-        server.log_text()
-    );
-    let written = std::fs::read_to_string(own.join("ruroco-server.prom")).unwrap();
-    assert!(
-        written.contains("ruroco_server_socket_drops_total 0"),
-        "{written}"
-    );
+    let as_nobody = || {
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(fx.command().get_program())
+            .args(fx.command().get_args())
+            .args(["--address", "127.0.0.1:0"]);
+        cmd
+    };
+    for _ in 0..2 {
+        let mut server = crate::util::Daemon::spawn(as_nobody(), "listening on");
+        server.signal(nix::sys::signal::Signal::SIGTERM);
+        assert!(
+            server
+                .wait_exit(std::time::Duration::from_secs(10))
+                .unwrap()
+                .success(),
+            "{}",
+            server.log_text()
+        );
+        let log = server.log_text();
+        assert!(log.contains("not by root; not followed"), "{log}");
+        let floors_bin = std::fs::read(&target).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&floors_bin).contains("ruroco_server_"),
+            "metrics were written into floors.bin"
+        );
+    }
     assert!(std::fs::symlink_metadata(&link)
         .unwrap()
         .file_type()
