@@ -408,18 +408,25 @@ impl Service {
     }
 
     /// Starts queued commands and undos while there are free slots, in order, except that
-    /// a command and the undo of the same (command, IP) never run at once: one waits for
-    /// the other (else a re-knock as its undo comes due could run `add` before `delete`).
-    /// Runs of the same command for the same IP do not wait for each other: a burst of
-    /// knocks runs side by side, as it would from different addresses.
+    /// what acts on state an undo must take back runs one at a time per (command, IP):
+    /// a command and the undo of the same (command, IP) never run at once (else a
+    /// re-knock as its undo comes due could run `add` before `delete`), and neither do
+    /// two runs of a command that has an undo (a check-then-act line such as
+    /// `iptables -C … || iptables -I …`, run twice at once, inserts two rules where the
+    /// one pending undo removes one). Runs of a command without an undo do not wait for
+    /// each other: a burst of knocks runs side by side, as it would from different
+    /// addresses.
     pub(crate) fn start_queued(&mut self) {
         while self.runner.count(|t| !matches!(t, Tag::Hook { .. })) < MAX_RUNNING {
             let runner = &self.runner;
             let free = |q: &Queued| {
                 let (name, ip) = q.subject();
-                let is_undo = matches!(q, Queued::Undo(_));
+                let exclusive = match q {
+                    Queued::Undo(_) => true,
+                    Queued::Command { spec, .. } => spec.undo.is_some(),
+                };
                 let blocks = |t: &Tag| {
-                    t.subject() == Some((name, ip)) && (is_undo || matches!(t, Tag::Undo(_)))
+                    t.subject() == Some((name, ip)) && (exclusive || matches!(t, Tag::Undo(_)))
                 };
                 runner.count(blocks) == 0
             };

@@ -125,7 +125,7 @@ pub const COMMAND_KEYS: Table = Table {
     fields: &[
         field("cmd", "string", "required", "The shell line to run."),
         field("timeout_sec", "integer", "30", "Seconds after which the command's process group is killed."),
-        field("undo", "string", "none", "A shell line run undo_after_sec after a successful run, for the same RUROCO_IP; a new run moves it. Kept in state_dir across restarts."),
+        field("undo", "string", "none", "A shell line run undo_after_sec after a successful run, for the same RUROCO_IP; a new run moves it. Runs of such a command for one RUROCO_IP take turns, never overlapping each other or the undo. Kept in state_dir across restarts."),
         field("undo_after_sec", "integer", "none", "When undo runs, in seconds after the command succeeded; needed with undo."),
         field("cooldown_sec", "integer", "none", "The same client address may start this command at most once in this many seconds (reason=cooldown)."),
         field("single_flight", "boolean", "false", "While the command runs, further requests for it are refused, not queued (reason=single_flight)."),

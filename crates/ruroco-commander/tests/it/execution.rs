@@ -113,10 +113,58 @@ fn two_slow_commands_run_side_by_side() {
     );
 }
 
+/// Two knocks 100 ms apart for a command with an undo, from one address: the second run
+/// waits for the first (a check-then-act line run twice at once would act twice, and the
+/// one pending undo takes back only one); from another address it does not wait.
+#[test]
+fn runs_of_a_command_with_an_undo_for_one_address_take_turns() {
+    let fx = Fixture::new(
+        r#"opened = { cmd = "echo start $RUROCO_IP >> {dir}/events; sleep 0.5; echo end $RUROCO_IP >> {dir}/events", undo = "true", undo_after_sec = 3600 }"#,
+        "",
+    );
+    let cmd = fx.start();
+    fx.send("opened", "8.8.8.8");
+    std::thread::sleep(Duration::from_millis(100));
+    fx.send("opened", "8.8.8.8");
+    assert!(
+        cmd.wait_log_count("succeeded", 2, Duration::from_secs(10)),
+        "{}",
+        cmd.log_text()
+    );
+    let events = std::fs::read_to_string(fx.path().join("events")).unwrap();
+    let order: Vec<&str> = events.lines().collect();
+    assert_eq!(
+        order,
+        [
+            "start 8.8.8.8",
+            "end 8.8.8.8",
+            "start 8.8.8.8",
+            "end 8.8.8.8"
+        ],
+        "{events}"
+    );
+    std::fs::remove_file(fx.path().join("events")).unwrap();
+    fx.send("opened", "8.8.8.8");
+    std::thread::sleep(Duration::from_millis(100));
+    fx.send("opened", "8.8.4.4");
+    assert!(
+        cmd.wait_log_count("succeeded", 4, Duration::from_secs(10)),
+        "{}",
+        cmd.log_text()
+    );
+    let events = std::fs::read_to_string(fx.path().join("events")).unwrap();
+    let order: Vec<&str> = events.lines().collect();
+    assert_eq!(order.len(), 4, "{events}");
+    assert!(
+        order[..2].iter().all(|e| e.starts_with("start")),
+        "another address waited: {events}"
+    );
+}
+
 #[test]
 fn knocks_for_the_same_command_and_address_run_side_by_side() {
-    // Only a command and its undo exclude each other (tests/it/undo.rs); a burst of
-    // knocks from one address is not queued behind its first run.
+    // A command without an undo: a burst of knocks from one address is not queued
+    // behind its first run (a command with one takes turns, above).
     let fx = Fixture::new(
         r#"a = "echo start >> {dir}/events; sleep 1; echo end >> {dir}/events""#,
         "",
