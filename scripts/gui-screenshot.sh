@@ -51,6 +51,10 @@ key = "ci.key"
 command = "deploy"
 TOML
 export XDG_DATA_HOME="$work/data"
+# As an earlier version left them: eframe's directory and app.ron readable by anyone.
+mkdir -p -m 755 "$XDG_DATA_HOME/ruroco-gui"
+echo '{}' >"$XDG_DATA_HOME/ruroco-gui/app.ron"
+chmod 644 "$XDG_DATA_HOME/ruroco-gui/app.ron"
 openbox >/dev/null 2>&1 &
 wm_pid=$!
 sleep 0.5
@@ -115,6 +119,10 @@ xdotool windowsize --sync "$window" 700 500 2>/dev/null || xdotool windowsize "$
 sleep 1
 close_gui
 [ -s "$XDG_DATA_HOME/ruroco-gui/app.ron" ] || { echo "nothing kept in $XDG_DATA_HOME/ruroco-gui/app.ron" >&2; exit 1; }
+# What it keeps (server names, addresses, last results) is the user's alone.
+modes=$(stat -c %a "$XDG_DATA_HOME/ruroco-gui" "$XDG_DATA_HOME/ruroco-gui/app.ron" | tr '\n' ' ')
+[ "$modes" = "700 600 " ] || { echo "app.ron and its directory are $modes, not 700 600" >&2; exit 1; }
+echo "app.ron kept 0600 in a 0700 directory"
 start_gui
 sleep 1
 geometry=$(xdotool getwindowgeometry "$window" | awk '/Geometry/ { print $2 }')

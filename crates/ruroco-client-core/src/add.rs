@@ -262,11 +262,13 @@ pub fn write_new_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write key file {}", path.display()))
 }
 
-/// Appends `text` to the file at `path` (created if missing).
+/// Appends `text` to the file at `path` (created if missing, mode 600 from the start:
+/// `client.toml` names servers, addresses and key files).
 pub fn append(path: &Path, text: &str) -> anyhow::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
+        .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot open {}", path.display()))?;
     file.write_all(text.as_bytes())

@@ -175,8 +175,9 @@ impl App {
         });
         match watcher {
             Ok(mut w) => {
-                // A first start: the directory the CLI would create, so it can be watched.
-                let _ = std::fs::create_dir_all(&self.dir);
+                // A first start: the directory the CLI would create (0700, as it does), so
+                // it can be watched.
+                let _ = ruroco_fs::create_private_dir(&self.dir);
                 match w.watch(&self.dir, notify::RecursiveMode::NonRecursive) {
                     Ok(()) => self.watcher = Some(w),
                     Err(e) => {

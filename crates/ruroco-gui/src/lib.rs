@@ -11,6 +11,7 @@ pub mod chooser;
 pub mod clock;
 pub mod form;
 pub mod jobs;
+pub mod private;
 pub mod theme;
 
 pub use app::App;

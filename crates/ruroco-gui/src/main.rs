@@ -41,6 +41,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // What the app and eframe create is the user's alone (app.ron holds the servers'
+    // names, addresses and last results).
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        ruroco_gui::private::UMASK,
+    ));
+    if let Some(data) = eframe::storage_dir("ruroco-gui") {
+        for problem in ruroco_gui::private::tighten(&data) {
+            eprintln!("ruroco-gui: warning: {problem}");
+        }
+    }
     let options = eframe::NativeOptions {
         viewport: eframe::egui::ViewportBuilder::default()
             .with_title("ruroco")

@@ -256,19 +256,36 @@ impl Servers {
 
 #[test]
 fn adding_a_server_writes_client_toml_and_a_private_key_and_shows_how_to_install_it() {
-    let conf = tempfile::tempdir().unwrap();
-    let mut h = harness(conf.path());
+    let base = tempfile::tempdir().unwrap();
+    // A directory the app makes itself, as on a first start.
+    let conf = base.path().join("ruroco");
+    let mut h = harness(&conf);
     add_through_the_form(&mut h, "web1", "web1.example.com", "open_ssh", None);
-    let text = std::fs::read_to_string(conf.path().join("client.toml")).unwrap();
+    let text = std::fs::read_to_string(conf.join("client.toml")).unwrap();
     assert!(text.contains("[servers.web1]"), "{text}");
     assert!(text.contains("address = \"web1.example.com\""), "{text}");
     assert!(text.contains("command = \"open_ssh\""), "{text}");
-    let key = conf.path().join("web1.key");
+    let key = conf.join("web1.key");
     assert_eq!(
         std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
         0o600
     );
     assert!(ruroco_proto::Key::parse(&std::fs::read_to_string(&key).unwrap()).is_ok());
+    // Every file the app wrote is the user's alone, in a directory that is too.
+    assert_eq!(
+        std::fs::metadata(&conf).unwrap().permissions().mode() & 0o777,
+        0o700,
+        "the configuration directory"
+    );
+    for entry in std::fs::read_dir(&conf).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "{}",
+            path.display()
+        );
+    }
     // The install line, with its copy button; the key only after "show".
     assert!(has_label_containing(&h, "Saved web1"));
     assert!(h.query_by_label("Copy install command").is_some());
@@ -286,7 +303,7 @@ fn adding_a_server_writes_client_toml_and_a_private_key_and_shows_how_to_install
         &h,
         "neither an IP address nor a DNS name"
     ));
-    assert!(!std::fs::read_to_string(conf.path().join("client.toml"))
+    assert!(!std::fs::read_to_string(conf.join("client.toml"))
         .unwrap()
         .contains("bad"));
 }

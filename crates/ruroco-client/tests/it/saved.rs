@@ -197,6 +197,12 @@ fn add_makes_a_private_key_an_entry_and_install_instructions() {
     let key_path = conf.path().join("web1.key");
     let mode = std::fs::metadata(&key_path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
+    // Every file `add` wrote (client.toml names servers, addresses and keys) is 0600.
+    for entry in std::fs::read_dir(conf.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", path.display());
+    }
     let key_text = std::fs::read_to_string(&key_path).unwrap();
     let key = Key::parse(&key_text).unwrap();
     let text = stdout(&out);
