@@ -159,27 +159,14 @@ impl CommanderMetrics {
             "1 while the commands file is refused because someone other than root could change it: no command runs, pending undos do.",
         );
         e.sample(name, &[], f64::from(u8::from(self.commands_refused)));
-        let name = "ruroco_commander_start_time_seconds";
-        e.family(
-            name,
-            Kind::Gauge,
-            "Start time of the process, seconds since the Unix epoch.",
-        );
-        e.sample(name, &[], self.start_time);
-        let name = "ruroco_commander_build_info";
-        e.family(
-            name,
-            Kind::Gauge,
-            "Always 1; the version, git commit and target are labels.",
-        );
-        e.sample(
-            name,
-            &[
-                ("version", ruroco_config::VERSION),
-                ("commit", ruroco_config::COMMIT),
-                ("target", ruroco_config::TARGET),
-            ],
-            1.0,
+        e.process(
+            "ruroco_commander",
+            self.start_time,
+            &ruroco_metrics::Build {
+                version: ruroco_config::VERSION,
+                commit: ruroco_config::COMMIT,
+                target: ruroco_config::TARGET,
+            },
         );
         e.finish()
     }

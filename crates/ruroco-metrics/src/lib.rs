@@ -130,10 +130,49 @@ impl Exposition {
         let _ = writeln!(self.out, " {}", h.count);
     }
 
+    /// The two families every daemon ends with: `<prefix>_start_time_seconds` (seconds
+    /// since the Unix epoch) and `<prefix>_build_info` (always 1; version, commit and
+    /// target as labels).
+    pub fn process(&mut self, prefix: &str, start_time: f64, build: &Build<'_>) {
+        let name = format!("{prefix}_start_time_seconds");
+        self.family(
+            &name,
+            Kind::Gauge,
+            "Start time of the process, seconds since the Unix epoch.",
+        );
+        self.sample(&name, &[], start_time);
+        let name = format!("{prefix}_build_info");
+        self.family(
+            &name,
+            Kind::Gauge,
+            "Always 1; the version, git commit and target are labels.",
+        );
+        self.sample(
+            &name,
+            &[
+                ("version", build.version),
+                ("commit", build.commit),
+                ("target", build.target),
+            ],
+            1.0,
+        );
+    }
+
     /// The finished text.
     pub fn finish(self) -> String {
         self.out
     }
+}
+
+/// What a build is, for `<prefix>_build_info`.
+#[derive(Debug, Clone, Copy)]
+pub struct Build<'a> {
+    /// The crate version.
+    pub version: &'a str,
+    /// The git commit it was built from.
+    pub commit: &'a str,
+    /// The target triple.
+    pub target: &'a str,
 }
 
 fn push_labels(out: &mut String, labels: &[(&str, &str)], le: Option<&str>) {

@@ -147,27 +147,14 @@ impl ServerMetrics {
         );
         e.sample(name, &[("result", "ok")], self.reloads_ok as f64);
         e.sample(name, &[("result", "failed")], self.reloads_failed as f64);
-        let name = "ruroco_server_start_time_seconds";
-        e.family(
-            name,
-            Kind::Gauge,
-            "Start time of the process, seconds since the Unix epoch.",
-        );
-        e.sample(name, &[], self.start_time);
-        let name = "ruroco_server_build_info";
-        e.family(
-            name,
-            Kind::Gauge,
-            "Always 1; the version, git commit and target are labels.",
-        );
-        e.sample(
-            name,
-            &[
-                ("version", ruroco_config::VERSION),
-                ("commit", ruroco_config::COMMIT),
-                ("target", ruroco_config::TARGET),
-            ],
-            1.0,
+        e.process(
+            "ruroco_server",
+            self.start_time,
+            &ruroco_metrics::Build {
+                version: ruroco_config::VERSION,
+                commit: ruroco_config::COMMIT,
+                target: ruroco_config::TARGET,
+            },
         );
         e.finish()
     }
