@@ -17,7 +17,7 @@ use ruroco_ipc::{is_routable, CommanderMessage, MESSAGE_LEN};
 
 use crate::clock::now_mono_ms;
 use crate::policy::Refusal;
-use crate::service::{Queued, Service, Tag, MAX_IN_FLIGHT};
+use crate::service::Service;
 
 /// Connections taken per wake-up, so a flood cannot starve the running jobs.
 const ACCEPTS_PER_WAKE: usize = 64;
@@ -225,9 +225,7 @@ impl Service {
             self.refused(&spec.name, ip, Refusal::NonRoutable.as_str());
             return;
         }
-        if self.in_flight() >= MAX_IN_FLIGHT
-            || (spec.undo.is_some() && !self.undos.has_room_for(&spec.name, ip))
-        {
+        if !self.has_room_for(&spec, ip) {
             tracing::error!(
                 command = %spec.name, client_ip = %ip, outcome = "refused", reason = "busy",
                 "refused command {} for {ip}: reason=busy (too many commands in flight or undos pending)",
@@ -264,12 +262,7 @@ impl Service {
             self.refused(&spec.name, ip, refusal.as_str());
             return;
         }
-        self.queue.push_back(Queued::Command { spec, ip });
-        self.start_queued();
-    }
-
-    pub(crate) fn in_flight(&self) -> usize {
-        self.queue.len() + self.runner.count(|t| !matches!(t, Tag::Hook { .. }))
+        self.enqueue(spec, ip);
     }
 }
 

@@ -36,7 +36,7 @@ use crate::warm::{WarmPool, MAX_WARM};
 /// Commands and undos running at once.
 pub(crate) const MAX_RUNNING: usize = 16;
 /// Commands and undos running or waiting for a slot; beyond this a request is refused.
-pub(crate) const MAX_IN_FLIGHT: usize = 256;
+const MAX_IN_FLIGHT: usize = 256;
 /// Longest sleep, so the stop flag is seen even if a signal's wake-up were lost.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// How long the loop must have had nothing to do before it starts the warm shells of the
@@ -405,6 +405,24 @@ impl Service {
     fn drain_wake(&mut self) {
         let mut buf = [0u8; 64];
         while matches!(self.wake.read(&mut buf), Ok(n) if n > 0) {}
+    }
+
+    /// Whether a run of `spec` for `ip` may be taken: fewer than [`MAX_IN_FLIGHT`]
+    /// commands and undos running or waiting, and room for its undo if it has one.
+    pub(crate) fn has_room_for(&self, spec: &CommandSpec, ip: IpAddr) -> bool {
+        self.in_flight() < MAX_IN_FLIGHT
+            && (spec.undo.is_none() || self.undos.has_room_for(&spec.name, ip))
+    }
+
+    /// Queues an admitted run and starts what may start.
+    pub(crate) fn enqueue(&mut self, spec: Arc<CommandSpec>, ip: IpAddr) {
+        self.queue.push_back(Queued::Command { spec, ip });
+        self.start_queued();
+    }
+
+    /// Commands and undos running or waiting for a slot.
+    fn in_flight(&self) -> usize {
+        self.queue.len() + self.runner.count(|t| !matches!(t, Tag::Hook { .. }))
     }
 
     /// Starts queued commands and undos while there are free slots, in order, except that
